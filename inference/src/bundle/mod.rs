@@ -1,0 +1,368 @@
+//! A bundle: the directory NeuralForecast 3.3.0's `nf.save(path,
+//! save_dataset=False)` writes, read as it is (no conversion step).
+
+pub mod spec;
+pub mod tensors;
+
+use crate::dates::Freq;
+use crate::models::{self, Forecaster};
+use crate::nn::scalers::RevinAffine;
+use crate::scaling::LocalScalerKind;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use spec::ModelSpec;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tensors::TensorStore;
+
+/// Why a bundle could not be loaded. The message names the file and the fault.
+#[derive(Debug, thiserror::Error)]
+#[error("bundle '{bundle}': {message}")]
+pub struct LoadError {
+    pub bundle: String,
+    pub message: String,
+}
+
+/// Column names the bundle was trained with (`id_col`, `time_col`, `target_col`).
+#[derive(Debug, Clone)]
+pub struct Columns {
+    pub id: String,
+    pub time: String,
+    pub target: String,
+}
+
+pub struct BundleModel {
+    /// Column name in predictions (alias, or class name, with NeuralForecast's
+    /// numeric suffix for repeats).
+    pub name: String,
+    pub file: String,
+    pub class: String,
+    pub spec: Option<ModelSpec>,
+    /// The forward pass, or why this service cannot run it.
+    pub net: Result<Arc<dyn Forecaster>, String>,
+    /// Revin's learned terms for the target (scaler_type "revin" only).
+    pub revin: Option<RevinAffine>,
+}
+
+impl BundleModel {
+    /// Output columns: the name plus each loss output suffix.
+    pub fn columns(&self) -> Vec<String> {
+        match &self.spec {
+            Some(s) => s
+                .output_names
+                .iter()
+                .map(|n| format!("{}{}", self.name, n))
+                .collect(),
+            None => vec![self.name.clone()],
+        }
+    }
+}
+
+pub struct Bundle {
+    pub name: String,
+    pub dir: PathBuf,
+    pub content_hash: String,
+    pub h: usize,
+    pub freq: Freq,
+    pub freq_json: Value,
+    pub local_scaler: Option<LocalScalerKind>,
+    /// `local_static_scaler_type`: one scaler over all series of static_df.
+    pub local_static_scaler: Option<LocalScalerKind>,
+    pub columns: Columns,
+    pub models: Vec<BundleModel>,
+    /// Bytes held by the weights in memory.
+    pub memory_bytes: usize,
+    /// A bundle-level reason no prediction can be served (e.g. an unsupported
+    /// local scaler), reported in /models and on /predict.
+    pub unsupported: Option<String>,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("name", &self.name)
+            .field("hash", &self.content_hash)
+            .finish()
+    }
+}
+
+/// Files of a bundle directory, read once: the hash and the parse use the same bytes,
+/// so a bundle replaced while being read can never mix two versions.
+struct BundleFiles {
+    files: Vec<(String, Vec<u8>)>,
+}
+
+impl BundleFiles {
+    fn read(dir: &Path) -> std::io::Result<BundleFiles> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let meta = std::fs::metadata(entry.path())?;
+            if !meta.is_file() {
+                continue;
+            }
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            files.push((name, std::fs::read(entry.path())?));
+        }
+        files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        Ok(BundleFiles { files })
+    }
+
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    }
+
+    /// `sha256:` over name, NUL, u64 LE length and bytes of every file (docs/contract.md).
+    fn content_hash(&self) -> String {
+        let mut h = Sha256::new();
+        for (name, bytes) in &self.files {
+            h.update(name.as_bytes());
+            h.update([0u8]);
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        }
+        let digest = h.finalize();
+        let mut s = String::with_capacity(7 + 64);
+        s.push_str("sha256:");
+        for b in digest {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+/// The content hash of a bundle directory as it is on disk now.
+pub fn content_hash(dir: &Path) -> std::io::Result<String> {
+    Ok(BundleFiles::read(dir)?.content_hash())
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> Result<Bundle, LoadError> {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
+        let err = |message: String| LoadError {
+            bundle: name.clone(),
+            message,
+        };
+        let files = BundleFiles::read(dir)
+            .map_err(|e| err(format!("cannot read {}: {e}", dir.display())))?;
+        let config_bytes = files.get("configuration.json").ok_or_else(|| {
+            err("configuration.json is missing (not a NeuralForecast 3.x bundle)".into())
+        })?;
+        let root: Value = serde_json::from_slice(config_bytes)
+            .map_err(|e| err(format!("configuration.json is not valid JSON: {e}")))?;
+        match root.get("nf_format") {
+            Some(Value::String(s)) if s == "2" => {}
+            other => {
+                return Err(err(format!(
+                    "configuration.json nf_format {other:?} is not \"2\" (NeuralForecast 3.x)"
+                )))
+            }
+        }
+        let cfg = root
+            .get("configuration")
+            .filter(|c| c.is_object())
+            .ok_or_else(|| err("configuration.json has no configuration object".into()))?;
+        let h = cfg
+            .get("h")
+            .and_then(Value::as_u64)
+            .filter(|h| *h > 0)
+            .ok_or_else(|| err("configuration.h must be a positive integer".into()))?
+            as usize;
+        let freq_json = cfg.get("freq").cloned().unwrap_or(Value::Null);
+        let freq =
+            Freq::from_json(&freq_json).map_err(|e| err(format!("configuration.freq: {e}")))?;
+        let col = |key: &str, default: &str| -> Result<String, LoadError> {
+            match cfg.get(key) {
+                None | Some(Value::Null) => Ok(default.to_string()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(err(format!("configuration.{key} must be a string"))),
+            }
+        };
+        let columns = Columns {
+            id: col("id_col", "unique_id")?,
+            time: col("time_col", "ds")?,
+            target: col("target_col", "y")?,
+        };
+        let mut unsupported = None;
+        let mut scaler = |key: &str| -> Result<Option<LocalScalerKind>, LoadError> {
+            match cfg.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => match LocalScalerKind::parse(s) {
+                    Ok(k) => Ok(Some(k)),
+                    Err(e) => {
+                        unsupported = Some(e);
+                        Ok(None)
+                    }
+                },
+                Some(_) => Err(err(format!("configuration.{key} must be a string or null"))),
+            }
+        };
+        let local_scaler = scaler("local_scaler_type")?;
+        let local_static_scaler = scaler("local_static_scaler_type")?;
+
+        let mut model_files: Vec<&(String, Vec<u8>)> = files
+            .files
+            .iter()
+            .filter(|(n, _)| {
+                n.ends_with(".safetensors")
+                    && n != "configuration.safetensors"
+                    && n != "dataset.safetensors"
+            })
+            .collect();
+        // NeuralForecast.load orders models by sorted file name; so do we.
+        model_files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        if model_files.is_empty() {
+            return Err(err("no <alias>_<n>.safetensors model file".into()));
+        }
+        let mut models = Vec::new();
+        let mut memory_bytes = 0;
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for (file, bytes) in model_files {
+            let store = TensorStore::from_bytes(bytes).map_err(|e| err(format!("{file}: {e}")))?;
+            memory_bytes += store.bytes;
+            let class =
+                store.metadata.get("model_class").cloned().ok_or_else(|| {
+                    err(format!("{file}: safetensors metadata has no model_class"))
+                })?;
+            let hp_text = store.metadata.get("hyper_parameters").ok_or_else(|| {
+                err(format!(
+                    "{file}: safetensors metadata has no hyper_parameters"
+                ))
+            })?;
+            let hp: Value = serde_json::from_str(hp_text)
+                .map_err(|e| err(format!("{file}: hyper_parameters is not JSON: {e}")))?;
+            let repr = match hp.get("alias") {
+                Some(Value::String(a)) => a.clone(),
+                _ => class.clone(),
+            };
+            let count = match seen.iter_mut().find(|(n, _)| *n == repr) {
+                Some((_, c)) => {
+                    *c += 1;
+                    *c
+                }
+                None => {
+                    seen.push((repr.clone(), 0));
+                    0
+                }
+            };
+            let name = if count > 0 {
+                format!("{repr}{count}")
+            } else {
+                repr
+            };
+            let (spec, net) = match ModelSpec::from_hparams(&class, hp) {
+                Ok(spec) => {
+                    if spec.h != h {
+                        return Err(err(format!(
+                            "{file}: model h {} differs from the bundle's h {h}",
+                            spec.h
+                        )));
+                    }
+                    let net = match models::build(&spec, &store) {
+                        Ok(n) => Ok(n),
+                        Err(models::BuildError::Unsupported(m)) => Err(m),
+                        Err(models::BuildError::Invalid(m)) => {
+                            return Err(err(format!("{file}: {m}")))
+                        }
+                    };
+                    (Some(spec), net)
+                }
+                Err(m) => (None, Err(format!("{class}: {m}"))),
+            };
+            let revin = match &spec {
+                Some(s) if s.scaler == crate::nn::scalers::TemporalScalerKind::Revin => Some(
+                    models::revin_affine(&store)
+                        .map_err(|e| err(format!("{file}: {e}")))?
+                        .ok_or_else(|| {
+                            err(format!(
+                                "{file}: scaler_type revin without scaler.revin_bias"
+                            ))
+                        })?,
+                ),
+                _ => None,
+            };
+            models.push(BundleModel {
+                name,
+                file: file.clone(),
+                class,
+                spec,
+                net,
+                revin,
+            });
+        }
+        Ok(Bundle {
+            name,
+            dir: dir.to_path_buf(),
+            content_hash: files.content_hash(),
+            h,
+            freq,
+            freq_json,
+            local_scaler,
+            local_static_scaler,
+            columns,
+            models,
+            memory_bytes,
+            unsupported,
+        })
+    }
+
+    /// Why this bundle cannot predict, if it cannot.
+    pub fn unsupported_reason(&self) -> Option<String> {
+        if let Some(u) = &self.unsupported {
+            return Some(u.clone());
+        }
+        let bad: Vec<String> = self
+            .models
+            .iter()
+            .filter_map(|m| m.net.as_ref().err().map(|e| format!("{}: {e}", m.name)))
+            .collect();
+        if bad.is_empty() {
+            None
+        } else {
+            Some(bad.join("; "))
+        }
+    }
+
+    /// Distinct names over all models' specs, in first-seen order.
+    fn union_of(&self, pick: impl Fn(&ModelSpec) -> Vec<&String>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in self.models.iter().filter_map(|m| m.spec.as_ref()) {
+            for c in pick(s) {
+                if !out.contains(c) {
+                    out.push(c.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Exogenous columns the models read from `df` (hist and futr).
+    pub fn df_exog(&self) -> Vec<String> {
+        self.union_of(|s| s.hist_exog.iter().chain(s.futr_exog.iter()).collect())
+    }
+
+    pub fn futr_exog(&self) -> Vec<String> {
+        self.union_of(|s| s.futr_exog.iter().collect())
+    }
+
+    pub fn stat_exog(&self) -> Vec<String> {
+        self.union_of(|s| s.stat_exog.iter().collect())
+    }
+
+    /// All output columns in NeuralForecast's order.
+    pub fn output_columns(&self) -> Vec<String> {
+        self.models.iter().flat_map(|m| m.columns()).collect()
+    }
+}

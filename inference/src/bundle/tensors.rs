@@ -1,0 +1,109 @@
+//! The tensors of one `<alias>_<n>.safetensors` file, owned as f32, with the
+//! checks that keep a broken file from ever reaching a forward pass.
+
+use ndarray::{Array1, Array2, ArrayD, IxDyn};
+use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// All tensors of one model file plus its `__metadata__` header.
+#[derive(Debug, Default)]
+pub struct TensorStore {
+    tensors: HashMap<String, Tensor>,
+    pub metadata: HashMap<String, String>,
+    pub bytes: usize,
+}
+
+impl TensorStore {
+    /// Parses a safetensors buffer. Every tensor must be F32 and finite.
+    pub fn from_bytes(buf: &[u8]) -> Result<TensorStore, String> {
+        let (_, meta) = SafeTensors::read_metadata(buf)
+            .map_err(|e| format!("invalid safetensors header: {e}"))?;
+        let st =
+            SafeTensors::deserialize(buf).map_err(|e| format!("invalid safetensors file: {e}"))?;
+        let mut tensors = HashMap::new();
+        let mut bytes = 0;
+        for (name, view) in st.iter() {
+            if view.dtype() != Dtype::F32 {
+                return Err(format!(
+                    "tensor '{name}' has dtype {:?}; only F32 is supported",
+                    view.dtype()
+                ));
+            }
+            let raw = view.data();
+            let data: Vec<f32> = raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(format!(
+                    "tensor '{name}' holds a non-finite value at flat index {i}"
+                ));
+            }
+            bytes += data.len() * 4;
+            tensors.insert(
+                name.to_string(),
+                Tensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            );
+        }
+        Ok(TensorStore {
+            tensors,
+            metadata: meta.metadata().clone().unwrap_or_default(),
+            bytes,
+        })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// A tensor that must exist with exactly this shape.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor, String> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| format!("tensor '{name}' is missing"))?;
+        if t.shape != shape {
+            return Err(format!(
+                "tensor '{name}' has shape {:?}, the hyperparameters need {:?}",
+                t.shape, shape
+            ));
+        }
+        Ok(t)
+    }
+
+    pub fn shape_of(&self, name: &str) -> Result<&[usize], String> {
+        self.tensors
+            .get(name)
+            .map(|t| t.shape.as_slice())
+            .ok_or_else(|| format!("tensor '{name}' is missing"))
+    }
+
+    pub fn array1(&self, name: &str, len: usize) -> Result<Array1<f32>, String> {
+        Ok(Array1::from(self.get(name, &[len])?.data.clone()))
+    }
+
+    pub fn array2(&self, name: &str, rows: usize, cols: usize) -> Result<Array2<f32>, String> {
+        let t = self.get(name, &[rows, cols])?;
+        Array2::from_shape_vec((rows, cols), t.data.clone())
+            .map_err(|e| format!("tensor '{name}': {e}"))
+    }
+
+    pub fn array_dyn(&self, name: &str, shape: &[usize]) -> Result<ArrayD<f32>, String> {
+        let t = self.get(name, shape)?;
+        ArrayD::from_shape_vec(IxDyn(shape), t.data.clone())
+            .map_err(|e| format!("tensor '{name}': {e}"))
+    }
+}

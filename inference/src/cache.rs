@@ -1,0 +1,346 @@
+//! The model cache. Requests read the current set of bundles through an
+//! `ArcSwap` (no lock on the request path); loads, hot reloads and evictions
+//! build a new snapshot under one writer mutex and swap it in atomically, so a
+//! reader sees either the old bundle or the new one, never a half-loaded one.
+//! Bounded by `cache_size` with least-recently-used eviction.
+
+use crate::bundle::{Bundle, LoadError};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What a bundle directory looks like on disk: file names, sizes and mtimes.
+/// Cheap to take; a change means the bundle may have a new version.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint(Vec<(String, u64, u128)>);
+
+impl Fingerprint {
+    pub fn of(dir: &Path) -> std::io::Result<Fingerprint> {
+        let mut files = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let meta = std::fs::metadata(e.path())?;
+            if !meta.is_file() {
+                continue;
+            }
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            files.push((
+                e.file_name().to_string_lossy().into_owned(),
+                meta.len(),
+                mtime,
+            ));
+        }
+        files.sort();
+        Ok(Fingerprint(files))
+    }
+}
+
+pub struct CachedBundle {
+    pub bundle: Bundle,
+    pub fingerprint: Fingerprint,
+    last_used: AtomicU64,
+}
+
+#[derive(Default, Clone)]
+pub struct Snapshot {
+    pub bundles: BTreeMap<String, Arc<CachedBundle>>,
+    /// Bundles that could not be loaded and have no previous version, with why.
+    pub failed: BTreeMap<String, String>,
+}
+
+pub struct ModelCache {
+    root: PathBuf,
+    cache_size: usize,
+    default_model: Option<String>,
+    metrics: Arc<Metrics>,
+    current: ArcSwap<Snapshot>,
+    writer: Mutex<()>,
+    clock: AtomicU64,
+    /// Fingerprints already refused, so a broken version is not reloaded every tick.
+    refused: Mutex<BTreeMap<String, Fingerprint>>,
+}
+
+/// A bundle name is a plain directory name under the model path.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.starts_with('.')
+}
+
+impl ModelCache {
+    pub fn new(
+        root: PathBuf,
+        cache_size: usize,
+        default_model: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> ModelCache {
+        ModelCache {
+            root,
+            cache_size: cache_size.max(1),
+            default_model,
+            metrics,
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            writer: Mutex::new(()),
+            clock: AtomicU64::new(1),
+            refused: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The current snapshot (lock-free).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Bundle directory names under the model path, sorted.
+    pub fn on_disk(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.root)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .filter(|n| valid_name(n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Which bundle a request means: `?model=`, else the configured default,
+    /// else the only bundle there is.
+    pub fn resolve(&self, requested: Option<&str>) -> Result<String, ApiError> {
+        if let Some(n) = requested {
+            return Ok(n.to_string());
+        }
+        if let Some(d) = &self.default_model {
+            return Ok(d.clone());
+        }
+        let snap = self.snapshot();
+        let mut names: Vec<String> = snap.bundles.keys().cloned().collect();
+        for n in self.on_disk() {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        match names.len() {
+            1 => Ok(names.remove(0)),
+            0 => Err(ApiError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "no bundle is loaded",
+            )),
+            _ => Err(ApiError::new(
+                http::StatusCode::BAD_REQUEST,
+                "model_required",
+                format!(
+                    "several bundles are loaded ({}); choose one with ?model=",
+                    names.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// A loaded bundle without touching the disk or any lock, if present.
+    pub fn get_loaded(&self, name: &str) -> Option<Arc<CachedBundle>> {
+        let snap = self.current.load();
+        let b = snap.bundles.get(name)?;
+        b.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        self.metrics.cache_hits.inc();
+        Some(b.clone())
+    }
+
+    /// A bundle by name, loading it if needed. Blocking (disk reads): call
+    /// from a blocking thread when it may load.
+    pub fn get(&self, name: &str) -> Result<Arc<CachedBundle>, ApiError> {
+        if let Some(b) = self.get_loaded(name) {
+            return Ok(b);
+        }
+        if !valid_name(name) || !self.root.join(name).is_dir() {
+            return Err(ApiError::new(
+                http::StatusCode::NOT_FOUND,
+                "unknown_model",
+                format!("no bundle named '{name}' under the model path"),
+            ));
+        }
+        self.metrics.cache_misses.inc();
+        match self.load(name) {
+            Ok(b) => Ok(b),
+            Err(e) => Err(ApiError::unprocessable("unsupported_model", format!("{e}"))),
+        }
+    }
+
+    /// Loads (or reloads) `name` and swaps it in. On failure the previous
+    /// version, if any, keeps serving.
+    pub fn load(&self, name: &str) -> Result<Arc<CachedBundle>, LoadError> {
+        let _w = self.writer.lock();
+        let dir = self.root.join(name);
+        let fail = |message: String| LoadError {
+            bundle: name.to_string(),
+            message,
+        };
+        let before = Fingerprint::of(&dir)
+            .map_err(|e| fail(format!("cannot list {}: {e}", dir.display())))?;
+        if let Some(b) = self.current.load().bundles.get(name) {
+            if b.fingerprint == before {
+                return Ok(b.clone());
+            }
+        }
+        let result = Bundle::load(&dir).and_then(|bundle| {
+            // A bundle rewritten while we read it may mix two versions: refuse it
+            // and try again on the next check.
+            let after = Fingerprint::of(&dir)
+                .map_err(|e| fail(format!("cannot list {}: {e}", dir.display())))?;
+            if after != before {
+                return Err(fail(
+                    "bundle changed while it was being read; will retry".into(),
+                ));
+            }
+            Ok(bundle)
+        });
+        match result {
+            Ok(bundle) => {
+                for m in bundle.models.iter() {
+                    if let Err(why) = &m.net {
+                        tracing::warn!(bundle = name, model = %m.name, class = %m.class, reason = %why, "model in bundle cannot be served");
+                    }
+                }
+                let entry = Arc::new(CachedBundle {
+                    bundle,
+                    fingerprint: before,
+                    last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
+                });
+                let mut next = (**self.current.load()).clone();
+                next.failed.remove(name);
+                next.bundles.insert(name.to_string(), entry.clone());
+                self.evict_over_bound(&mut next, name);
+                self.publish(next);
+                self.refused.lock().remove(name);
+                self.metrics
+                    .cache_loads
+                    .get_or_create(&Metrics::bundle(name))
+                    .inc();
+                tracing::info!(bundle = name, hash = %entry.bundle.content_hash, models = entry.bundle.models.len(), bytes = entry.bundle.memory_bytes, "bundle loaded");
+                Ok(entry)
+            }
+            Err(e) => {
+                self.metrics
+                    .reload_failures
+                    .get_or_create(&Metrics::bundle(name))
+                    .inc();
+                self.refused.lock().insert(name.to_string(), before);
+                let mut next = (**self.current.load()).clone();
+                if !next.bundles.contains_key(name) {
+                    next.failed.insert(name.to_string(), e.message.clone());
+                    self.publish(next);
+                    tracing::error!(bundle = name, error = %e.message, "bundle refused");
+                } else {
+                    tracing::error!(bundle = name, error = %e.message, "new bundle version refused; the previous version keeps serving");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn evict_over_bound(&self, next: &mut Snapshot, keep: &str) {
+        while next.bundles.len() > self.cache_size {
+            let victim = next
+                .bundles
+                .iter()
+                .filter(|(n, _)| n.as_str() != keep)
+                .min_by_key(|(_, b)| b.last_used.load(Ordering::Relaxed))
+                .map(|(n, _)| n.clone());
+            let Some(v) = victim else { break };
+            next.bundles.remove(&v);
+            self.metrics.model_memory.remove(&Metrics::bundle(&v));
+            self.metrics.cache_evictions.inc();
+            tracing::info!(bundle = %v, "bundle evicted (least recently used)");
+        }
+    }
+
+    fn publish(&self, next: Snapshot) {
+        self.metrics.bundles_loaded.set(next.bundles.len() as i64);
+        for (n, b) in &next.bundles {
+            self.metrics
+                .model_memory
+                .get_or_create(&Metrics::bundle(n))
+                .set(b.bundle.memory_bytes as i64);
+        }
+        self.current.store(Arc::new(next));
+    }
+
+    /// Loads every bundle on disk (up to the cache bound). Returns how many loaded.
+    pub fn load_all(&self) -> usize {
+        let mut ok = 0;
+        for name in self.on_disk().into_iter().take(self.cache_size) {
+            if self.load(&name).is_ok() {
+                ok += 1;
+            }
+        }
+        ok
+    }
+
+    /// One hot-reload pass: reload loaded bundles whose files changed, drop
+    /// ones whose directory is gone, and (when `discover`) load new ones.
+    pub fn refresh(&self, discover: bool) {
+        let snap = self.snapshot();
+        let on_disk = self.on_disk();
+        for (name, entry) in &snap.bundles {
+            let dir = self.root.join(name);
+            match Fingerprint::of(&dir) {
+                Ok(fp) if fp == entry.fingerprint => {}
+                Ok(fp) => {
+                    if self.refused.lock().get(name) == Some(&fp) {
+                        continue;
+                    }
+                    let _ = self.load(name);
+                }
+                Err(_) if !dir.exists() => self.remove(name),
+                Err(e) => {
+                    tracing::warn!(bundle = %name, error = %e, "cannot check bundle for changes")
+                }
+            }
+        }
+        if discover {
+            for name in on_disk {
+                if snap.bundles.contains_key(&name) || snap.bundles.len() >= self.cache_size {
+                    continue;
+                }
+                let fp = Fingerprint::of(&self.root.join(&name)).unwrap_or_default();
+                if self.refused.lock().get(&name) == Some(&fp) {
+                    continue;
+                }
+                let _ = self.load(&name);
+            }
+        }
+    }
+
+    fn remove(&self, name: &str) {
+        let _w = self.writer.lock();
+        let mut next = (**self.current.load()).clone();
+        if next.bundles.remove(name).is_some() {
+            self.metrics.model_memory.remove(&Metrics::bundle(name));
+            tracing::info!(bundle = name, "bundle directory removed; unloaded");
+            self.publish(next);
+        }
+    }
+}

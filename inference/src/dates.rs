@@ -1,0 +1,404 @@
+//! Timestamps and frequencies: parsing request `ds` values and building the
+//! forecast horizon exactly as pandas offsets do (`last + freq`, then steps of
+//! `freq`), which is what NeuralForecast's `make_future_dataframe` calls.
+
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Weekday};
+use std::fmt;
+
+/// One `ds` value. A request uses one kind throughout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stamp {
+    Int(i64),
+    Time(NaiveDateTime),
+}
+
+impl Stamp {
+    /// Parses an ISO 8601 date or datetime without timezone.
+    pub fn parse_str(s: &str) -> Result<Stamp, String> {
+        let t = s.trim();
+        if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+            return Ok(Stamp::Time(d.and_time(NaiveTime::MIN)));
+        }
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M",
+        ] {
+            if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
+                return Ok(Stamp::Time(dt));
+            }
+        }
+        Err(format!(
+            "'{s}' is not an ISO 8601 date or datetime without timezone (e.g. 2024-01-31 or 2024-01-31T06:00:00)"
+        ))
+    }
+
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            Stamp::Int(i) => serde_json::Value::from(i),
+            Stamp::Time(t) => serde_json::Value::from(t.format("%Y-%m-%dT%H:%M:%S").to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stamp::Int(i) => write!(f, "{i}"),
+            Stamp::Time(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%S")),
+        }
+    }
+}
+
+/// The anchored and fixed offsets NeuralForecast users configure as `freq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    /// Integer `ds`: `last + n * step`.
+    Int(i64),
+    /// Fixed length (D, h, min, s, ms): pandas `Tick`.
+    Tick(Duration),
+    /// `W-<DAY>`: weekly, anchored on a weekday.
+    Week(Weekday),
+    MonthBegin,
+    MonthEnd,
+    /// Quarter begin/end anchored on the month (1..=12) that starts a quarter cycle.
+    QuarterBegin(u32),
+    QuarterEnd(u32),
+    YearBegin(u32),
+    YearEnd(u32),
+    /// Business day (Mon-Fri).
+    BusinessDay,
+}
+
+/// A frequency: an offset times a multiple (`2D`, `15min`, `3MS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freq {
+    pub n: i64,
+    pub offset: Offset,
+}
+
+impl Freq {
+    /// Parses NeuralForecast's `freq`: an integer, or a pandas offset alias.
+    pub fn from_json(v: &serde_json::Value) -> Result<Freq, String> {
+        match v {
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .filter(|i| *i != 0)
+                .map(|i| Freq {
+                    n: 1,
+                    offset: Offset::Int(i),
+                })
+                .ok_or_else(|| format!("integer freq must be a non-zero integer, got {n}")),
+            serde_json::Value::String(s) => Freq::parse_alias(s),
+            other => Err(format!("freq must be a string or an integer, got {other}")),
+        }
+    }
+
+    pub fn parse_alias(s: &str) -> Result<Freq, String> {
+        let digits: String = s
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        let rest = &s[digits.len()..];
+        let n: i64 = if digits.is_empty() {
+            1
+        } else {
+            digits
+                .parse()
+                .map_err(|_| format!("bad multiple in freq '{s}'"))?
+        };
+        if n == 0 {
+            return Err(format!("freq '{s}' has a zero multiple"));
+        }
+        let (base, anchor) = match rest.split_once('-') {
+            Some((b, a)) => (b, Some(a)),
+            None => (rest, None),
+        };
+        let month_anchor = |default: u32| -> Result<u32, String> {
+            match anchor {
+                None => Ok(default),
+                Some(a) => month_from_abbrev(a)
+                    .ok_or_else(|| format!("unknown month anchor in freq '{s}'")),
+            }
+        };
+        let offset = match base {
+            "D" => Offset::Tick(Duration::days(1)),
+            "h" | "H" => Offset::Tick(Duration::hours(1)),
+            "min" | "T" => Offset::Tick(Duration::minutes(1)),
+            "s" | "S" => Offset::Tick(Duration::seconds(1)),
+            "ms" | "L" => Offset::Tick(Duration::milliseconds(1)),
+            "W" => Offset::Week(match anchor {
+                None => Weekday::Sun,
+                Some(a) => weekday_from_abbrev(a)
+                    .ok_or_else(|| format!("unknown weekday anchor in freq '{s}'"))?,
+            }),
+            "MS" => Offset::MonthBegin,
+            "ME" | "M" => Offset::MonthEnd,
+            "QS" => Offset::QuarterBegin(month_anchor(1)?),
+            "QE" | "Q" => Offset::QuarterEnd(month_anchor(12)?),
+            "YS" | "AS" => Offset::YearBegin(month_anchor(1)?),
+            "YE" | "Y" | "A" => Offset::YearEnd(month_anchor(12)?),
+            "B" => Offset::BusinessDay,
+            _ => return Err(format!("unsupported freq '{s}'")),
+        };
+        if anchor.is_some()
+            && !matches!(
+                base,
+                "W" | "QS" | "QE" | "Q" | "YS" | "AS" | "YE" | "Y" | "A"
+            )
+        {
+            return Err(format!("unsupported freq '{s}'"));
+        }
+        Ok(Freq { n, offset })
+    }
+
+    pub fn is_int(&self) -> bool {
+        matches!(self.offset, Offset::Int(_))
+    }
+
+    /// The `h` stamps after `last`: `last + freq`, then `freq` steps.
+    pub fn horizon(&self, last: Stamp, h: usize) -> Result<Vec<Stamp>, String> {
+        let mut out = Vec::with_capacity(h);
+        let mut cur = last;
+        for _ in 0..h {
+            cur = self.add(cur)?;
+            out.push(cur);
+        }
+        Ok(out)
+    }
+
+    /// `stamp + freq` with pandas semantics: anchored offsets roll forward to
+    /// the next anchor first, and that roll counts as one step.
+    pub fn add(&self, stamp: Stamp) -> Result<Stamp, String> {
+        match (stamp, self.offset) {
+            (Stamp::Int(i), Offset::Int(step)) => i
+                .checked_add(step.saturating_mul(self.n))
+                .map(Stamp::Int)
+                .ok_or_else(|| "integer ds overflows".to_string()),
+            (Stamp::Time(t), Offset::Int(_)) => Err(format!(
+                "ds {t} is a timestamp but the model's freq is an integer"
+            )),
+            (Stamp::Int(i), _) => Err(format!(
+                "ds {i} is an integer but the model's freq is a calendar offset"
+            )),
+            (Stamp::Time(t), off) => add_offset(t, off, self.n)
+                .map(Stamp::Time)
+                .ok_or_else(|| format!("date {t} + freq is out of range")),
+        }
+    }
+}
+
+fn add_offset(t: NaiveDateTime, off: Offset, n: i64) -> Option<NaiveDateTime> {
+    match off {
+        Offset::Int(_) => None,
+        Offset::Tick(d) => t.checked_add_signed(d.checked_mul(i32::try_from(n).ok()?)?),
+        Offset::BusinessDay => {
+            let mut cur = t;
+            let mut left = n;
+            // pandas: a weekend start first rolls to Monday (counts as one step).
+            while left > 0 {
+                cur = cur.checked_add_signed(Duration::days(1))?;
+                if cur.weekday().num_days_from_monday() < 5 {
+                    left -= 1;
+                }
+            }
+            Some(cur)
+        }
+        _ => {
+            // Anchored offsets: walk anchor to anchor. `n` is small (a freq multiple).
+            let mut cur = t;
+            for _ in 0..n.max(0) {
+                cur = next_anchor(cur, off)?;
+            }
+            Some(cur)
+        }
+    }
+}
+
+/// The first anchor strictly after `t`, keeping the time of day.
+fn next_anchor(t: NaiveDateTime, off: Offset) -> Option<NaiveDateTime> {
+    let time = t.time();
+    let d = t.date();
+    let date = match off {
+        Offset::Week(wd) => {
+            let ahead = (7 + wd.num_days_from_monday() as i64
+                - d.weekday().num_days_from_monday() as i64)
+                % 7;
+            let ahead = if ahead == 0 { 7 } else { ahead };
+            d.checked_add_signed(Duration::days(ahead))?
+        }
+        Offset::MonthBegin => first_of_month_after(d, 1)?,
+        Offset::MonthEnd => {
+            let end = last_of_month(d.year(), d.month())?;
+            if d < end {
+                end
+            } else {
+                let (y, m) = add_months(d.year(), d.month(), 1);
+                last_of_month(y, m)?
+            }
+        }
+        Offset::QuarterBegin(start) => {
+            // Quarter starts are months congruent to `start` mod 3, on day 1.
+            let mut cand = first_of_month_after(d, 1)?;
+            while (cand.month() + 12 - start) % 3 != 0 {
+                cand = first_of_month_after(cand, 1)?;
+            }
+            cand
+        }
+        Offset::QuarterEnd(end_month) => {
+            let mut cand = last_of_month(d.year(), d.month())?;
+            if cand <= d {
+                let (y, m) = add_months(d.year(), d.month(), 1);
+                cand = last_of_month(y, m)?;
+            }
+            while (cand.month() + 12 - end_month) % 3 != 0 {
+                let (y, m) = add_months(cand.year(), cand.month(), 1);
+                cand = last_of_month(y, m)?;
+            }
+            cand
+        }
+        Offset::YearBegin(month) => {
+            let this = NaiveDate::from_ymd_opt(d.year(), month, 1)?;
+            if this > d {
+                this
+            } else {
+                NaiveDate::from_ymd_opt(d.year() + 1, month, 1)?
+            }
+        }
+        Offset::YearEnd(month) => {
+            let this = last_of_month(d.year(), month)?;
+            if this > d {
+                this
+            } else {
+                last_of_month(d.year() + 1, month)?
+            }
+        }
+        Offset::Int(_) | Offset::Tick(_) | Offset::BusinessDay => return None,
+    };
+    Some(date.and_time(time))
+}
+
+fn add_months(y: i32, m: u32, k: u32) -> (i32, u32) {
+    let idx = y as i64 * 12 + (m as i64 - 1) + k as i64;
+    ((idx.div_euclid(12)) as i32, (idx.rem_euclid(12) + 1) as u32)
+}
+
+fn first_of_month_after(d: NaiveDate, k: u32) -> Option<NaiveDate> {
+    let (y, m) = add_months(d.year(), d.month(), k);
+    NaiveDate::from_ymd_opt(y, m, 1)
+}
+
+fn last_of_month(y: i32, m: u32) -> Option<NaiveDate> {
+    let (ny, nm) = add_months(y, m, 1);
+    NaiveDate::from_ymd_opt(ny, nm, 1)?.pred_opt()
+}
+
+fn month_from_abbrev(a: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ];
+    MONTHS.iter().position(|m| *m == a).map(|i| i as u32 + 1)
+}
+
+fn weekday_from_abbrev(a: &str) -> Option<Weekday> {
+    Some(match a {
+        "MON" => Weekday::Mon,
+        "TUE" => Weekday::Tue,
+        "WED" => Weekday::Wed,
+        "THU" => Weekday::Thu,
+        "FRI" => Weekday::Fri,
+        "SAT" => Weekday::Sat,
+        "SUN" => Weekday::Sun,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Stamp {
+        Stamp::parse_str(s).unwrap()
+    }
+    fn hz(freq: &str, last: &str, h: usize) -> Vec<String> {
+        Freq::parse_alias(freq)
+            .unwrap()
+            .horizon(t(last), h)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.to_string()[..10].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn month_end_rolls_forward_then_steps() {
+        assert_eq!(hz("ME", "2024-01-31", 2), ["2024-02-29", "2024-03-31"]);
+        assert_eq!(hz("ME", "2024-01-15", 2), ["2024-01-31", "2024-02-29"]);
+    }
+
+    #[test]
+    fn month_begin_and_quarter_begin() {
+        assert_eq!(hz("MS", "2024-01-01", 2), ["2024-02-01", "2024-03-01"]);
+        assert_eq!(hz("MS", "2024-01-15", 1), ["2024-02-01"]);
+        assert_eq!(
+            hz("QS", "2024-01-01", 3),
+            ["2024-04-01", "2024-07-01", "2024-10-01"]
+        );
+        assert_eq!(hz("QS", "2024-02-10", 1), ["2024-04-01"]);
+        assert_eq!(hz("QS-FEB", "2024-02-01", 1), ["2024-05-01"]);
+    }
+
+    #[test]
+    fn weeks_anchor_on_sunday_by_default() {
+        // 2024-01-07 is a Sunday.
+        assert_eq!(hz("W", "2024-01-07", 2), ["2024-01-14", "2024-01-21"]);
+        assert_eq!(hz("W", "2024-01-03", 1), ["2024-01-07"]);
+        assert_eq!(hz("W-MON", "2024-01-07", 1), ["2024-01-08"]);
+    }
+
+    #[test]
+    fn ticks_keep_time_and_multiples() {
+        let out = Freq::parse_alias("h")
+            .unwrap()
+            .horizon(t("2024-01-01T23:00:00"), 2)
+            .unwrap();
+        assert_eq!(out[0].to_string(), "2024-01-02T00:00:00");
+        assert_eq!(out[1].to_string(), "2024-01-02T01:00:00");
+        assert_eq!(hz("2D", "2024-02-28", 2), ["2024-03-01", "2024-03-03"]);
+        let m = Freq::parse_alias("15min")
+            .unwrap()
+            .horizon(t("2024-01-01 10:50:00"), 1)
+            .unwrap();
+        assert_eq!(m[0].to_string(), "2024-01-01T11:05:00");
+    }
+
+    #[test]
+    fn quarter_and_year_ends() {
+        assert_eq!(hz("QE", "2024-03-31", 2), ["2024-06-30", "2024-09-30"]);
+        assert_eq!(hz("QE", "2024-02-10", 1), ["2024-03-31"]);
+        assert_eq!(hz("YE", "2023-12-31", 1), ["2024-12-31"]);
+        assert_eq!(hz("YS", "2023-06-01", 1), ["2024-01-01"]);
+    }
+
+    #[test]
+    fn integers_and_kind_mismatch() {
+        let f = Freq::from_json(&serde_json::json!(1)).unwrap();
+        assert_eq!(
+            f.horizon(Stamp::Int(10), 2).unwrap(),
+            vec![Stamp::Int(11), Stamp::Int(12)]
+        );
+        assert!(f.add(t("2024-01-01")).is_err());
+        assert!(Freq::parse_alias("D").unwrap().add(Stamp::Int(3)).is_err());
+        assert!(Freq::parse_alias("fortnight").is_err());
+    }
+
+    #[test]
+    fn parses_date_and_datetime_forms() {
+        assert_eq!(t("2024-01-31").to_string(), "2024-01-31T00:00:00");
+        assert_eq!(t("2024-01-31 06:30:00").to_string(), "2024-01-31T06:30:00");
+        assert!(Stamp::parse_str("2024-13-01").is_err());
+        assert!(Stamp::parse_str("2024-01-01T00:00:00+02:00").is_err());
+        assert!(Stamp::parse_str("yesterday").is_err());
+    }
+}

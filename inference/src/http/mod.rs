@@ -1,0 +1,77 @@
+//! The HTTP service: hyper 1 + tower. Routes in `routes.rs`; cross-cutting
+//! concerns as tower layers (`layers.rs`: observe/metrics + error mapping;
+//! tower's load shedding, concurrency limit and timeout); the accept loop
+//! and graceful drain in `server.rs`.
+
+pub mod layers;
+pub mod routes;
+pub mod server;
+
+use crate::cache::ModelCache;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use http_body_util::Full;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub type Body = Full<Bytes>;
+
+/// Shared by every request.
+pub struct AppState {
+    pub config: Config,
+    pub cache: ModelCache,
+    pub metrics: Arc<Metrics>,
+    /// Initial load finished.
+    pub loaded: AtomicBool,
+    /// Shutdown started: /ready answers 503 so traffic moves away first.
+    pub draining: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Arc<AppState> {
+        let metrics = Arc::new(Metrics::new());
+        let cache = ModelCache::new(
+            config.model_path.clone(),
+            config.cache_size,
+            config.default_model.clone(),
+            metrics.clone(),
+        );
+        Arc::new(AppState {
+            config,
+            cache,
+            metrics,
+            loaded: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.loaded.load(Ordering::SeqCst)
+            && !self.draining.load(Ordering::SeqCst)
+            && (!self.config.eager || !self.cache.snapshot().bundles.is_empty())
+    }
+}
+
+pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = json_response(e.status, e.body());
+    // Lets the metrics layer count errors by code without parsing the body.
+    r.extensions_mut().insert(ErrorCode(e.code));
+    r
+}
+
+/// The contract error code of a response, for metrics and logs.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);

@@ -1,0 +1,275 @@
+//! The routes of docs/contract.md.
+
+use super::{error_response, json_response, AppState, Body};
+use crate::contract::PredictRequest;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::pipeline;
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::json;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Bodies up to this size are predicted inline on the async worker; larger
+/// ones move to the blocking pool so they never stall other connections.
+const INLINE_BODY_BYTES: usize = 64 * 1024;
+
+pub async fn handle<B>(state: Arc<AppState>, req: Request<B>) -> Result<Response<Body>, Infallible>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let path = req.uri().path();
+    let resp = match (req.method(), path) {
+        (&Method::GET, "/health") => {
+            json_response(StatusCode::OK, json!({"status": "ok"}).to_string())
+        }
+        (&Method::GET, "/ready") => ready(&state),
+        (&Method::GET, "/metrics") => metrics(&state),
+        (&Method::GET, "/models") => json_response(StatusCode::OK, models(&state).to_string()),
+        (&Method::POST, "/predict") => match predict(&state, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        },
+        (_, "/health" | "/ready" | "/metrics" | "/models" | "/predict") => {
+            error_response(&ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed on {path}", req.method()),
+            ))
+        }
+        _ => error_response(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route {path}"),
+        )),
+    };
+    Ok(resp)
+}
+
+fn ready(state: &AppState) -> Response<Body> {
+    if state.is_ready() {
+        json_response(StatusCode::OK, json!({"status": "ready"}).to_string())
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not_ready"}).to_string(),
+        )
+    }
+}
+
+fn metrics(state: &AppState) -> Response<Body> {
+    if !state.config.metrics_enabled {
+        return error_response(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "metrics are disabled",
+        ));
+    }
+    let mut r = Response::new(Full::new(Bytes::from(state.metrics.render())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    r
+}
+
+/// Every bundle: loaded ones with their models, refused ones with why.
+pub fn models(state: &AppState) -> serde_json::Value {
+    let snap = state.cache.snapshot();
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for (name, cached) in &snap.bundles {
+        let b = &cached.bundle;
+        out.push(json!({
+            "name": name,
+            "content_hash": b.content_hash,
+            "h": b.h,
+            "freq": b.freq_json,
+            "local_scaler_type": b.local_scaler.map(|k| format!("{k:?}")),
+            "memory_bytes": b.memory_bytes,
+            "supported": b.unsupported_reason().is_none(),
+            "reason": b.unsupported_reason(),
+            "models": b.models.iter().map(|m| json!({
+                "alias": m.name,
+                "class": m.class,
+                "input_size": m.spec.as_ref().map(|s| s.input_size),
+                "scaler_type": m.spec.as_ref().map(|s| format!("{:?}", s.scaler).to_lowercase()),
+                "loss": m.spec.as_ref().map(|s| s.loss.clone()),
+                "columns": m.columns(),
+                "supported": m.net.is_ok(),
+                "reason": m.net.as_ref().err(),
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    for (name, why) in &snap.failed {
+        out.push(json!({"name": name, "supported": false, "error": why, "models": []}));
+    }
+    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    json!({ "models": out })
+}
+
+fn query_model(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == "model").then(|| percent_decode(v))
+    })
+}
+
+/// Minimal %XX decoding for bundle names in the query string.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => match s
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                }
+                None => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_json(req_ct: Option<&http::HeaderValue>) -> bool {
+    req_ct
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false)
+}
+
+async fn predict<B>(state: &Arc<AppState>, req: Request<B>) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let start = Instant::now();
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the service is shutting down",
+        ));
+    }
+    if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        ));
+    }
+    let limit = state.config.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body exceeds the limit of {limit} bytes"),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    let requested = query_model(req.uri().query());
+    let name = state.cache.resolve(requested.as_deref())?;
+    let body = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::invalid_request(format!("could not read the body: {e}"))
+            }
+        })?
+        .to_bytes();
+
+    let cached = match state.cache.get_loaded(&name) {
+        Some(b) => b,
+        None => {
+            let st = state.clone();
+            let n = name.clone();
+            tokio::task::spawn_blocking(move || st.cache.get(&n))
+                .await
+                .map_err(|e| ApiError::internal(format!("loader task failed: {e}")))??
+        }
+    };
+    let inline = body.len() <= INLINE_BODY_BYTES;
+    let run = move || -> Result<String, ApiError> {
+        let request = PredictRequest::from_slice(&body)?;
+        let forecast = pipeline::predict(&cached.bundle, &request)?;
+        Ok(forecast.to_json(&cached.bundle.name))
+    };
+    let out = if inline {
+        run()?
+    } else {
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| ApiError::internal(format!("prediction task failed: {e}")))??
+    };
+    let labels = Metrics::bundle(&name);
+    state.metrics.predictions.get_or_create(&labels).inc();
+    state
+        .metrics
+        .prediction_duration
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
+    Ok(json_response(StatusCode::OK, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_content_type() {
+        assert_eq!(query_model(Some("model=abc")), Some("abc".into()));
+        assert_eq!(query_model(Some("x=1&model=a%20b")), Some("a b".into()));
+        assert_eq!(query_model(Some("x=1")), None);
+        assert_eq!(query_model(Some("model=%zz")), Some("%zz".into()));
+        assert!(is_json(Some(&http::HeaderValue::from_static(
+            "application/json; charset=utf-8"
+        ))));
+        assert!(is_json(Some(&http::HeaderValue::from_static(
+            "Application/JSON"
+        ))));
+        assert!(!is_json(Some(&http::HeaderValue::from_static(
+            "text/plain"
+        ))));
+        assert!(!is_json(None));
+    }
+}

@@ -1,0 +1,141 @@
+//! Accept loop, hot-reload ticker and graceful shutdown: on SIGTERM/SIGINT
+//! /ready turns 503 first, the listener stops, in-flight requests finish,
+//! and the process exits within `shutdown_timeout`.
+
+use super::layers::ObserveLayer;
+use super::{routes, AppState};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+
+/// The full tower stack for one service instance (shared limits across clones).
+pub fn service(
+    state: Arc<AppState>,
+) -> impl tower::Service<
+    http::Request<Incoming>,
+    Response = http::Response<super::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    let cfg = &state.config;
+    ServiceBuilder::new()
+        .layer(ObserveLayer::new(state.metrics.clone()))
+        .load_shed()
+        .concurrency_limit(cfg.max_concurrency)
+        .timeout(cfg.request_timeout)
+        .service_fn(move |req| routes::handle(state.clone(), req))
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub async fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    let started = std::time::Instant::now();
+
+    // Initial load off the async workers; readiness waits for it.
+    {
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || {
+            if st.config.eager {
+                let n = st.cache.load_all();
+                tracing::info!(
+                    loaded = n,
+                    on_disk = st.cache.on_disk().len(),
+                    "initial load done"
+                );
+            }
+            st.loaded.store(true, Ordering::SeqCst);
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+    }
+    tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "serving");
+
+    if !state.config.reload_interval.is_zero() {
+        let st = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(st.config.reload_interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if st.draining.load(Ordering::SeqCst) {
+                    break;
+                }
+                let s2 = st.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || s2.cache.refresh(s2.config.eager)).await;
+            }
+        });
+    }
+
+    let svc = service(state.clone());
+    let graceful = GracefulShutdown::new();
+    let http = hyper::server::conn::http1::Builder::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let conn = http
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc.clone()));
+                let fut = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = fut.await {
+                        tracing::debug!(error = %e, "connection closed with error");
+                    }
+                });
+            }
+            _ = &mut signal => {
+                tracing::info!("shutdown signal: draining");
+                state.draining.store(true, Ordering::SeqCst);
+                break;
+            }
+        }
+    }
+    drop(listener);
+    let _ = TokioExecutor::new();
+    match tokio::time::timeout(state.config.shutdown_timeout, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => tracing::warn!("shutdown timeout reached with connections still open"),
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! MLP (neuralforecast/models/mlp.py): [y | hist exog | futr exog | static]
+//! flattened, `num_layers` Linear+ReLU, then a linear head to the horizon.
+
+use super::{to_horizon, BuildError, Forecaster, WindowBatch};
+use crate::bundle::spec::ModelSpec;
+use crate::bundle::tensors::TensorStore;
+use crate::nn::activation::relu_inplace;
+use crate::nn::linear::Linear;
+use ndarray::{Array2, Array3, Axis};
+
+pub struct Mlp {
+    layers: Vec<Linear>,
+    out: Linear,
+    h: usize,
+    outputs: usize,
+    exclude_insample_y: bool,
+}
+
+impl Mlp {
+    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Mlp, BuildError> {
+        let num_layers = spec.usize_param("num_layers", 2)?;
+        let hidden = spec.usize_param("hidden_size", 1024)?;
+        if num_layers == 0 {
+            return Err(BuildError::Invalid("num_layers must be at least 1".into()));
+        }
+        let l = spec.input_size;
+        let first_in = l
+            + spec.hist_exog.len() * l
+            + spec.futr_exog.len() * (l + spec.h)
+            + spec.stat_exog.len();
+        let mut layers = Vec::with_capacity(num_layers);
+        for i in 0..num_layers {
+            let fan_in = if i == 0 { first_in } else { hidden };
+            layers.push(Linear::load(
+                store,
+                &format!("mlp.{i}"),
+                fan_in,
+                hidden,
+                true,
+            )?);
+        }
+        let outputs = spec.n_outputs();
+        Ok(Mlp {
+            layers,
+            out: Linear::load(store, "out", hidden, spec.h * outputs, true)?,
+            h: spec.h,
+            outputs,
+            exclude_insample_y: spec.exclude_insample_y,
+        })
+    }
+}
+
+/// [batch, t, c] -> [batch, t * c], time-major like torch's reshape.
+fn flatten(x: &Array3<f32>) -> Result<Array2<f32>, String> {
+    let (b, t, c) = x.dim();
+    x.as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((b, t * c))
+        .map_err(|e| format!("cannot flatten exogenous block: {e}"))
+}
+
+impl Forecaster for Mlp {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+        let mut parts: Vec<Array2<f32>> = Vec::with_capacity(4);
+        let y = if self.exclude_insample_y {
+            Array2::zeros(batch.insample_y.raw_dim())
+        } else {
+            batch.insample_y.clone()
+        };
+        parts.push(y);
+        if let Some(hx) = &batch.hist_exog {
+            parts.push(flatten(hx)?);
+        }
+        if let Some(fx) = &batch.futr_exog {
+            parts.push(flatten(fx)?);
+        }
+        if let Some(sx) = &batch.stat_exog {
+            parts.push(sx.clone());
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        let mut x = ndarray::concatenate(Axis(1), &views)
+            .map_err(|e| format!("MLP inputs do not concatenate: {e}"))?;
+        for layer in &self.layers {
+            x = layer.forward(x.view())?;
+            relu_inplace(&mut x);
+        }
+        to_horizon(self.out.forward(x.view())?, self.h, self.outputs)
+    }
+}

@@ -1,0 +1,620 @@
+//! From a request to a forecast for one bundle, as `NeuralForecast.predict`
+//! does it: validate and group the rows, refit the series-level scaler, build
+//! each model's last window (left-padded, temporally normalised), run the
+//! forward pass, invert both scalings, and lay out the rows.
+
+use crate::bundle::spec::ModelSpec;
+use crate::bundle::{Bundle, BundleModel};
+use crate::contract::{Forecast, PredictRequest, Row, SeriesId};
+use crate::dates::Stamp;
+use crate::error::ApiError;
+use crate::models::WindowBatch;
+use crate::nn::scalers::Stats;
+use crate::scaling::LocalStats;
+use ndarray::{Array2, Array3};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// One df row once parsed: (ds, y, exogenous values in `Panel::exog` order).
+type HistoryRow = (Stamp, f32, Vec<f32>);
+
+/// One series of the request, sorted by ds, in the local scaler's space.
+#[derive(Debug)]
+struct Series {
+    id: SeriesId,
+    future: Vec<Stamp>,
+    y: Vec<f32>,
+    /// Per `Panel::exog` column, the history.
+    exog: Vec<Vec<f32>>,
+    /// Per bundle futr column, the `h` future values.
+    futr: Vec<Vec<f32>>,
+    /// Per bundle static column.
+    stat: Vec<f32>,
+    target_scaler: Option<LocalStats>,
+}
+
+/// The validated request for one bundle.
+#[derive(Debug)]
+struct Panel {
+    exog: Vec<String>,
+    futr: Vec<String>,
+    stat: Vec<String>,
+    series: Vec<Series>,
+}
+
+fn missing(col: &str, table: &str, i: usize) -> ApiError {
+    ApiError::unprocessable(
+        "missing_column",
+        format!("{table}[{i}] has no '{col}' column"),
+    )
+}
+
+/// A finite float32 from a JSON value; `null` and values that overflow
+/// float32 are non-finite, other types are the wrong type.
+fn number(v: &Value, col: &str, table: &str, i: usize) -> Result<f32, ApiError> {
+    match v {
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(f64::NAN) as f32;
+            if f.is_finite() {
+                Ok(f)
+            } else {
+                Err(ApiError::unprocessable(
+                    "non_finite_value",
+                    format!("{table}[{i}].{col} = {n} is outside the float32 range"),
+                ))
+            }
+        }
+        Value::Null => Err(ApiError::unprocessable(
+            "non_finite_value",
+            format!("{table}[{i}].{col} is null; values must be finite numbers"),
+        )),
+        other => Err(ApiError::invalid_request(format!(
+            "{table}[{i}].{col} must be a number, got {}",
+            kind_of(other)
+        ))),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Checks that ids and stamps keep one kind across the request.
+#[derive(Default)]
+struct Kinds {
+    id_int: Option<bool>,
+    ds_int: Option<bool>,
+}
+
+impl Kinds {
+    fn id(&mut self, row: &Row, col: &str, table: &str, i: usize) -> Result<SeriesId, ApiError> {
+        let v = row.get(col).ok_or_else(|| missing(col, table, i))?;
+        let id = SeriesId::from_json(v).ok_or_else(|| {
+            ApiError::invalid_request(format!(
+                "{table}[{i}].{col} must be a string or an integer, got {}",
+                kind_of(v)
+            ))
+        })?;
+        let is_int = matches!(id, SeriesId::Int(_));
+        if *self.id_int.get_or_insert(is_int) != is_int {
+            return Err(ApiError::unprocessable(
+                "invalid_ds",
+                format!("{table}[{i}].{col} mixes integer and string ids in one request"),
+            ));
+        }
+        Ok(id)
+    }
+
+    fn ds(
+        &mut self,
+        row: &Row,
+        col: &str,
+        table: &str,
+        i: usize,
+        int_freq: bool,
+    ) -> Result<Stamp, ApiError> {
+        let v = row.get(col).ok_or_else(|| missing(col, table, i))?;
+        let stamp = match v {
+            Value::String(s) => Stamp::parse_str(s).map_err(|m| {
+                ApiError::unprocessable("invalid_ds", format!("{table}[{i}].{col}: {m}"))
+            })?,
+            Value::Number(n) => match n.as_i64() {
+                Some(k) => Stamp::Int(k),
+                None => {
+                    return Err(ApiError::unprocessable(
+                        "invalid_ds",
+                        format!("{table}[{i}].{col} = {n} is not an integer"),
+                    ))
+                }
+            },
+            other => {
+                return Err(ApiError::invalid_request(format!(
+                    "{table}[{i}].{col} must be a date string or an integer, got {}",
+                    kind_of(other)
+                )))
+            }
+        };
+        let is_int = matches!(stamp, Stamp::Int(_));
+        if *self.ds_int.get_or_insert(is_int) != is_int {
+            return Err(ApiError::unprocessable(
+                "invalid_ds",
+                format!("{table}[{i}].{col} mixes integer and date ds in one request"),
+            ));
+        }
+        if is_int != int_freq {
+            return Err(ApiError::unprocessable(
+                "invalid_ds",
+                if int_freq {
+                    format!("{table}[{i}].{col}: the model's freq is an integer, so ds must be integers")
+                } else {
+                    format!("{table}[{i}].{col}: the model's freq is a calendar offset, so ds must be dates")
+                },
+            ));
+        }
+        Ok(stamp)
+    }
+}
+
+/// The wrong-type checks over the whole body come before any check of
+/// meaning, so a request with both faults gets the same answer from both
+/// services.
+fn check_types(req: &PredictRequest, cols: &crate::bundle::Columns) -> Result<(), ApiError> {
+    let tables = [
+        ("df", Some(&req.df)),
+        ("futr_df", req.futr_df.as_ref()),
+        ("static_df", req.static_df.as_ref()),
+    ];
+    for (table, rows) in tables {
+        for (i, row) in rows.into_iter().flatten().enumerate() {
+            for (k, v) in row {
+                let ok = if k == &cols.id {
+                    v.is_string() || v.as_i64().is_some()
+                } else if k == &cols.time && table != "static_df" {
+                    v.is_string() || v.is_number()
+                } else {
+                    v.is_number() || v.is_null()
+                };
+                if !ok {
+                    return Err(ApiError::invalid_request(format!(
+                        "{table}[{i}].{k} has the wrong type ({})",
+                        kind_of(v)
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Panel {
+    fn from_request(b: &Bundle, req: &PredictRequest) -> Result<Panel, ApiError> {
+        check_types(req, &b.columns)?;
+        if req.df.is_empty() {
+            return Err(ApiError::unprocessable("empty_df", "df has no rows"));
+        }
+        let cols = &b.columns;
+        let exog = b.df_exog();
+        let futr = b.futr_exog();
+        let stat = b.stat_exog();
+        let int_freq = b.freq.is_int();
+        let mut kinds = Kinds::default();
+
+        // Group row indices by series, keeping (ds, y, exog) per row.
+        let mut index: HashMap<SeriesId, usize> = HashMap::new();
+        let mut groups: Vec<(SeriesId, Vec<HistoryRow>)> = Vec::new();
+        for (i, row) in req.df.iter().enumerate() {
+            for k in row.keys() {
+                if k != &cols.id && k != &cols.time && k != &cols.target && !exog.contains(k) {
+                    return Err(ApiError::unprocessable(
+                        "unknown_column",
+                        format!(
+                            "df[{i}] has column '{k}', which no model of bundle '{}' uses",
+                            b.name
+                        ),
+                    ));
+                }
+            }
+            let id = kinds.id(row, &cols.id, "df", i)?;
+            let ds = kinds.ds(row, &cols.time, "df", i, int_freq)?;
+            let y = number(
+                row.get(&cols.target)
+                    .ok_or_else(|| missing(&cols.target, "df", i))?,
+                &cols.target,
+                "df",
+                i,
+            )?;
+            let mut x = Vec::with_capacity(exog.len());
+            for c in &exog {
+                x.push(number(
+                    row.get(c).ok_or_else(|| missing(c, "df", i))?,
+                    c,
+                    "df",
+                    i,
+                )?);
+            }
+            let g = *index.entry(id.clone()).or_insert_with(|| {
+                groups.push((id, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push((ds, y, x));
+        }
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+
+        // futr_df, when given, must be exactly the horizon grid of every series;
+        // static_df exactly one row per series (NeuralForecast's own checks are
+        // looser; the contract is strict so mistakes surface).
+        let futr_rows = match &req.futr_df {
+            None if !futr.is_empty() => {
+                return Err(ApiError::unprocessable(
+                    "invalid_exogenous",
+                    format!(
+                        "futr_df is required: bundle '{}' uses future exogenous {}",
+                        b.name,
+                        futr.join(", ")
+                    ),
+                ))
+            }
+            None => None,
+            Some(rows) => Some(keyed_rows(
+                rows, &futr, "futr_df", cols, &mut kinds, int_freq, true,
+            )?),
+        };
+        let static_rows = match &req.static_df {
+            None if !stat.is_empty() => {
+                return Err(ApiError::unprocessable(
+                    "invalid_exogenous",
+                    format!(
+                        "static_df is required: bundle '{}' uses static exogenous {}",
+                        b.name,
+                        stat.join(", ")
+                    ),
+                ))
+            }
+            None => None,
+            Some(rows) => Some(keyed_rows(
+                rows,
+                &stat,
+                "static_df",
+                cols,
+                &mut kinds,
+                int_freq,
+                false,
+            )?),
+        };
+        let (mut futr_used, mut static_used) = (0usize, 0usize);
+
+        let mut series = Vec::with_capacity(groups.len());
+        for (id, mut rows) in groups {
+            rows.sort_by_key(|r| r.0);
+            if let Some(w) = rows.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(ApiError::unprocessable(
+                    "duplicate_rows",
+                    format!("series '{id}' has two rows with ds {}", w[0].0),
+                ));
+            }
+            let last = rows
+                .last()
+                .map(|r| r.0)
+                .ok_or_else(|| ApiError::internal("a series without rows"))?;
+            let future = b.freq.horizon(last, b.h).map_err(|m| {
+                ApiError::unprocessable("invalid_ds", format!("series '{id}': {m}"))
+            })?;
+            let mut y: Vec<f32> = rows.iter().map(|r| r.1).collect();
+            let mut ex: Vec<Vec<f32>> = (0..exog.len())
+                .map(|c| rows.iter().map(|r| r.2[c]).collect())
+                .collect();
+            let mut fut: Vec<Vec<f32>> = vec![Vec::with_capacity(b.h); futr.len()];
+            if let Some(frows) = &futr_rows {
+                for ds in &future {
+                    let r = frows.get(&(id.clone(), Some(*ds))).ok_or_else(|| {
+                        ApiError::unprocessable(
+                            "invalid_exogenous",
+                            format!("futr_df has no row for series '{id}' at ds {ds}; it must hold the next {} ds of every series", b.h),
+                        )
+                    })?;
+                    futr_used += 1;
+                    for (c, v) in r.iter().enumerate() {
+                        fut[c].push(*v);
+                    }
+                }
+            }
+            let stat_vals = match &static_rows {
+                None => Vec::new(),
+                Some(srows) => {
+                    static_used += 1;
+                    srows.get(&(id.clone(), None)).cloned().ok_or_else(|| {
+                        ApiError::unprocessable(
+                            "invalid_exogenous",
+                            format!("static_df has no row for series '{id}'"),
+                        )
+                    })?
+                }
+            };
+            // Series-level scaler: fit on this request's history per column,
+            // applied to the future values of the same column.
+            let mut target_scaler = None;
+            let refit = |kind: crate::scaling::LocalScalerKind, vals: &[f32], col: &str| {
+                kind.fit(vals).map_err(|m| {
+                    ApiError::unprocessable(
+                        "invalid_value",
+                        format!("series '{id}', column '{col}': {m}"),
+                    )
+                })
+            };
+            if let Some(kind) = b.local_scaler {
+                let s = refit(kind, &y, &cols.target)?;
+                y.iter_mut().for_each(|v| *v = s.transform(*v));
+                target_scaler = Some(s);
+                for (c, col) in exog.iter().enumerate() {
+                    let s = refit(kind, &ex[c], col)?;
+                    ex[c].iter_mut().for_each(|v| *v = s.transform(*v));
+                    if let Some(f) = futr.iter().position(|n| n == col) {
+                        fut[f].iter_mut().for_each(|v| *v = s.transform(*v));
+                    }
+                }
+            }
+            series.push(Series {
+                id,
+                future,
+                y,
+                exog: ex,
+                futr: fut,
+                stat: stat_vals,
+                target_scaler,
+            });
+        }
+        if let Some(extra) = futr_rows.as_ref().filter(|r| r.len() > futr_used) {
+            return Err(ApiError::unprocessable(
+                "invalid_exogenous",
+                format!(
+                    "futr_df has {} rows beyond the next {} ds of the series in df",
+                    extra.len() - futr_used,
+                    b.h
+                ),
+            ));
+        }
+        if let Some(extra) = static_rows.as_ref().filter(|r| r.len() > static_used) {
+            return Err(ApiError::unprocessable(
+                "invalid_exogenous",
+                format!(
+                    "static_df has {} rows for series that are not in df",
+                    extra.len() - static_used
+                ),
+            ));
+        }
+        if let Some(kind) = b.local_static_scaler {
+            // Fit across all series of the request, per static column.
+            for (c, name) in stat.iter().enumerate() {
+                let col: Vec<f32> = series.iter().map(|s| s.stat[c]).collect();
+                let st = kind.fit(&col).map_err(|m| {
+                    ApiError::unprocessable("invalid_value", format!("static column '{name}': {m}"))
+                })?;
+                series
+                    .iter_mut()
+                    .for_each(|s| s.stat[c] = st.transform(s.stat[c]));
+            }
+        }
+        Ok(Panel {
+            exog,
+            futr,
+            stat,
+            series,
+        })
+    }
+
+    /// The last window of every series for one model, and the statistics to
+    /// invert its output.
+    fn windows(
+        &self,
+        spec: &ModelSpec,
+        model: &BundleModel,
+        h: usize,
+    ) -> Result<(WindowBatch, Vec<Stats>), ApiError> {
+        let l = spec.input_size;
+        let n = self.series.len();
+        let kind = spec.scaler;
+        let mut insample_y = Array2::<f32>::zeros((n, l));
+        let mut insample_mask = Array2::<f32>::zeros((n, l));
+        let col_of = |names: &[String], pool: &[String]| -> Result<Vec<usize>, ApiError> {
+            names
+                .iter()
+                .map(|c| {
+                    pool.iter()
+                        .position(|p| p == c)
+                        .ok_or_else(|| ApiError::internal(format!("column {c} not gathered")))
+                })
+                .collect()
+        };
+        let hist_idx = col_of(&spec.hist_exog, &self.exog)?;
+        let futr_hist_idx = col_of(&spec.futr_exog, &self.exog)?;
+        let futr_idx = col_of(&spec.futr_exog, &self.futr)?;
+        let stat_idx = col_of(&spec.stat_exog, &self.stat)?;
+        let mut hist = (!hist_idx.is_empty()).then(|| Array3::<f32>::zeros((n, l, hist_idx.len())));
+        let mut futr =
+            (!futr_idx.is_empty()).then(|| Array3::<f32>::zeros((n, l + h, futr_idx.len())));
+        let mut stat = (!stat_idx.is_empty()).then(|| Array2::<f32>::zeros((n, stat_idx.len())));
+        let mut inverse = Vec::with_capacity(n);
+
+        let mut win = vec![0f32; l];
+        let mut mask = vec![0f32; l];
+        for (i, s) in self.series.iter().enumerate() {
+            let take = s.y.len().min(l);
+            let pad = l - take;
+            mask.iter_mut()
+                .enumerate()
+                .for_each(|(t, m)| *m = if t < pad { 0.0 } else { 1.0 });
+            // Left padding with zeros, as NeuralForecast pads short histories.
+            let fill = |dst: &mut [f32], src: &[f32]| {
+                dst[..pad].iter_mut().for_each(|v| *v = 0.0);
+                dst[pad..].copy_from_slice(&src[src.len() - take..]);
+            };
+            fill(&mut win, &s.y);
+            let stats = kind.fit(&win, &mask);
+            for t in 0..l {
+                insample_y[[i, t]] = kind.transform(win[t], stats);
+                insample_mask[[i, t]] = mask[t];
+            }
+            inverse.push(kind.inverse_stats(stats, model.revin));
+            if let Some(hx) = hist.as_mut() {
+                for (c, &col) in hist_idx.iter().enumerate() {
+                    fill(&mut win, &s.exog[col]);
+                    let st = kind.fit(&win, &mask);
+                    for t in 0..l {
+                        hx[[i, t, c]] = kind.transform(win[t], st);
+                    }
+                }
+            }
+            if let Some(fx) = futr.as_mut() {
+                for (c, (&hcol, &fcol)) in futr_hist_idx.iter().zip(&futr_idx).enumerate() {
+                    fill(&mut win, &s.exog[hcol]);
+                    // Statistics from the insample part only (the horizon is masked).
+                    let st = kind.fit(&win, &mask);
+                    for t in 0..l {
+                        fx[[i, t, c]] = kind.transform(win[t], st);
+                    }
+                    for (k, v) in s.futr[fcol].iter().enumerate() {
+                        fx[[i, l + k, c]] = kind.transform(*v, st);
+                    }
+                }
+            }
+            if let Some(sx) = stat.as_mut() {
+                for (c, &col) in stat_idx.iter().enumerate() {
+                    sx[[i, c]] = s.stat[col];
+                }
+            }
+        }
+        Ok((
+            WindowBatch {
+                insample_y,
+                insample_mask,
+                hist_exog: hist,
+                futr_exog: futr,
+                stat_exog: stat,
+            },
+            inverse,
+        ))
+    }
+}
+
+type KeyedRows = HashMap<(SeriesId, Option<Stamp>), Vec<f32>>;
+
+/// futr_df (keyed by id and ds) or static_df (keyed by id) rows, holding the
+/// wanted columns in order.
+fn keyed_rows(
+    rows: &[Row],
+    wanted: &[String],
+    table: &str,
+    cols: &crate::bundle::Columns,
+    kinds: &mut Kinds,
+    int_freq: bool,
+    with_ds: bool,
+) -> Result<KeyedRows, ApiError> {
+    let mut out = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        for k in row.keys() {
+            let key_col = k == &cols.id || (with_ds && k == &cols.time);
+            if !key_col && !wanted.contains(k) {
+                return Err(ApiError::unprocessable(
+                    "unknown_column",
+                    format!("{table}[{i}] has column '{k}', which no model uses there"),
+                ));
+            }
+        }
+        let id = kinds.id(row, &cols.id, table, i)?;
+        let ds = if with_ds {
+            Some(kinds.ds(row, &cols.time, table, i, int_freq)?)
+        } else {
+            None
+        };
+        let vals = wanted
+            .iter()
+            .map(|c| number(row.get(c).ok_or_else(|| missing(c, table, i))?, c, table, i))
+            .collect::<Result<Vec<f32>, _>>()?;
+        if out.insert((id.clone(), ds), vals).is_some() {
+            return Err(ApiError::unprocessable(
+                "duplicate_rows",
+                format!(
+                    "{table} has two rows for series '{id}'{}",
+                    ds.map(|d| format!(" at ds {d}")).unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs every model of the bundle on the request.
+pub fn predict(b: &Bundle, req: &PredictRequest) -> Result<Forecast, ApiError> {
+    if let Some(why) = b.unsupported_reason() {
+        return Err(ApiError::unprocessable(
+            "unsupported_model",
+            format!("bundle '{}' cannot be served: {why}", b.name),
+        ));
+    }
+    let panel = Panel::from_request(b, req)?;
+    let h = b.h;
+    let n = panel.series.len();
+    let columns = b.output_columns();
+    let mut values: Vec<Vec<f32>> = vec![Vec::with_capacity(columns.len()); n * h];
+    for m in &b.models {
+        let (Some(spec), Ok(net)) = (&m.spec, &m.net) else {
+            return Err(ApiError::internal(format!(
+                "model {} has no forward pass",
+                m.name
+            )));
+        };
+        let (batch, inverse) = panel.windows(spec, m, h)?;
+        let out = net
+            .forward(&batch)
+            .map_err(|e| ApiError::internal(format!("{}: {e}", m.name)))?;
+        if out.dim() != (n, h, spec.n_outputs()) {
+            return Err(ApiError::internal(format!(
+                "{} returned shape {:?}",
+                m.name,
+                out.dim()
+            )));
+        }
+        for (i, s) in panel.series.iter().enumerate() {
+            for t in 0..h {
+                let row = &mut values[i * h + t];
+                for q in 0..spec.n_outputs() {
+                    let mut v = spec.scaler.inverse(out[[i, t, q]], inverse[i]);
+                    if let Some(ls) = s.target_scaler {
+                        v = ls.inverse(v);
+                    }
+                    row.push(v);
+                }
+            }
+        }
+    }
+    let mut rows = Vec::with_capacity(n * h);
+    let mut vals = values.into_iter();
+    for s in &panel.series {
+        for ds in &s.future {
+            let v = vals.next().unwrap_or_default();
+            if let Some(bad) = v.iter().position(|x| !x.is_finite()) {
+                return Err(ApiError::unprocessable(
+                    "non_finite_value",
+                    format!(
+                        "the forecast for series '{}' at {ds} ({}) is not finite: the history overflows float32 arithmetic",
+                        s.id, columns.get(bad).map(String::as_str).unwrap_or("?")
+                    ),
+                ));
+            }
+            rows.push((s.id.clone(), *ds, v));
+        }
+    }
+    Ok(Forecast {
+        id_col: b.columns.id.clone(),
+        time_col: b.columns.time.clone(),
+        columns,
+        rows,
+    })
+}

@@ -1,0 +1,106 @@
+//! Every golden case under tests/fixtures (NeuralForecast 3.3.0's own
+//! `predict()` on the loaded bundle) through the Rust pipeline: same rows in
+//! the same order, same columns, every value within 1e-4 + 1e-5*|expected|.
+
+use neuro_divergent::bundle::Bundle;
+use neuro_divergent::contract::PredictRequest;
+use neuro_divergent::pipeline;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+#[test]
+fn every_golden_case_matches_pytorch() {
+    let cases_dir = fixtures().join("cases");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&cases_dir)
+        .expect("fixtures/cases")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    assert!(
+        paths.len() >= 30,
+        "expected the golden cases, found {}",
+        paths.len()
+    );
+    let mut bundles: BTreeMap<String, Bundle> = BTreeMap::new();
+    let mut worst = (0.0f64, String::new());
+    for path in &paths {
+        let case: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let name = case["bundle"].as_str().unwrap().to_string();
+        let bundle = bundles
+            .entry(name.clone())
+            .or_insert_with(|| Bundle::load(&fixtures().join("bundles").join(&name)).unwrap());
+        let req = PredictRequest::from_value(case["request"].clone()).unwrap();
+        let got: Value = serde_json::from_str(
+            &pipeline::predict(bundle, &req)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .to_json(&name),
+        )
+        .unwrap();
+        let want = &case["expected"];
+        assert_eq!(got["model"], want["model"]);
+        let (g, w) = (
+            got["predictions"].as_array().unwrap(),
+            want["predictions"].as_array().unwrap(),
+        );
+        assert_eq!(g.len(), w.len(), "{}: row count", path.display());
+        for (gr, wr) in g.iter().zip(w) {
+            let (go, wo) = (gr.as_object().unwrap(), wr.as_object().unwrap());
+            assert_eq!(
+                go.keys().collect::<Vec<_>>(),
+                wo.keys().collect::<Vec<_>>(),
+                "{}: columns",
+                path.display()
+            );
+            assert_eq!(gr["unique_id"], wr["unique_id"], "{}", path.display());
+            assert_eq!(gr["ds"], wr["ds"], "{}", path.display());
+            for (k, wv) in wo {
+                if k == "unique_id" || k == "ds" {
+                    continue;
+                }
+                let (a, b) = (go[k].as_f64().unwrap(), wv.as_f64().unwrap());
+                let tol = 1e-4 + 1e-5 * b.abs();
+                let ratio = (a - b).abs() / tol;
+                if ratio > worst.0 {
+                    worst = (
+                        ratio,
+                        format!("{} {} {} {k}", path.display(), gr["unique_id"], gr["ds"]),
+                    );
+                }
+                assert!(
+                    (a - b).abs() <= tol,
+                    "{}: {} {} {k}: rust {a} torch {b}",
+                    path.display(),
+                    gr["unique_id"],
+                    gr["ds"]
+                );
+            }
+        }
+    }
+    println!(
+        "{} cases, worst |a-b|/tol = {:.4} at {}",
+        paths.len(),
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn every_fixture_bundle_loads_and_is_supported() {
+    for e in std::fs::read_dir(fixtures().join("bundles")).unwrap() {
+        let dir = e.unwrap().path();
+        let b = Bundle::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            b.unsupported_reason().is_none(),
+            "{}: {:?}",
+            b.name,
+            b.unsupported_reason()
+        );
+        assert!(b.content_hash.starts_with("sha256:") && b.content_hash.len() == 71);
+    }
+}

@@ -1,0 +1,1 @@
+"""Python reference /predict service (FastAPI + NeuralForecast), see docs/contract.md."""

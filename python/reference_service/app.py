@@ -1,0 +1,199 @@
+"""HTTP routes of the reference service: docs/contract.md, nothing more."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import bundles as bundles_mod
+from .bundles import Bundle
+from .errors import ApiError, error_response
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import Metrics
+from .request import check_shape, parse_json, to_frames
+
+log = logging.getLogger("reference_service")
+
+
+@dataclass
+class Settings:
+    model_path: str
+    default_model: str | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass
+class State:
+    """What the routes and the signal handler share."""
+
+    bundles: dict[str, Bundle] = field(default_factory=dict)
+    loaded: bool = False
+    draining: bool = False
+    load_failed: bool = False
+    metrics: Metrics = field(default_factory=Metrics)
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded and not self.draining
+
+
+def _load_in_background(settings: Settings, state: State, root_dir: str, on_failure) -> None:
+    """Bundles load after the port opens so /health answers and /ready says 503
+    meanwhile; a bundle that fails to load stops the service."""
+    def run():
+        try:
+            loaded = bundles_mod.load_all(settings.model_path, root_dir)
+            if settings.default_model is not None and settings.default_model not in loaded:
+                raise RuntimeError(f"default model {settings.default_model!r} is not a bundle")
+            state.bundles = loaded
+            state.loaded = True
+            log.info("ready: %d bundle(s) from %s", len(loaded), settings.model_path)
+        except Exception:
+            log.exception("loading bundles from %s failed", settings.model_path)
+            state.load_failed = True
+            on_failure()
+
+    threading.Thread(target=run, name="load-bundles", daemon=True).start()
+
+
+def _select(state: State, settings: Settings, request: Request) -> Bundle:
+    names = request.query_params.getlist("model")
+    if names:
+        bundle = state.bundles.get(names[0])
+        if bundle is None:
+            raise ApiError("unknown_model", f"no bundle named {names[0]!r}; see GET /models")
+        return bundle
+    if settings.default_model is not None:
+        return state.bundles[settings.default_model]
+    if len(state.bundles) == 1:
+        return next(iter(state.bundles.values()))
+    raise ApiError("model_required", f"{len(state.bundles)} bundles are loaded: choose one with ?model=")
+
+
+def _check_media_type(value: str | None) -> None:
+    media_type = (value or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError("unsupported_media_type", f"Content-Type must be application/json, not {value!r}")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = ApiError("body_too_large", f"body exceeds {limit} bytes")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(bundle: Bundle, raw: bytes) -> list[dict]:
+    frames = to_frames(check_shape(parse_json(raw), bundle), bundle)
+    try:
+        return bundles_mod.predict(bundle, frames.df, frames.futr_df, frames.static_df)
+    except ApiError:
+        raise
+    except Exception as e:
+        log.exception("predict failed for bundle %s", bundle.name)
+        raise ApiError("internal_error", f"prediction failed: {type(e).__name__}") from None
+
+
+def create_app(settings: Settings, state: State, on_load_failure) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        with tempfile.TemporaryDirectory(prefix="reference-service-") as root_dir:
+            _load_in_background(settings, state, root_dir, on_load_failure)
+            yield
+
+    app = FastAPI(
+        title="NeuralForecast reference service",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # docs/openapi.yaml is the description
+        redirect_slashes=False,
+    )
+    metrics = state.metrics
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError):
+        metrics.error(err.code)
+        return error_response(err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        message = {"not_found": f"no route {request.url.path}",
+                   "method_not_allowed": f"{request.method} is not allowed on {request.url.path}"}
+        return await api_error(request, ApiError(code, message.get(code, str(exc.detail)), exc.headers))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return await api_error(request, ApiError("invalid_request", str(exc)))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.error("unhandled error on %s", request.url.path, exc_info=exc)
+        return await api_error(request, ApiError("internal_error", "internal error"))
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        start = time.perf_counter()
+        metrics.start()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            metrics.finish(route.path if route else "unmatched", status, time.perf_counter() - start)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready():
+        if state.ready:
+            return {"status": "ready"}
+        return JSONResponse({"status": "not_ready"}, status_code=503)
+
+    @app.get("/metrics")
+    async def metrics_text():
+        return PlainTextResponse(
+            metrics.render(len(state.bundles), state.ready), media_type=METRICS_CONTENT_TYPE
+        )
+
+    def require_ready():
+        if not state.ready:
+            raise ApiError("not_ready", "draining" if state.draining else "bundles are still loading")
+
+    @app.get("/models")
+    async def models():
+        require_ready()
+        return {"models": [state.bundles[name].describe() for name in sorted(state.bundles)]}
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        require_ready()
+        _check_media_type(request.headers.get("content-type"))
+        raw = await _read_body(request, settings.max_body_bytes)
+        bundle = _select(state, settings, request)
+        rows = await run_in_threadpool(_answer, bundle, raw)  # CPU work off the event loop
+        return JSONResponse({"model": bundle.name, "predictions": rows})
+
+    return app

@@ -1,0 +1,155 @@
+"""Bundles: the directories `nf.save(path, save_dataset=False)` writes, one per
+subdirectory of the model path, loaded once at start."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ApiError
+
+log = logging.getLogger("reference_service")
+
+# Prediction runs on CPU with no Lightning side output, whatever the bundle was
+# trained with; the trainer's root dir is a private temp dir, never the cwd.
+_TRAINER_OVERRIDES = dict(
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    enable_checkpointing=False,
+)
+
+
+def content_hash(path: str) -> str:
+    """docs/contract.md: for each regular file directly in the bundle, sorted by
+    name bytewise: name, 0x00, size as u64 little-endian, bytes."""
+    digest = hashlib.sha256()
+    names = sorted(
+        (os.fsencode(e.name) for e in os.scandir(path) if e.is_file()),  # follows symlinks
+    )
+    for name in names:
+        with open(os.path.join(os.fsencode(path), name), "rb") as f:
+            data = f.read()
+        digest.update(name + b"\x00" + len(data).to_bytes(8, "little") + data)
+    return "sha256:" + digest.hexdigest()
+
+
+@dataclass
+class Bundle:
+    name: str
+    nf: Any  # neuralforecast.NeuralForecast
+    content_hash: str
+    id_col: str
+    time_col: str
+    target_col: str
+    futr_exog: list[str]
+    hist_exog: list[str]
+    stat_exog: list[str]
+    # nf.predict mutates the models (cached trainer, scalers): one call at a time.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def h(self) -> int:
+        return self.nf.h
+
+    @property
+    def freq(self) -> str | int:
+        return self.nf.freq
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "content_hash": self.content_hash,
+            "h": self.h,
+            "freq": self.freq,
+            "models": [
+                {
+                    "alias": m.alias,
+                    "class": type(m).__name__,
+                    "input_size": m.input_size,
+                    "supported": True,  # NeuralForecast itself runs every bundle
+                }
+                for m in self.nf.models
+            ],
+        }
+
+
+def _union(lists) -> list[str]:
+    return list(dict.fromkeys(c for cols in lists for c in (cols or [])))
+
+
+def _quiet_lightning() -> None:
+    """Lightning sets its loggers' levels when imported: quiet them after that."""
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def load_bundle(name: str, path: str, root_dir: str) -> Bundle:
+    from neuralforecast import NeuralForecast  # slow import: keep it off the start path
+
+    _quiet_lightning()
+    nf = NeuralForecast.load(path)
+    for m in nf.models:
+        m.trainer_kwargs.update(_TRAINER_OVERRIDES, default_root_dir=root_dir)
+    return Bundle(
+        name=name,
+        nf=nf,
+        content_hash=content_hash(path),
+        id_col=nf.id_col,
+        time_col=nf.time_col,
+        target_col=nf.target_col,
+        futr_exog=_union(m.futr_exog_list for m in nf.models),
+        hist_exog=_union(m.hist_exog_list for m in nf.models),
+        stat_exog=_union(m.stat_exog_list for m in nf.models),
+    )
+
+
+def load_all(model_path: str, root_dir: str) -> dict[str, Bundle]:
+    """Every subdirectory of model_path is a bundle (hidden entries skipped);
+    any bundle that fails to load fails the start. root_dir: Lightning's
+    default_root_dir, a directory the caller owns."""
+    names = sorted(
+        e.name for e in os.scandir(model_path) if e.is_dir() and not e.name.startswith(".")
+    )
+    if not names:
+        raise RuntimeError(f"no bundle directories in {model_path}")
+    bundles = {}
+    for name in names:
+        bundles[name] = load_bundle(name, os.path.join(model_path, name), root_dir)
+        log.info("loaded bundle %s (%s)", name, bundles[name].content_hash)
+    return bundles
+
+
+def predict(bundle: Bundle, df, futr_df=None, static_df=None) -> list[dict]:
+    """nf.predict, then the contract's rows: sorted by unique_id then ds,
+    datetime ds as %Y-%m-%dT%H:%M:%S, integer ds as int, numbers as floats."""
+    import pandas as pd
+
+    with bundle.lock:
+        fc = bundle.nf.predict(df=df, futr_df=futr_df, static_df=static_df)
+    idc, tc = bundle.id_col, bundle.time_col
+    fc = fc.sort_values([idc, tc], kind="stable").reset_index(drop=True)
+    columns = {idc: fc[idc].tolist()}
+    if pd.api.types.is_datetime64_any_dtype(fc[tc]):
+        columns[tc] = fc[tc].dt.strftime("%Y-%m-%dT%H:%M:%S").tolist()
+    else:
+        columns[tc] = fc[tc].astype("int64").tolist()
+    for c in fc.columns:
+        if c not in (idc, tc):
+            values = fc[c].to_numpy(dtype="float64")
+            if not np.isfinite(values).all():
+                # The history overflowed float32 arithmetic: the client's data, not a bug.
+                raise ApiError("non_finite_value", f"the forecast column {c!r} is not finite")
+            columns[c] = values.tolist()
+    names = list(columns)
+    return [dict(zip(names, row)) for row in zip(*columns.values())]

@@ -1,0 +1,251 @@
+"""The /predict body: JSON parsing, shape checks (400) and content checks (422),
+all before NeuralForecast sees a DataFrame. docs/contract.md is the spec.
+
+Checks run in this order; the first failure is the answer:
+  malformed_json -> invalid_request -> empty_df -> missing_column ->
+  unknown_column -> invalid_ds -> non_finite_value -> duplicate_rows ->
+  invalid_exogenous
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .bundles import Bundle
+from .errors import ApiError
+
+TABLES = ("df", "futr_df", "static_df")
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+# ISO 8601 date or datetime without timezone: YYYY-MM-DD, then optionally
+# [T ]HH:MM, :SS, .fraction (up to ns); ASCII digits only.
+_DS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)?")
+
+
+# ---------------------------------------------------------------- JSON (400)
+
+def _reject_constant(token: str):
+    raise ValueError(f"{token} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows a float64")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    float(value)  # OverflowError past float64, as a float64 parser would fail
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """RFC 8259 JSON: UTF-8, no NaN/Infinity, no number overflowing a float64."""
+    try:
+        return json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+    except (ValueError, OverflowError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
+        raise ApiError("malformed_json", f"body is not valid JSON: {e}") from None
+
+
+# ---------------------------------------------------------------- shape (400)
+
+def _invalid(message: str):
+    raise ApiError("invalid_request", message)
+
+
+def _is_number(v) -> bool:
+    return type(v) in (int, float)  # bool is not a number here
+
+
+def _is_int(v) -> bool:
+    return type(v) is int and I64_MIN <= v <= I64_MAX
+
+
+def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
+    """Types only: the body is an object of known keys, tables are arrays of
+    objects, ids/ds are strings or integers, other values numbers or null."""
+    if not isinstance(body, dict):
+        _invalid("body must be a JSON object")
+    unknown = sorted(set(body) - set(TABLES))
+    if unknown:
+        _invalid(f"unknown top-level key(s): {', '.join(unknown)}")
+    if "df" not in body:
+        _invalid("df is required")
+    tables = {}
+    for key in TABLES:
+        rows = body.get(key)
+        if rows is None and key != "df":
+            tables[key] = None  # absent or null: not given
+            continue
+        if not isinstance(rows, list):
+            _invalid(f"{key} must be an array of objects")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                _invalid(f"{key}[{i}] must be an object")
+            for col, v in row.items():
+                if col == bundle.id_col:
+                    if not (isinstance(v, str) or _is_int(v)):
+                        _invalid(f"{key}[{i}].{col} must be a string or a 64-bit integer")
+                elif col == bundle.time_col:
+                    if not (isinstance(v, str) or _is_number(v)):  # a non-integer number is invalid_ds
+                        _invalid(f"{key}[{i}].{col} must be a date string or an integer")
+                elif not (v is None or _is_number(v)):
+                    _invalid(f"{key}[{i}].{col} must be a number")
+        tables[key] = rows
+    return tables
+
+
+# ---------------------------------------------------------------- content (422)
+
+def _unprocessable(code: str, message: str):
+    raise ApiError(code, message)
+
+
+def _kind(v) -> str:
+    return "string" if isinstance(v, str) else "integer"
+
+
+def _fits_f32(v) -> bool:
+    """Finite once rounded to float32, as the models see it."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.float32(v)))
+
+
+def _parse_ds(key: str, i: int, v: str) -> datetime:
+    if _DS.fullmatch(v):
+        try:
+            return datetime.fromisoformat(v)
+        except ValueError:
+            pass
+    _unprocessable("invalid_ds", f"{key}[{i}].ds {v!r} is not an ISO date or datetime")
+
+
+@dataclass
+class Frames:
+    df: pd.DataFrame
+    futr_df: pd.DataFrame | None
+    static_df: pd.DataFrame | None
+
+
+def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle) -> Frames:
+    idc, tc, yc = bundle.id_col, bundle.time_col, bundle.target_col
+    if not tables["df"]:
+        _unprocessable("empty_df", "df has no rows")
+
+    columns = {
+        "df": list(dict.fromkeys([idc, tc, yc, *bundle.hist_exog, *bundle.futr_exog])),
+        "futr_df": [idc, tc, *bundle.futr_exog],
+        "static_df": [idc, *bundle.stat_exog],
+    }
+    given = [(k, rows, columns[k]) for k, rows in tables.items() if rows is not None]
+
+    for key, rows, cols in given:
+        for i, row in enumerate(rows):
+            for c in cols:
+                if c not in row:
+                    _unprocessable("missing_column", f"{key}[{i}] lacks column {c!r}")
+    for key, rows, cols in given:
+        allowed = set(cols)
+        for i, row in enumerate(rows):
+            for c in row:
+                if c not in allowed:
+                    _unprocessable("unknown_column", f"{key}[{i}].{c}: no model of bundle {bundle.name!r} uses it")
+
+    # One kind of unique_id across all tables, one kind of ds across df and
+    # futr_df, and the ds kind the bundle's freq implies.
+    id_kind = _kind(tables["df"][0][idc])
+    for key, rows, _ in given:
+        for i, row in enumerate(rows):
+            if _kind(row[idc]) != id_kind:
+                _unprocessable("invalid_ds", f"{key}[{i}].{idc}: mixed string and integer {idc}")
+    ds_kind = "integer" if isinstance(bundle.freq, int) else "string"
+    for key, rows, cols in given:
+        if tc not in cols:
+            continue
+        for i, row in enumerate(rows):
+            if _kind(row[tc]) != ds_kind:
+                want = "integers" if ds_kind == "integer" else "date/datetime strings"
+                _unprocessable("invalid_ds", f"{key}[{i}].{tc}: bundle freq {bundle.freq!r} needs {want}")
+    for key, rows, cols in given:
+        if tc in cols and ds_kind == "integer":
+            for i, row in enumerate(rows):
+                if not _is_int(row[tc]):
+                    _unprocessable("invalid_ds", f"{key}[{i}].{tc} = {row[tc]!r} is not a 64-bit integer")
+    ds = {
+        key: [row[tc] if ds_kind == "integer" else _parse_ds(key, i, row[tc]) for i, row in enumerate(rows)]
+        for key, rows, cols in given
+        if tc in cols
+    }
+
+    for key, rows, cols in given:
+        values = [c for c in cols if c not in (idc, tc)]
+        for i, row in enumerate(rows):
+            for c in values:
+                v = row[c]
+                if v is None:
+                    _unprocessable("non_finite_value", f"{key}[{i}].{c} is null")
+                if not _fits_f32(v):
+                    _unprocessable("non_finite_value", f"{key}[{i}].{c} = {v:g} overflows float32")
+
+    for key in ("df", "futr_df"):
+        if key in ds:
+            seen = set()
+            for i, (row, t) in enumerate(zip(tables[key], ds[key])):
+                k = (row[idc], t)
+                if k in seen:
+                    _unprocessable("duplicate_rows", f"{key}[{i}]: ({row[idc]!r}, {row[tc]!r}) appears twice")
+                seen.add(k)
+
+    def frame(key: str) -> pd.DataFrame:
+        rows, cols = tables[key], columns[key]
+        data = {idc: [r[idc] for r in rows]}
+        if key in ds:
+            data[tc] = np.array(ds[key], dtype=np.int64) if ds_kind == "integer" else pd.to_datetime(ds[key])
+        for c in cols:
+            if c not in data:
+                data[c] = np.array([r[c] for r in rows], dtype=np.float64)
+        return pd.DataFrame(data)
+
+    df = frame("df")
+    futr_df = frame("futr_df") if tables["futr_df"] is not None else None
+    static_df = frame("static_df") if tables["static_df"] is not None else None
+    _check_exogenous(bundle, df, futr_df, static_df)
+    return Frames(df, futr_df, static_df)
+
+
+def _check_exogenous(bundle: Bundle, df, futr_df, static_df) -> None:
+    """futr_df: exactly the h future (unique_id, ds) of every series;
+    static_df: exactly one row per series."""
+    idc, tc = bundle.id_col, bundle.time_col
+    if bundle.futr_exog and futr_df is None:
+        _unprocessable("invalid_exogenous", f"futr_df is required: models use {bundle.futr_exog}")
+    if bundle.stat_exog and static_df is None:
+        _unprocessable("invalid_exogenous", f"static_df is required: models use {bundle.stat_exog}")
+    if futr_df is not None:
+        expected = bundle.nf.make_future_dataframe(df)
+        want = set(zip(expected[idc].tolist(), expected[tc].tolist()))
+        got = set(zip(futr_df[idc].tolist(), futr_df[tc].tolist()))
+        if got != want:
+            missing, extra = len(want - got), len(got - want)
+            _unprocessable(
+                "invalid_exogenous",
+                f"futr_df must hold the next {bundle.h} ds of every series: {missing} missing, {extra} extra rows",
+            )
+    if static_df is not None:
+        ids = static_df[idc].tolist()
+        if len(ids) != len(set(ids)) or set(ids) != set(df[idc].tolist()):
+            _unprocessable("invalid_exogenous", "static_df must hold exactly one row per series of df")

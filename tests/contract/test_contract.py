@@ -1,0 +1,508 @@
+"""docs/contract.md, asserted identically against both services (see conftest.py)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import struct
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from conftest import BUNDLES, CASES, MAX_BODY_BYTES, REPO
+
+CASE_FILES = sorted(CASES.glob("*.json"))
+BUNDLE_NAMES = sorted(p.name for p in BUNDLES.iterdir() if p.is_dir() and not p.name.startswith("."))
+ALL_CODES = {
+    "malformed_json", "invalid_request", "model_required", "unknown_model", "not_found",
+    "method_not_allowed", "body_too_large", "unsupported_media_type", "empty_df", "missing_column",
+    "unknown_column", "non_finite_value", "invalid_ds", "duplicate_rows", "invalid_exogenous",
+    "unsupported_model", "overloaded", "not_ready", "timeout", "internal_error",
+}
+PLAIN = "mlp_d_standard"  # freq D, no exogenous
+EXOG_CASE = "mlp_exog__shortmix"  # futr, hist and static exogenous
+INT_BUNDLE = "mlp_int_robust"  # integer ds
+
+
+OPENAPI = yaml.safe_load((REPO / "docs" / "openapi.yaml").read_text())
+OPENAPI_URI = "urn:neuro-divergent:openapi"
+_REGISTRY = Registry().with_resource(OPENAPI_URI, Resource.from_contents(OPENAPI, default_specification=DRAFT202012))
+
+
+def openapi_validator(pointer: str) -> Draft202012Validator:
+    """A validator for the schema at a JSON pointer into docs/openapi.yaml."""
+    return Draft202012Validator({"$ref": f"{OPENAPI_URI}#{pointer}"}, registry=_REGISTRY)
+
+
+def _escape(segment: str) -> str:
+    return segment.replace("~", "~0").replace("/", "~1")
+
+
+def assert_documented(resp) -> None:
+    """The response's status and JSON body are what docs/openapi.yaml says."""
+    path, method, status = resp.request.url.path, resp.request.method.lower(), resp.status_code
+    op = OPENAPI["paths"].get(path, {}).get(method)
+    if op is None:
+        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(status)
+        assert name, f"{method.upper()} {path} answered {status}, not 404/405"
+        assert path not in OPENAPI["paths"] or status == 405
+        pointer = f"/components/responses/{name}"
+    else:
+        assert str(status) in op["responses"], f"{status} is not documented for {method.upper()} {path}"
+        ref = op["responses"][str(status)].get("$ref")
+        pointer = ref[1:] if ref else f"/paths/{_escape(path)}/{method}/responses/{status}"
+    if not resp.headers.get("content-type", "").startswith("application/json"):
+        return
+    errors = list(openapi_validator(f"{pointer}/content/application~1json/schema").iter_errors(resp.json()))
+    assert not errors, f"{method.upper()} {path} {status} body breaks docs/openapi.yaml: {errors[0].message}"
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-4 + 1e-5 * abs(b)
+
+
+def load_case(name: str) -> dict:
+    path = CASES / f"{name}.json"
+    if not path.is_file():
+        pytest.fail(f"golden case {path} is missing (python/make_fixtures.py writes it)")
+    return json.loads(path.read_text())
+
+
+def history(n: int = 20, uid="s1", start: date = date(2024, 1, 1)) -> list[dict]:
+    return [{"unique_id": uid, "ds": (start + timedelta(days=i)).isoformat(), "y": 100.0 + (i % 7)}
+            for i in range(n)]
+
+
+def predict(service, body=None, *, model=PLAIN, raw: bytes | None = None, headers=None):
+    params = {"model": model} if model is not None else None
+    if raw is None:
+        raw = json.dumps(body, allow_nan=True).encode()
+    hdrs = {"content-type": "application/json", **(headers or {})}
+    return service.client.post("/predict", params=params, content=raw, headers=hdrs)
+
+
+def assert_error(resp, status: int, code: str) -> None:
+    assert resp.status_code == status, resp.text[:500]
+    assert resp.headers["content-type"].split(";")[0].strip() == "application/json"
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["code"] == code, body
+    assert code in ALL_CODES
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"].strip(), body
+    assert_documented(resp)
+
+
+# ------------------------------------------------------------- golden cases
+
+@pytest.mark.parametrize("case_file", CASE_FILES, ids=[p.stem for p in CASE_FILES])
+def test_golden_case(service, case_file: Path):
+    case = json.loads(case_file.read_text())
+    resp = predict(service, case["request"], model=case["bundle"])
+    assert resp.status_code == 200, resp.text[:500]
+    assert_documented(resp)
+    got, want = resp.json(), case["expected"]
+    assert set(got) == {"model", "predictions"}
+    assert got["model"] == want["model"] == case["bundle"]
+    keys = lambda rows: [(r["unique_id"], r["ds"]) for r in rows]  # noqa: E731
+    assert keys(got["predictions"]) == keys(want["predictions"])
+    for g, w in zip(got["predictions"], want["predictions"]):
+        assert set(g) == set(w), (sorted(g), sorted(w))
+        assert type(g["unique_id"]) is type(w["unique_id"]) and type(g["ds"]) is type(w["ds"])
+        for col in set(w) - {"unique_id", "ds"}:
+            assert isinstance(g[col], (int, float)) and math.isfinite(g[col])
+            assert close(g[col], w[col]), (g["unique_id"], g["ds"], col, g[col], w[col])
+
+
+def test_golden_cases_exist():
+    assert len(CASE_FILES) > 0 and len(BUNDLE_NAMES) > 1
+
+
+# ------------------------------------------------------------- bundle selection
+
+def test_model_query_selects_bundle(service):
+    body = load_case(f"{PLAIN}__tail")["request"]
+    for name, column in ((PLAIN, "MLP"), ("dlinear_d_identity", "DLinear")):
+        resp = predict(service, body, model=name)
+        assert resp.status_code == 200, resp.text[:500]
+        assert resp.json()["model"] == name
+        assert all(column in row for row in resp.json()["predictions"])
+
+
+def test_model_required_when_several_bundles(service):
+    assert_error(predict(service, {"df": history()}, model=None), 400, "model_required")
+
+
+def test_unknown_model(service):
+    assert_error(predict(service, {"df": history()}, model="no_such_bundle"), 404, "unknown_model")
+
+
+def test_charset_parameter_accepted(service):
+    resp = predict(service, {"df": history()}, headers={"content-type": "application/json; charset=utf-8"})
+    assert resp.status_code == 200, resp.text[:500]
+
+
+def test_rows_in_any_order_and_sorted_output(service):
+    rows = history(30, "b") + history(25, "a", start=date(2024, 1, 3))
+    resp = predict(service, {"df": list(reversed(rows))})
+    assert resp.status_code == 200, resp.text[:500]
+    preds = resp.json()["predictions"]
+    assert [(r["unique_id"], r["ds"]) for r in preds] == sorted((r["unique_id"], r["ds"]) for r in preds)
+    assert preds[0] == {**preds[0], "unique_id": "a", "ds": "2024-01-28T00:00:00"}
+    assert len(preds) == 2 * 7
+
+
+# ------------------------------------------------------------- request errors
+
+def _set(rows, i, **changes):
+    rows = copy.deepcopy(rows)
+    rows[i].update(changes)
+    return rows
+
+
+def _drop(rows, i, key):
+    rows = copy.deepcopy(rows)
+    del rows[i][key]
+    return rows
+
+
+ROW = '{"unique_id": "s1", "ds": "2024-01-01", "y": %s}'
+BAD_JSON = {
+    "truncated": b'{"df": [',
+    "nan_token": (ROW % "NaN").encode(),
+    "infinity_token": ('{"df": [%s]}' % (ROW % "Infinity")).encode(),
+    "minus_infinity_token": ('{"df": [%s]}' % (ROW % "-Infinity")).encode(),
+    "float_overflow": ('{"df": [%s]}' % (ROW % "1e999")).encode(),
+    "integer_overflow": ('{"df": [%s]}' % (ROW % ("9" * 400))).encode(),
+    "not_utf8": b'{"df": [{"unique_id": "\xff", "ds": "2024-01-01", "y": 1}]}',
+    "empty_body": b"",
+    "trailing_garbage": b'{"df": []} x',
+    "single_quotes": b"{'df': []}",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_JSON))
+def test_malformed_json(service, name):
+    assert_error(predict(service, raw=BAD_JSON[name]), 400, "malformed_json")
+
+
+H = history()
+INVALID_REQUEST = {
+    "body_array": [],
+    "body_string": "df",
+    "df_missing": {},
+    "df_missing_futr_given": {"futr_df": []},
+    "df_not_array": {"df": {"unique_id": "s1"}},
+    "df_null": {"df": None},
+    "row_not_object": {"df": [1.0] + H[1:]},
+    "row_array": {"df": [["s1", "2024-01-01", 1.0]] + H[1:]},
+    "unknown_top_level_key": {"df": H, "horizon": 7},
+    "futr_df_not_array": {"df": H, "futr_df": "x"},
+    "static_df_not_array": {"df": H, "static_df": {"unique_id": "s1"}},
+    "y_string": {"df": _set(H, 3, y="101.5")},
+    "y_bool": {"df": _set(H, 3, y=True)},
+    "y_object": {"df": _set(H, 3, y={"v": 1})},
+    "unique_id_float": {"df": _set(H, 0, unique_id=1.5)},
+    "unique_id_bool": {"df": _set(H, 0, unique_id=False)},
+    "unique_id_null": {"df": _set(H, 0, unique_id=None)},
+    "ds_null": {"df": _set(H, 0, ds=None)},
+    "ds_array": {"df": _set(H, 0, ds=[2024, 1, 1])},
+    "exog_string": {"df": _set(H, 0, temp="warm")},
+}
+
+
+@pytest.mark.parametrize("name", list(INVALID_REQUEST))
+def test_invalid_request(service, name):
+    assert_error(predict(service, INVALID_REQUEST[name]), 400, "invalid_request")
+
+
+UNPROCESSABLE = {
+    "empty_df": ({"df": []}, "empty_df"),
+    "missing_y": ({"df": _drop(H, 5, "y")}, "missing_column"),
+    "missing_ds": ({"df": _drop(H, 5, "ds")}, "missing_column"),
+    "missing_unique_id": ({"df": _drop(H, 5, "unique_id")}, "missing_column"),
+    "null_y": ({"df": _set(H, 5, y=None)}, "non_finite_value"),
+    "y_beyond_float32": ({"df": _set(H, 5, y=1e39)}, "non_finite_value"),  # the models compute in float32
+    "unknown_column": ({"df": [{**r, "price": 1.0} for r in H]}, "unknown_column"),
+    "unknown_column_one_row": ({"df": _set(H, 2, extra=0.0)}, "unknown_column"),
+    "ds_not_a_date": ({"df": _set(H, 4, ds="yesterday")}, "invalid_ds"),
+    "ds_bad_month": ({"df": _set(H, 4, ds="2024-13-01")}, "invalid_ds"),
+    "ds_bad_day": ({"df": _set(H, 4, ds="2023-02-29")}, "invalid_ds"),
+    "ds_timezone": ({"df": _set(H, 4, ds="2024-01-05T00:00:00Z")}, "invalid_ds"),
+    "ds_offset": ({"df": _set(H, 4, ds="2024-01-05T00:00:00+02:00")}, "invalid_ds"),
+    "ds_mixed_kinds": ({"df": _set(H, 4, ds=1704412800)}, "invalid_ds"),
+    "ds_float": ({"df": _set(H, 4, ds=20240105.5)}, "invalid_ds"),
+    "unique_id_mixed_kinds": ({"df": _set(H, 4, unique_id=1)}, "invalid_ds"),
+    "duplicate_rows": ({"df": H + [dict(H[3], y=1.0)]}, "duplicate_rows"),
+}
+
+
+@pytest.mark.parametrize("name", list(UNPROCESSABLE))
+def test_unprocessable(service, name):
+    body, code = UNPROCESSABLE[name]
+    assert_error(predict(service, body), 422, code)
+
+
+def test_datetime_spellings_accepted(service):
+    rows = [dict(r, ds=r["ds"] + (" 00:00:00" if i % 2 else "T00:00:00")) for i, r in enumerate(H)]
+    resp = predict(service, {"df": rows})
+    assert resp.status_code == 200, resp.text[:500]
+    assert resp.json() == predict(service, {"df": H}).json()
+
+
+def test_integer_ds_bundle(service):
+    rows = [{"unique_id": 7, "ds": 100 + i, "y": 10.0 + (i % 5)} for i in range(12)]
+    resp = predict(service, {"df": rows}, model=INT_BUNDLE)
+    assert resp.status_code == 200, resp.text[:500]
+    preds = resp.json()["predictions"]
+    assert [(r["unique_id"], r["ds"]) for r in preds] == [(7, 112)]
+    assert_error(predict(service, {"df": H}, model=INT_BUNDLE), 422, "invalid_ds")
+    assert_error(predict(service, {"df": _set(rows, 3, ds=103.5)}, model=INT_BUNDLE), 422, "invalid_ds")
+    assert_error(predict(service, {"df": _set(rows, 3, ds=2**63)}, model=INT_BUNDLE), 422, "invalid_ds")
+    assert_error(predict(service, {"df": rows}, model=PLAIN), 422, "invalid_ds")
+
+
+# ------------------------------------------------------------- exogenous
+
+def _exog_body() -> tuple[str, dict]:
+    case = load_case(EXOG_CASE)
+    return case["bundle"], case["request"]
+
+
+def _next_step(futr_rows: list[dict]) -> dict:
+    """A futr_df row one day past the last one of its series (the bundle is daily)."""
+    last = max(futr_rows, key=lambda r: (r["unique_id"], r["ds"]))
+    ds = (date.fromisoformat(last["ds"][:10]) + timedelta(days=1)).isoformat()
+    return dict(last, ds=ds)
+
+
+def test_exogenous_errors(service):
+    bundle, body = _exog_body()
+    futr_col = next(k for k in body["futr_df"][0] if k not in ("unique_id", "ds"))
+    stat_col = next(k for k in body["static_df"][0] if k != "unique_id")
+    df_only = [k for k in body["df"][0] if k not in body["futr_df"][0] and k not in ("y",)]
+    checks = {
+        "futr_df_absent": ({k: v for k, v in body.items() if k != "futr_df"}, "invalid_exogenous"),
+        "futr_df_short": (dict(body, futr_df=body["futr_df"][:-1]), "invalid_exogenous"),
+        "futr_df_empty": (dict(body, futr_df=[]), "invalid_exogenous"),
+        "futr_df_unknown_series": (dict(body, futr_df=body["futr_df"] + [dict(body["futr_df"][0], unique_id="zz")]),
+                                   "invalid_exogenous"),
+        "static_df_absent": ({k: v for k, v in body.items() if k != "static_df"}, "invalid_exogenous"),
+        "futr_df_extra_step": (dict(body, futr_df=body["futr_df"] + [_next_step(body["futr_df"])]),
+                               "invalid_exogenous"),
+        "static_df_missing_series": (dict(body, static_df=body["static_df"][1:]), "invalid_exogenous"),
+        "static_df_unknown_series": (dict(body, static_df=body["static_df"] + [dict(body["static_df"][0], unique_id="zz")]),
+                                     "invalid_exogenous"),
+        "futr_df_row_lacks_column": (dict(body, futr_df=_drop(body["futr_df"], 0, futr_col)), "missing_column"),
+        "df_row_lacks_futr_history": (dict(body, df=_drop(body["df"], 0, futr_col)), "missing_column"),
+        "static_df_row_lacks_column": (dict(body, static_df=_drop(body["static_df"], 0, stat_col)),
+                                       "missing_column"),
+        "futr_df_null": (dict(body, futr_df=_set(body["futr_df"], 0, **{futr_col: None})), "non_finite_value"),
+        "df_exog_null": (dict(body, df=_set(body["df"], 0, **{futr_col: None})), "non_finite_value"),
+        "static_null": (dict(body, static_df=_set(body["static_df"], 0, **{stat_col: None})), "non_finite_value"),
+        "futr_df_unknown_column": (dict(body, futr_df=_set(body["futr_df"], 0, bogus=1.0)), "unknown_column"),
+        "futr_df_duplicate": (dict(body, futr_df=body["futr_df"] + [body["futr_df"][0]]), "duplicate_rows"),
+    }
+    if df_only:  # a hist_exog column in futr_df is not a future column
+        checks["futr_df_hist_column"] = (dict(body, futr_df=_set(body["futr_df"], 0, **{df_only[-1]: 1.0})),
+                                         "unknown_column")
+    assert predict(service, body, model=bundle).status_code == 200
+    failures = []
+    for name, (b, code) in checks.items():
+        resp = predict(service, b, model=bundle)
+        try:
+            assert_error(resp, 422, code)
+        except AssertionError as e:
+            failures.append(f"{name}: {e}")
+    assert not failures, "\n".join(failures)
+
+
+# ------------------------------------------------------------- transport errors
+
+@pytest.mark.parametrize("method,path", [("GET", "/nope"), ("POST", "/v1/predict"), ("GET", "/predict/extra"),
+                                         ("GET", "/")])
+def test_not_found(service, method, path):
+    assert_error(service.client.request(method, path), 404, "not_found")
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/predict"), ("PUT", "/predict"), ("POST", "/health"),
+                                         ("DELETE", "/models"), ("POST", "/ready"), ("POST", "/metrics")])
+def test_method_not_allowed(service, method, path):
+    assert_error(service.client.request(method, path), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_unsupported_media_type(service, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    raw = json.dumps({"df": H}).encode()
+    resp = service.client.post("/predict", params={"model": PLAIN}, content=raw, headers=headers)
+    if content_type is None:  # httpx adds no content-type for raw bytes
+        assert "content-type" not in resp.request.headers
+    assert_error(resp, 415, "unsupported_media_type")
+
+
+def _padded(size: int) -> bytes:
+    """A valid body of exactly `size` bytes (JSON allows trailing whitespace)."""
+    raw = json.dumps({"df": H}).encode()
+    assert len(raw) <= size
+    return raw + b" " * (size - len(raw))
+
+
+def test_body_at_limit_accepted(service):
+    resp = predict(service, raw=_padded(MAX_BODY_BYTES))
+    assert resp.status_code == 200, resp.text[:500]
+
+
+def test_body_too_large(service):
+    assert_error(predict(service, raw=_padded(MAX_BODY_BYTES + 1)), 413, "body_too_large")
+
+
+def test_body_too_large_chunked(service):
+    raw = _padded(MAX_BODY_BYTES + 1)
+    chunks = (raw[i:i + 16384] for i in range(0, len(raw), 16384))  # no content-length
+    resp = service.client.post("/predict", params={"model": PLAIN}, content=chunks,
+                               headers={"content-type": "application/json"})
+    assert "content-length" not in resp.request.headers
+    assert_error(resp, 413, "body_too_large")
+
+
+# ------------------------------------------------------------- GET endpoints
+
+def test_health(service):
+    resp = service.client.get("/health")
+    assert resp.status_code == 200 and resp.json() == {"status": "ok"}
+    assert_documented(resp)
+
+
+def test_ready(service):
+    resp = service.client.get("/ready")
+    assert resp.status_code == 200 and resp.json() == {"status": "ready"}
+    assert_documented(resp)
+
+
+def test_metrics(service):
+    service.client.get("/health")
+    resp = service.client.get("/metrics")
+    assert resp.status_code == 200
+    # Prometheus text 0.0.4 (Python) or OpenMetrics text (Rust, prometheus-client).
+    assert resp.headers["content-type"].startswith(("text/plain", "application/openmetrics-text"))
+    assert "# TYPE" in resp.text
+
+
+def contract_hash(bundle: Path) -> str:
+    """docs/contract.md: sha256 over (name, 0x00, u64 LE size, bytes) of every
+    regular file directly in the bundle, sorted by name bytewise."""
+    h = hashlib.sha256()
+    for name in sorted(p.name.encode() for p in bundle.iterdir() if p.is_file()):
+        data = (bundle / name.decode()).read_bytes()
+        h.update(name + b"\x00" + struct.pack("<Q", len(data)) + data)
+    return "sha256:" + h.hexdigest()
+
+
+def safetensors_metadata(path: Path) -> dict:
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n))["__metadata__"]
+
+
+def expected_bundle(name: str) -> dict:
+    """What /models must say, read straight from the files NeuralForecast wrote."""
+    bundle = BUNDLES / name
+    config = json.loads((bundle / "configuration.json").read_text())["configuration"]
+    models = []
+    # NeuralForecast.load order: model files sorted by name.
+    for f in sorted(p.name for p in bundle.glob("*.safetensors") if p.name != "configuration.safetensors"):
+        meta = safetensors_metadata(bundle / f)
+        hp = json.loads(meta["hyper_parameters"])
+        models.append({"alias": f[: -len(".safetensors")].rsplit("_", 1)[0], "class": meta["model_class"],
+                       "input_size": hp["input_size"]})
+    return {"name": name, "content_hash": contract_hash(bundle), "h": config["h"], "freq": config["freq"],
+            "models": models}
+
+
+def test_models(service):
+    resp = service.client.get("/models")
+    assert resp.status_code == 200
+    assert_documented(resp)
+    listed = resp.json()["models"]
+    assert [b["name"] for b in listed] == BUNDLE_NAMES
+    for got in listed:
+        want = expected_bundle(got["name"])
+        assert {k: got[k] for k in ("name", "content_hash", "h", "freq")} == \
+            {k: want[k] for k in ("name", "content_hash", "h", "freq")}
+        assert [{k: m[k] for k in ("alias", "class", "input_size")} for m in got["models"]] == want["models"]
+        assert all(m["supported"] is True for m in got["models"]), got
+
+
+# ------------------------------------------------------------- docs/openapi.yaml (no service)
+
+def _contract_table() -> dict[str, int]:
+    """code -> status from docs/contract.md's error table."""
+    table = {}
+    for line in (REPO / "docs" / "contract.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit() and cells[1].startswith("`"):
+            table[cells[1].strip("`")] = int(cells[0])
+    return table
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for v in node.values():
+            yield from _refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _refs(v)
+
+
+def test_openapi_document():
+    assert OPENAPI["openapi"].startswith("3.1.")
+    assert OPENAPI["info"]["title"] and OPENAPI["info"]["version"]
+    assert set(OPENAPI["paths"]) == {"/predict", "/models", "/health", "/ready", "/metrics"}
+    for schema in OPENAPI["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+    resolver = _REGISTRY.resolver(base_uri=OPENAPI_URI)
+    for ref in set(_refs(OPENAPI)):
+        assert ref.startswith("#/"), ref
+        resolver.lookup(ref)  # raises when it does not resolve
+    for path, ops in OPENAPI["paths"].items():
+        for method, op in ops.items():
+            assert op["responses"], (path, method)
+
+
+def test_openapi_error_codes_match_contract():
+    table = _contract_table()
+    assert set(table) == ALL_CODES
+    assert set(OPENAPI["components"]["schemas"]["ErrorCode"]["enum"]) == ALL_CODES
+    documented = {}
+    for status, response in OPENAPI["paths"]["/predict"]["post"]["responses"].items():
+        if status == "200":
+            continue
+        schema = OPENAPI["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+        code = schema["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"]["code"]
+        for c in code.get("enum", [code.get("const")]):
+            documented[c] = int(status)
+    assert documented == table
+
+
+def test_openapi_request_schema_is_the_400_layer():
+    """Bodies the services reject as invalid_request break the schema; every
+    other body in this suite satisfies it."""
+    request = openapi_validator("/components/schemas/PredictRequest")
+    for name, body in INVALID_REQUEST.items():
+        assert not request.is_valid(body), name
+    for name, (body, _) in UNPROCESSABLE.items():
+        assert request.is_valid(body), name
+    for case_file in CASE_FILES:
+        case = json.loads(case_file.read_text())
+        request.validate(case["request"])
+        openapi_validator("/components/schemas/PredictResponse").validate(case["expected"])
