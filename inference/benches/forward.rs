@@ -1,1 +1,96 @@
-fn main() {}
+//! Forward passes of each served model (1 series and a batch of 64), and the
+//! whole pipeline (parse + validate + scale + forward + serialise) for one
+//! golden request. Run: `make bench` (numbers in BENCHMARKS.md).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ndarray::{Array2, Array3};
+use neuro_divergent::bundle::Bundle;
+use neuro_divergent::contract::PredictRequest;
+use neuro_divergent::models::WindowBatch;
+use neuro_divergent::pipeline;
+use std::hint::black_box;
+use std::path::PathBuf;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// A deterministic batch shaped for the model (values in a typical scaled range).
+fn batch(b: &Bundle, series: usize) -> WindowBatch {
+    let m = &b.models[0];
+    let spec = m.spec.as_ref().expect("spec");
+    let l = spec.input_size;
+    let val = |i: usize| ((i * 7919) % 1000) as f32 / 500.0 - 1.0;
+    WindowBatch {
+        insample_y: Array2::from_shape_fn((series, l), |(i, t)| val(i * l + t)),
+        insample_mask: Array2::ones((series, l)),
+        hist_exog: (!spec.hist_exog.is_empty()).then(|| {
+            Array3::from_shape_fn((series, l, spec.hist_exog.len()), |(i, t, c)| {
+                val(i + t + c)
+            })
+        }),
+        futr_exog: (!spec.futr_exog.is_empty()).then(|| {
+            Array3::from_shape_fn((series, l + b.h, spec.futr_exog.len()), |(i, t, c)| {
+                val(i * 3 + t + c)
+            })
+        }),
+        stat_exog: (!spec.stat_exog.is_empty())
+            .then(|| Array2::from_shape_fn((series, spec.stat_exog.len()), |(i, c)| val(i + c))),
+    }
+}
+
+fn forward(c: &mut Criterion) {
+    let mut g = c.benchmark_group("forward");
+    for name in [
+        "mlp_d_standard",
+        "dlinear_d_identity",
+        "nlinear_d_robust",
+        "mlp_exog",
+        "mlp_me_mq",
+    ] {
+        let b = Bundle::load(&fixtures().join("bundles").join(name)).expect("bundle");
+        let net = b.models[0].net.as_ref().expect("supported").clone();
+        for series in [1usize, 64] {
+            let x = batch(&b, series);
+            g.bench_with_input(BenchmarkId::new(name, series), &x, |bench, x| {
+                bench.iter(|| black_box(net.forward(black_box(x)).expect("forward")))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn end_to_end(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    for case in [
+        "mlp_d_standard__tail",
+        "multi_d__tail",
+        "mlp_exog__rescaled",
+    ] {
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(fixtures().join("cases").join(format!("{case}.json"))).expect("case"),
+        )
+        .expect("json");
+        let bundle = Bundle::load(
+            &fixtures()
+                .join("bundles")
+                .join(v["bundle"].as_str().expect("name")),
+        )
+        .expect("bundle");
+        let body = serde_json::to_vec(&v["request"]).expect("body");
+        g.bench_function(case, |bench| {
+            bench.iter(|| {
+                let req = PredictRequest::from_slice(black_box(&body)).expect("parse");
+                black_box(
+                    pipeline::predict(&bundle, &req)
+                        .expect("predict")
+                        .to_json("m"),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, forward, end_to_end);
+criterion_main!(benches);

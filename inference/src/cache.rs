@@ -344,3 +344,145 @@ impl ModelCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/bundles")
+            .join(name)
+    }
+
+    fn copy_into(src: &str, dst: &Path) {
+        std::fs::create_dir_all(dst).unwrap();
+        for e in std::fs::read_dir(fixture(src)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+
+    fn cache(root: &Path, size: usize) -> Arc<ModelCache> {
+        Arc::new(ModelCache::new(
+            root.to_path_buf(),
+            size,
+            None,
+            Arc::new(Metrics::new()),
+        ))
+    }
+
+    #[test]
+    fn readers_never_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        copy_into("mlp_d_standard", &dir.path().join("m"));
+        let c = cache(dir.path(), 4);
+        c.load("m").unwrap();
+        let guard = c.writer.lock(); // a load in progress holds this
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = c.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(reader.get_loaded("m").is_some());
+        });
+        // If reads took the writer lock this would never arrive while we hold it.
+        assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
+        drop(guard);
+    }
+
+    #[test]
+    fn readers_see_whole_versions_while_reloads_swap_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        copy_into("mlp_d_standard", &m);
+        let c = cache(dir.path(), 4);
+        let a = c.load("m").unwrap().bundle.content_hash.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (c, stop) = (c.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut seen = std::collections::BTreeSet::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let b = c.get_loaded("m").expect("a version is always there");
+                        // A whole version: hash and models belong together.
+                        let class = b.bundle.models[0].class.clone();
+                        let n_cols = b.bundle.output_columns().len();
+                        seen.insert((b.bundle.content_hash.clone(), class, n_cols));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for i in 0..20 {
+            let src = if i % 2 == 0 {
+                "nlinear_d_robust"
+            } else {
+                "mlp_d_standard"
+            };
+            let tmp = dir.path().join("next");
+            copy_into(src, &tmp);
+            std::fs::remove_dir_all(&m).unwrap();
+            std::fs::rename(&tmp, &m).unwrap();
+            let _ = c.load("m");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut versions = std::collections::BTreeSet::new();
+        for r in readers {
+            versions.extend(r.join().unwrap());
+        }
+        for (hash, class, cols) in &versions {
+            let expected = if *hash == a { "MLP" } else { "NLinear" };
+            assert_eq!(class, expected, "hash {hash} paired with {class}");
+            assert_eq!(*cols, 1);
+        }
+    }
+
+    #[test]
+    fn least_recently_used_is_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["a", "b", "c"] {
+            copy_into("nlinear_d_robust", &dir.path().join(n));
+        }
+        let c = cache(dir.path(), 2);
+        c.load("a").unwrap();
+        c.load("b").unwrap();
+        assert!(c.get_loaded("a").is_some()); // a is now more recent than b
+        c.get("c").unwrap();
+        let names: Vec<String> = c.snapshot().bundles.keys().cloned().collect();
+        assert_eq!(names, vec!["a".to_string(), "c".to_string()]);
+        // b comes back on demand.
+        assert!(c.get("b").is_ok());
+        assert_eq!(c.snapshot().bundles.len(), 2);
+    }
+
+    #[test]
+    fn unknown_and_hostile_names_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cache(dir.path(), 2);
+        for name in ["nope", "..", "../etc", ".hidden", "a/b", ""] {
+            let e = c.get(name).err().unwrap();
+            assert_eq!(e.code, "unknown_model", "{name}");
+        }
+    }
+
+    #[test]
+    fn broken_bundle_is_reported_and_previous_version_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m");
+        copy_into("mlp_d_standard", &m);
+        let c = cache(dir.path(), 2);
+        let good = c.load("m").unwrap().bundle.content_hash.clone();
+        std::fs::write(m.join("configuration.json"), b"{not json").unwrap();
+        let e = c.load("m").err().unwrap();
+        assert!(e.message.contains("configuration.json"), "{}", e.message);
+        assert_eq!(c.get_loaded("m").unwrap().bundle.content_hash, good);
+        // A bundle broken from the start is listed as failed.
+        let n = dir.path().join("n");
+        std::fs::create_dir_all(&n).unwrap();
+        std::fs::write(n.join("configuration.json"), b"{}").unwrap();
+        assert!(c.load("n").is_err());
+        assert!(c.snapshot().failed.contains_key("n"));
+    }
+}

@@ -27,6 +27,9 @@ pub struct Config {
     pub request_timeout: Duration,
     pub max_concurrency: usize,
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, how long to keep accepting with /ready at 503 before
+    /// closing the listener (lets endpoints be removed first).
+    pub drain_delay: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -54,6 +57,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             max_concurrency: 256,
             shutdown_timeout: Duration::from_secs(20),
+            drain_delay: Duration::ZERO,
         }
     }
 }
@@ -77,6 +81,7 @@ struct ServerSection {
     request_timeout_ms: Option<u64>,
     max_concurrency: Option<usize>,
     shutdown_timeout_ms: Option<u64>,
+    drain_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +124,7 @@ pub const ENV_VARS: &[&str] = &[
     "REQUEST_TIMEOUT_MS",
     "MAX_CONCURRENCY",
     "SHUTDOWN_TIMEOUT_MS",
+    "DRAIN_DELAY_MS",
 ];
 
 impl Config {
@@ -143,6 +149,10 @@ impl Config {
             set(
                 &mut c.shutdown_timeout,
                 s.shutdown_timeout_ms.map(Duration::from_millis),
+            );
+            set(
+                &mut c.drain_delay,
+                s.drain_delay_ms.map(Duration::from_millis),
             );
         }
         if let Some(m) = f.models {
@@ -206,6 +216,7 @@ impl Config {
                 "SHUTDOWN_TIMEOUT_MS" => {
                     self.shutdown_timeout = Duration::from_millis(parse(key, v)?)
                 }
+                "DRAIN_DELAY_MS" => self.drain_delay = Duration::from_millis(parse(key, v)?),
                 _ => {}
             }
         }

@@ -5,7 +5,7 @@
 use super::layers::ObserveLayer;
 use super::{routes, AppState};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
@@ -102,6 +102,9 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Resu
     let http = hyper::server::conn::http1::Builder::new();
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    // After the signal: keep accepting for `drain_delay` with /ready at 503,
+    // so load balancers stop sending before the listener closes.
+    let mut drain: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -124,15 +127,20 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Resu
                     }
                 });
             }
-            _ = &mut signal => {
-                tracing::info!("shutdown signal: draining");
+            _ = &mut signal, if drain.is_none() => {
+                tracing::info!(drain_delay_ms = state.config.drain_delay.as_millis() as u64, "shutdown signal: draining");
                 state.draining.store(true, Ordering::SeqCst);
-                break;
+                drain = Some(Box::pin(tokio::time::sleep(state.config.drain_delay)));
             }
+            _ = async {
+                match drain.as_mut() {
+                    Some(d) => d.await,
+                    None => std::future::pending().await,
+                }
+            } => break,
         }
     }
     drop(listener);
-    let _ = TokioExecutor::new();
     match tokio::time::timeout(state.config.shutdown_timeout, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections drained"),
         Err(_) => tracing::warn!("shutdown timeout reached with connections still open"),
