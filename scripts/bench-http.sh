@@ -35,9 +35,9 @@ run_hey() { # name url conc
   out=$(hey -z "${duration}s" -c "$c" -m POST -T application/json -D "$body" "$url/predict?model=mlp_d_standard")
   local rps p50 p90 p99 errs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '/ 50%% in/ {print $3*1000}' <<<"$out")
-  p90=$(awk '/ 90%% in/ {print $3*1000}' <<<"$out")
-  p99=$(awk '/ 99%% in/ {print $3*1000}' <<<"$out")
+  p50=$(awk '/ 50% in/ {print $3*1000}' <<<"$out")
+  p90=$(awk '/ 90% in/ {print $3*1000}' <<<"$out")
+  p99=$(awk '/ 99% in/ {print $3*1000}' <<<"$out")
   errs=$(awk '/\[200\]/ {ok=$2} END {print ok+0}' <<<"$out")
   echo "| $name | $c | $rps | $p50 | $p90 | $p99 | $errs |"
 }

@@ -78,6 +78,9 @@ fn end_to_end(c: &mut Criterion) {
         )
         .expect("bundle");
         let body = serde_json::to_vec(&v["request"]).expect("body");
+        g.bench_function(format!("{case}/parse_only"), |bench| {
+            bench.iter(|| black_box(PredictRequest::from_slice(black_box(&body)).expect("parse")))
+        });
         g.bench_function(case, |bench| {
             bench.iter(|| {
                 let req = PredictRequest::from_slice(black_box(&body)).expect("parse");

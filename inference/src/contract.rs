@@ -3,81 +3,182 @@
 
 use crate::dates::Stamp;
 use crate::error::ApiError;
-use serde_json::{Map, Value};
-use std::fmt::Write as _;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 
-pub type Row = Map<String, Value>;
-
-/// A parsed body: rows still untyped, because which columns are valid
-/// depends on the bundle.
-#[derive(Debug, Clone, Default)]
-pub struct PredictRequest {
-    pub df: Vec<Row>,
-    pub futr_df: Option<Vec<Row>>,
-    pub static_df: Option<Vec<Row>>,
+/// One JSON value of a row, borrowed from the body where possible. The
+/// pipeline decides what is valid for which column (it depends on the bundle).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Array,
+    Object,
 }
 
-impl PredictRequest {
-    pub fn from_slice(body: &[u8]) -> Result<PredictRequest, ApiError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::malformed_json(format!("body is not valid JSON: {e}")))?;
-        PredictRequest::from_value(v)
+impl Cell<'_> {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cell::Null => "null",
+            Cell::Bool(_) => "a boolean",
+            Cell::Int(_) | Cell::Float(_) => "a number",
+            Cell::Str(_) => "a string",
+            Cell::Array => "an array",
+            Cell::Object => "an object",
+        }
     }
+}
 
-    pub fn from_value(v: Value) -> Result<PredictRequest, ApiError> {
-        let Value::Object(obj) = v else {
-            return Err(ApiError::invalid_request(
-                "body must be a JSON object with a 'df' array",
-            ));
-        };
-        let mut req = PredictRequest::default();
-        let mut have_df = false;
-        for (k, v) in obj {
-            match k.as_str() {
-                "df" => {
-                    req.df = rows(v, "df")?;
-                    have_df = true;
-                }
-                "futr_df" => req.futr_df = optional_rows(v, "futr_df")?,
-                "static_df" => req.static_df = optional_rows(v, "static_df")?,
-                other => {
-                    return Err(ApiError::invalid_request(format!(
-                        "unknown key '{other}' (expected df, futr_df, static_df)"
-                    )))
-                }
+impl<'de: 'a, 'a> Deserialize<'de> for Cell<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<Cell<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Cell<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Cell<'a>, E> {
+                Ok(Cell::Null)
+            }
+            fn visit_none<E>(self) -> Result<Cell<'a>, E> {
+                Ok(Cell::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Cell<'a>, E> {
+                Ok(Cell::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Cell<'a>, E> {
+                Ok(Cell::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Cell<'a>, E> {
+                Ok(i64::try_from(v)
+                    .map(Cell::Int)
+                    .unwrap_or(Cell::Float(v as f64)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Cell<'a>, E> {
+                Ok(Cell::Float(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cell<'a>, E> {
+                Ok(Cell::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Cell<'a>, E> {
+                Ok(Cell::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Cell<'a>, E> {
+                Ok(Cell::Str(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Cell<'a>, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Cell::Array)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Cell<'a>, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Cell::Object)
             }
         }
-        if !have_df {
-            return Err(ApiError::invalid_request("'df' is required"));
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A column name, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<Key<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a column name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
         }
-        Ok(req)
+        d.deserialize_str(V(std::marker::PhantomData))
     }
 }
 
-fn optional_rows(v: Value, name: &str) -> Result<Option<Vec<Row>>, ApiError> {
-    if v.is_null() {
-        Ok(None)
-    } else {
-        rows(v, name).map(Some)
+/// One row object: its columns in body order. A repeated key keeps the last
+/// value, as JSON parsers commonly do.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row<'a>(Vec<(Cow<'a, str>, Cell<'a>)>);
+
+impl<'a> Row<'a> {
+    pub fn get(&self, key: &str) -> Option<&Cell<'a>> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Cell<'a>)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_ref())
     }
 }
 
-fn rows(v: Value, name: &str) -> Result<Vec<Row>, ApiError> {
-    let Value::Array(items) = v else {
-        return Err(ApiError::invalid_request(format!(
-            "'{name}' must be an array of row objects"
-        )));
-    };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| match r {
-            Value::Object(m) => Ok(m),
-            _ => Err(ApiError::invalid_request(format!(
-                "{name}[{i}] must be an object"
-            ))),
+impl<'de: 'a, 'a> Deserialize<'de> for Row<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<Row<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Row<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a row object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Row<'a>, A::Error> {
+                let mut cols = Vec::with_capacity(a.size_hint().unwrap_or(4));
+                while let Some((k, v)) = a.next_entry::<Key<'a>, Cell<'a>>()? {
+                    cols.push((k.0, v));
+                }
+                Ok(Row(cols))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A parsed body: rows typed only as JSON values, because which columns are
+/// valid depends on the bundle. Borrows strings from the body.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest<'a> {
+    /// Required: a missing `df` is `invalid_request`, an empty one `empty_df`.
+    #[serde(borrow = "'a")]
+    pub df: Vec<Row<'a>>,
+    #[serde(borrow = "'a", default)]
+    pub futr_df: Option<Vec<Row<'a>>>,
+    #[serde(borrow = "'a", default)]
+    pub static_df: Option<Vec<Row<'a>>>,
+}
+
+impl<'a> PredictRequest<'a> {
+    /// Syntax errors are `malformed_json`; valid JSON of the wrong shape is
+    /// `invalid_request`.
+    pub fn from_slice(body: &'a [u8]) -> Result<PredictRequest<'a>, ApiError> {
+        if !body.iter().any(|b| !b.is_ascii_whitespace()) {
+            return Err(ApiError::malformed_json("the body is empty"));
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            // The typed parse stops at the first shape error; a syntax error
+            // later in the body still makes it malformed JSON (checked only on
+            // this error path).
+            if e.classify() != serde_json::error::Category::Data {
+                return ApiError::malformed_json(format!("body is not valid JSON: {e}"));
+            }
+            match serde_json::from_slice::<IgnoredAny>(body) {
+                Err(s) => ApiError::malformed_json(format!("body is not valid JSON: {s}")),
+                Ok(_) => ApiError::invalid_request(format!("{e}")),
+            }
         })
-        .collect()
+    }
 }
 
 /// A series key: strings or integers, one kind per request.
@@ -88,10 +189,10 @@ pub enum SeriesId {
 }
 
 impl SeriesId {
-    pub fn from_json(v: &Value) -> Option<SeriesId> {
+    pub fn from_cell(v: &Cell) -> Option<SeriesId> {
         match v {
-            Value::String(s) => Some(SeriesId::Str(s.clone())),
-            Value::Number(n) => n.as_i64().map(SeriesId::Int),
+            Cell::Str(s) => Some(SeriesId::Str(s.to_string())),
+            Cell::Int(i) => Some(SeriesId::Int(*i)),
             _ => None,
         }
     }
@@ -156,8 +257,10 @@ impl Forecast {
                 Stamp::Int(v) => {
                     let _ = write!(out, "{v}");
                 }
-                Stamp::Time(t) => {
-                    let _ = write!(out, "\"{}\"", t.format("%Y-%m-%dT%H:%M:%S"));
+                Stamp::Time(_) => {
+                    out.push('"');
+                    ds.write_iso(&mut out);
+                    out.push('"');
                 }
             }
             for (k, v) in keys.iter().zip(vals) {
@@ -216,6 +319,11 @@ mod tests {
         };
         assert_eq!(code("{"), Some("malformed_json"));
         assert_eq!(code("{\"df\": [{\"y\": NaN}]}"), Some("malformed_json"));
+        // A shape error first and a syntax error later: still malformed JSON.
+        assert_eq!(code("{\"x\": 1, \"y\": NaN}"), Some("malformed_json"));
+        assert_eq!(code("{\"df\": [{\"y\": 1e999}]}"), Some("malformed_json"));
+        assert_eq!(code("  "), Some("malformed_json"));
+        assert_eq!(code("{\"df\": null}"), Some("invalid_request"));
         assert_eq!(code("[]"), Some("invalid_request"));
         assert_eq!(code("{}"), Some("invalid_request"));
         assert_eq!(code("{\"df\": 3}"), Some("invalid_request"));
@@ -237,7 +345,7 @@ mod tests {
             s,
             r#"{"model":"m","predictions":[{"unique_id":"a\"b","ds":7,"MLP":1.5,"MLP-lo-90":2.0}]}"#
         );
-        let v: Value = serde_json::from_str(&s).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["predictions"][0]["MLP"], 1.5);
     }
 

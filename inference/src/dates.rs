@@ -2,7 +2,7 @@
 //! forecast horizon exactly as pandas offsets do (`last + freq`, then steps of
 //! `freq`), which is what NeuralForecast's `make_future_dataframe` calls.
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Weekday};
 use std::fmt;
 
 /// One `ds` value. A request uses one kind throughout.
@@ -13,42 +13,84 @@ pub enum Stamp {
 }
 
 impl Stamp {
-    /// Parses an ISO 8601 date or datetime without timezone.
+    /// Parses an ISO 8601 date or datetime without timezone, strictly:
+    /// `YYYY-MM-DD`, optionally followed by `T` or a space and `HH:MM`,
+    /// `:SS` and a 1-9 digit fraction. Two-digit fields, no whitespace.
     pub fn parse_str(s: &str) -> Result<Stamp, String> {
-        let t = s.trim();
-        if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            return Ok(Stamp::Time(d.and_time(NaiveTime::MIN)));
-        }
-        for fmt in [
-            "%Y-%m-%dT%H:%M:%S%.f",
-            "%Y-%m-%d %H:%M:%S%.f",
-            "%Y-%m-%dT%H:%M",
-            "%Y-%m-%d %H:%M",
-        ] {
-            if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
-                return Ok(Stamp::Time(dt));
-            }
-        }
-        Err(format!(
-            "'{s}' is not an ISO 8601 date or datetime without timezone (e.g. 2024-01-31 or 2024-01-31T06:00:00)"
-        ))
+        parse_iso(s.as_bytes()).ok_or_else(|| {
+            format!("'{s}' is not an ISO 8601 date or datetime without timezone (e.g. 2024-01-31 or 2024-01-31T06:00:00)")
+        })
     }
 
-    pub fn to_json(self) -> serde_json::Value {
-        match self {
-            Stamp::Int(i) => serde_json::Value::from(i),
-            Stamp::Time(t) => serde_json::Value::from(t.format("%Y-%m-%dT%H:%M:%S").to_string()),
-        }
+    /// `%Y-%m-%dT%H:%M:%S` (or the integer), written without a format parser.
+    pub fn write_iso(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = match self {
+            Stamp::Int(i) => write!(out, "{i}"),
+            Stamp::Time(t) => write!(
+                out,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+        };
     }
 }
 
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Stamp::Int(i) => write!(f, "{i}"),
-            Stamp::Time(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%S")),
+        let mut s = String::with_capacity(19);
+        self.write_iso(&mut s);
+        f.write_str(&s)
+    }
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
+}
+
+fn parse_iso(b: &[u8]) -> Option<Stamp> {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(
+        digits(&b[0..4])? as i32,
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+    )?;
+    let rest = &b[10..];
+    if rest.is_empty() {
+        return Some(Stamp::Time(date.and_time(NaiveTime::MIN)));
+    }
+    if rest.len() < 6 || !(rest[0] == b'T' || rest[0] == b' ') || rest[3] != b':' {
+        return None;
+    }
+    let (hh, mm) = (digits(&rest[1..3])?, digits(&rest[4..6])?);
+    let (mut ss, mut nanos) = (0u32, 0u32);
+    let tail = &rest[6..];
+    if !tail.is_empty() {
+        if tail.len() < 3 || tail[0] != b':' {
+            return None;
+        }
+        ss = digits(&tail[1..3])?;
+        let frac = &tail[3..];
+        if !frac.is_empty() {
+            if frac[0] != b'.' || frac.len() < 2 || frac.len() > 10 {
+                return None;
+            }
+            let f = &frac[1..];
+            nanos = digits(f)? * 10u32.pow(9 - f.len() as u32);
         }
     }
+    let time = NaiveTime::from_hms_nano_opt(hh, mm, ss, nanos)?;
+    Some(Stamp::Time(date.and_time(time)))
 }
 
 /// The anchored and fixed offsets NeuralForecast users configure as `freq`.
@@ -400,5 +442,19 @@ mod tests {
         assert!(Stamp::parse_str("2024-13-01").is_err());
         assert!(Stamp::parse_str("2024-01-01T00:00:00+02:00").is_err());
         assert!(Stamp::parse_str("yesterday").is_err());
+        assert!(Stamp::parse_str("2024-1-31").is_err());
+        assert!(Stamp::parse_str(" 2024-01-31").is_err());
+        assert!(Stamp::parse_str("2024-01-31T6:00").is_err());
+        assert!(Stamp::parse_str("2024-02-30").is_err());
+        assert_eq!(t("2024-01-31T06:07").to_string(), "2024-01-31T06:07:00");
+        assert_eq!(
+            t("2024-01-31T06:07:08.5"),
+            Stamp::Time(
+                NaiveDate::from_ymd_opt(2024, 1, 31)
+                    .unwrap()
+                    .and_hms_milli_opt(6, 7, 8, 500)
+                    .unwrap()
+            )
+        );
     }
 }

@@ -5,14 +5,13 @@
 
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::{Bundle, BundleModel};
-use crate::contract::{Forecast, PredictRequest, Row, SeriesId};
+use crate::contract::{Cell, Forecast, PredictRequest, Row, SeriesId};
 use crate::dates::Stamp;
 use crate::error::ApiError;
 use crate::models::WindowBatch;
 use crate::nn::scalers::Stats;
 use crate::scaling::LocalStats;
 use ndarray::{Array2, Array3};
-use serde_json::Value;
 use std::collections::HashMap;
 
 /// One df row once parsed: (ds, y, exogenous values in `Panel::exog` order).
@@ -51,10 +50,15 @@ fn missing(col: &str, table: &str, i: usize) -> ApiError {
 
 /// A finite float32 from a JSON value; `null` and values that overflow
 /// float32 are non-finite, other types are the wrong type.
-fn number(v: &Value, col: &str, table: &str, i: usize) -> Result<f32, ApiError> {
+fn number(v: &Cell, col: &str, table: &str, i: usize) -> Result<f32, ApiError> {
     match v {
-        Value::Number(n) => {
-            let f = n.as_f64().unwrap_or(f64::NAN) as f32;
+        Cell::Int(_) | Cell::Float(_) => {
+            let n = match v {
+                Cell::Int(k) => *k as f64,
+                Cell::Float(x) => *x,
+                _ => f64::NAN,
+            };
+            let f = n as f32;
             if f.is_finite() {
                 Ok(f)
             } else {
@@ -64,7 +68,7 @@ fn number(v: &Value, col: &str, table: &str, i: usize) -> Result<f32, ApiError> 
                 ))
             }
         }
-        Value::Null => Err(ApiError::unprocessable(
+        Cell::Null => Err(ApiError::unprocessable(
             "non_finite_value",
             format!("{table}[{i}].{col} is null; values must be finite numbers"),
         )),
@@ -75,15 +79,8 @@ fn number(v: &Value, col: &str, table: &str, i: usize) -> Result<f32, ApiError> 
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+fn kind_of(v: &Cell) -> &'static str {
+    v.kind()
 }
 
 /// Checks that ids and stamps keep one kind across the request.
@@ -96,7 +93,7 @@ struct Kinds {
 impl Kinds {
     fn id(&mut self, row: &Row, col: &str, table: &str, i: usize) -> Result<SeriesId, ApiError> {
         let v = row.get(col).ok_or_else(|| missing(col, table, i))?;
-        let id = SeriesId::from_json(v).ok_or_else(|| {
+        let id = SeriesId::from_cell(v).ok_or_else(|| {
             ApiError::invalid_request(format!(
                 "{table}[{i}].{col} must be a string or an integer, got {}",
                 kind_of(v)
@@ -122,18 +119,16 @@ impl Kinds {
     ) -> Result<Stamp, ApiError> {
         let v = row.get(col).ok_or_else(|| missing(col, table, i))?;
         let stamp = match v {
-            Value::String(s) => Stamp::parse_str(s).map_err(|m| {
+            Cell::Str(s) => Stamp::parse_str(s).map_err(|m| {
                 ApiError::unprocessable("invalid_ds", format!("{table}[{i}].{col}: {m}"))
             })?,
-            Value::Number(n) => match n.as_i64() {
-                Some(k) => Stamp::Int(k),
-                None => {
-                    return Err(ApiError::unprocessable(
-                        "invalid_ds",
-                        format!("{table}[{i}].{col} = {n} is not an integer"),
-                    ))
-                }
-            },
+            Cell::Int(k) => Stamp::Int(*k),
+            Cell::Float(x) => {
+                return Err(ApiError::unprocessable(
+                    "invalid_ds",
+                    format!("{table}[{i}].{col} = {x} is not an integer"),
+                ))
+            }
             other => {
                 return Err(ApiError::invalid_request(format!(
                     "{table}[{i}].{col} must be a date string or an integer, got {}",
@@ -173,13 +168,13 @@ fn check_types(req: &PredictRequest, cols: &crate::bundle::Columns) -> Result<()
     ];
     for (table, rows) in tables {
         for (i, row) in rows.into_iter().flatten().enumerate() {
-            for (k, v) in row {
+            for (k, v) in row.iter() {
                 let ok = if k == &cols.id {
-                    v.is_string() || v.as_i64().is_some()
+                    matches!(v, Cell::Str(_) | Cell::Int(_))
                 } else if k == &cols.time && table != "static_df" {
-                    v.is_string() || v.is_number()
+                    matches!(v, Cell::Str(_) | Cell::Int(_) | Cell::Float(_))
                 } else {
-                    v.is_number() || v.is_null()
+                    matches!(v, Cell::Int(_) | Cell::Float(_) | Cell::Null)
                 };
                 if !ok {
                     return Err(ApiError::invalid_request(format!(
@@ -211,7 +206,11 @@ impl Panel {
         let mut groups: Vec<(SeriesId, Vec<HistoryRow>)> = Vec::new();
         for (i, row) in req.df.iter().enumerate() {
             for k in row.keys() {
-                if k != &cols.id && k != &cols.time && k != &cols.target && !exog.contains(k) {
+                if k != cols.id
+                    && k != cols.time
+                    && k != cols.target
+                    && !exog.iter().any(|e| e == k)
+                {
                     return Err(ApiError::unprocessable(
                         "unknown_column",
                         format!(
@@ -520,7 +519,7 @@ fn keyed_rows(
     for (i, row) in rows.iter().enumerate() {
         for k in row.keys() {
             let key_col = k == &cols.id || (with_ds && k == &cols.time);
-            if !key_col && !wanted.contains(k) {
+            if !key_col && !wanted.iter().any(|w| w == k) {
                 return Err(ApiError::unprocessable(
                     "unknown_column",
                     format!("{table}[{i}] has column '{k}', which no model uses there"),
