@@ -169,9 +169,9 @@ fn check_types(req: &PredictRequest, cols: &crate::bundle::Columns) -> Result<()
     for (table, rows) in tables {
         for (i, row) in rows.into_iter().flatten().enumerate() {
             for (k, v) in row.iter() {
-                let ok = if k == &cols.id {
+                let ok = if k == cols.id {
                     matches!(v, Cell::Str(_) | Cell::Int(_))
-                } else if k == &cols.time && table != "static_df" {
+                } else if k == cols.time && table != "static_df" {
                     matches!(v, Cell::Str(_) | Cell::Int(_) | Cell::Float(_))
                 } else {
                     matches!(v, Cell::Int(_) | Cell::Float(_) | Cell::Null)
@@ -518,7 +518,7 @@ fn keyed_rows(
     let mut out = HashMap::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         for k in row.keys() {
-            let key_col = k == &cols.id || (with_ds && k == &cols.time);
+            let key_col = k == cols.id || (with_ds && k == cols.time);
             if !key_col && !wanted.iter().any(|w| w == k) {
                 return Err(ApiError::unprocessable(
                     "unknown_column",
