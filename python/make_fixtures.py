@@ -20,6 +20,7 @@ Nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -579,7 +580,20 @@ def build_bundle(name, out):
     return written
 
 
+def load_zoo_specs():
+    """Further bundle specs live one file per model family in python/fixture_specs/
+    (each registers with @make_fixtures.spec), so families can grow independently."""
+    sys.modules.setdefault("make_fixtures", sys.modules[__name__])
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixture_specs")
+    if not os.path.isdir(d):
+        return
+    for f in sorted(os.listdir(d)):
+        if f.endswith(".py") and not f.startswith("_"):
+            importlib.import_module(f"fixture_specs.{f[:-3]}")
+
+
 def main(argv=None):
+    load_zoo_specs()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                   "tests", "fixtures"))

@@ -42,23 +42,35 @@ pub enum BuildError {
     Invalid(String),
 }
 
-/// Builds the forward pass for a model file.
-pub fn build(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError> {
-    let net: Arc<dyn Forecaster> = match spec.class.as_str() {
-        "MLP" => Arc::new(mlp::Mlp::load(spec, store)?),
-        "DLinear" => Arc::new(dlinear::DLinear::load(spec, store)?),
-        "NLinear" => Arc::new(nlinear::NLinear::load(spec, store)?),
-        other => {
-            return Err(BuildError::Unsupported(format!(
-                "model class {other} is not supported yet (supported: {})",
-                SUPPORTED.join(", ")
-            )))
-        }
-    };
-    Ok(net)
+type Builder = fn(&ModelSpec, &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError>;
+
+/// Model class -> forward pass. One line per supported NeuralForecast class.
+const REGISTRY: &[(&str, Builder)] = &[
+    ("MLP", |s, t| Ok(Arc::new(mlp::Mlp::load(s, t)?))),
+    ("DLinear", |s, t| {
+        Ok(Arc::new(dlinear::DLinear::load(s, t)?))
+    }),
+    ("NLinear", |s, t| {
+        Ok(Arc::new(nlinear::NLinear::load(s, t)?))
+    }),
+];
+
+/// Classes this service can serve, in registry order.
+pub fn supported() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|(name, _)| *name)
 }
 
-pub const SUPPORTED: &[&str] = &["MLP", "DLinear", "NLinear"];
+/// Builds the forward pass for a model file.
+pub fn build(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError> {
+    match REGISTRY.iter().find(|(name, _)| *name == spec.class) {
+        Some((_, builder)) => builder(spec, store),
+        None => Err(BuildError::Unsupported(format!(
+            "model class {} is not supported yet (supported: {})",
+            spec.class,
+            supported().collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
 
 /// Revin's learned terms of the target channel, when the model uses revin.
 pub fn revin_affine(store: &TensorStore) -> Result<Option<RevinAffine>, String> {
