@@ -366,3 +366,68 @@ impl Bundle {
         self.models.iter().flat_map(|m| m.columns()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::SafeTensors;
+    use std::collections::HashMap;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/bundles").join(name)
+    }
+
+    /// A copy of `src` whose model file's metadata is edited by `edit`.
+    fn edited_bundle(src: &str, file: &str, edit: impl Fn(&mut HashMap<String, String>)) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("b");
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(fixture(src)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+        let bytes = std::fs::read(dst.join(file)).unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut md = meta.metadata().clone().unwrap();
+        edit(&mut md);
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let out = safetensors::serialize(st.tensors(), Some(md)).unwrap();
+        std::fs::write(dst.join(file), out).unwrap();
+        dir
+    }
+
+    #[test]
+    fn unknown_model_class_is_reported_not_skipped() {
+        let dir = edited_bundle("mlp_d_standard", "MLP_0.safetensors", |m| {
+            m.insert("model_class".into(), "TimeLLM".into());
+        });
+        let b = Bundle::load(&dir.path().join("b")).unwrap();
+        let why = b.unsupported_reason().unwrap();
+        assert!(why.contains("TimeLLM") && why.contains("not supported"), "{why}");
+        assert_eq!(b.models.len(), 1);
+        let req = crate::contract::PredictRequest::default();
+        let e = crate::pipeline::predict(&b, &req).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (422, "unsupported_model"));
+    }
+
+    #[test]
+    fn distribution_loss_is_refused_with_the_reason() {
+        let dir = edited_bundle("mlp_d_standard", "MLP_0.safetensors", |m| {
+            let hp = m["hyper_parameters"].replace("\"cls\": \"MAE\"", "\"cls\": \"DistributionLoss\"");
+            m.insert("hyper_parameters".into(), hp);
+        });
+        let b = Bundle::load(&dir.path().join("b")).unwrap();
+        let why = b.unsupported_reason().unwrap();
+        assert!(why.contains("DistributionLoss") && why.contains("Monte Carlo"), "{why}");
+    }
+
+    #[test]
+    fn weights_that_contradict_hyperparameters_refuse_the_bundle() {
+        let dir = edited_bundle("mlp_d_standard", "MLP_0.safetensors", |m| {
+            let hp = m["hyper_parameters"].replace("\"hidden_size\": 32", "\"hidden_size\": 64");
+            m.insert("hyper_parameters".into(), hp);
+        });
+        let e = Bundle::load(&dir.path().join("b")).unwrap_err();
+        assert!(e.message.contains("shape"), "{}", e.message);
+    }
+}
