@@ -71,11 +71,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for Cell<'a> {
                 Ok(Cell::Str(Cow::Owned(v)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Cell<'a>, A::Error> {
-                while a.next_element::<IgnoredAny>()?.is_some() {}
+                // Nested values go through the parser's depth limit (128).
+                while a.next_element::<Cell<'a>>()?.is_some() {}
                 Ok(Cell::Array)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Cell<'a>, A::Error> {
-                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while a.next_entry::<IgnoredAny, Cell<'a>>()?.is_some() {}
                 Ok(Cell::Object)
             }
         }

@@ -48,8 +48,36 @@ def _bounded_int(text: str) -> int:
     return value
 
 
+MAX_DEPTH = 128  # the Rust service's JSON parser (serde_json) refuses deeper nesting
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Nesting of arrays/objects beyond MAX_DEPTH, outside strings."""
+    depth, in_str, esc = 0, False, False
+    for b in raw:
+        if in_str:
+            if esc:
+                esc = False
+            elif b == 0x5C:  # backslash
+                esc = True
+            elif b == 0x22:
+                in_str = False
+        elif b == 0x22:
+            in_str = True
+        elif b in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
 def parse_json(raw: bytes) -> Any:
-    """RFC 8259 JSON: UTF-8, no NaN/Infinity, no number overflowing a float64."""
+    """RFC 8259 JSON: UTF-8, no NaN/Infinity, no number overflowing a float64,
+    nesting at most MAX_DEPTH deep."""
+    if _too_deep(raw):
+        raise ApiError("malformed_json", f"body is not valid JSON: nesting deeper than {MAX_DEPTH}")
     try:
         return json.loads(
             raw.decode("utf-8"),

@@ -176,6 +176,8 @@ def _drop(rows, i, key):
 ROW = '{"unique_id": "s1", "ds": "2024-01-01", "y": %s}'
 BAD_JSON = {
     "truncated": b'{"df": [',
+    # Both parsers stop at 128 levels (serde_json's limit).
+    "deep_nesting": ('{"df": [{"unique_id": "s1", "ds": "2024-01-01", "y": 1.0, "x": %s1%s}]}' % ("[" * 200, "]" * 200)).encode(),
     "nan_token": (ROW % "NaN").encode(),
     "infinity_token": ('{"df": [%s]}' % (ROW % "Infinity")).encode(),
     "minus_infinity_token": ('{"df": [%s]}' % (ROW % "-Infinity")).encode(),
