@@ -374,11 +374,17 @@ mod tests {
     use std::collections::HashMap;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/bundles").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/bundles")
+            .join(name)
     }
 
     /// A copy of `src` whose model file's metadata is edited by `edit`.
-    fn edited_bundle(src: &str, file: &str, edit: impl Fn(&mut HashMap<String, String>)) -> tempfile::TempDir {
+    fn edited_bundle(
+        src: &str,
+        file: &str,
+        edit: impl Fn(&mut HashMap<String, String>),
+    ) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let dst = dir.path().join("b");
         std::fs::create_dir_all(&dst).unwrap();
@@ -403,7 +409,10 @@ mod tests {
         });
         let b = Bundle::load(&dir.path().join("b")).unwrap();
         let why = b.unsupported_reason().unwrap();
-        assert!(why.contains("TimeLLM") && why.contains("not supported"), "{why}");
+        assert!(
+            why.contains("TimeLLM") && why.contains("not supported"),
+            "{why}"
+        );
         assert_eq!(b.models.len(), 1);
         let req = crate::contract::PredictRequest::default();
         let e = crate::pipeline::predict(&b, &req).unwrap_err();
@@ -413,12 +422,16 @@ mod tests {
     #[test]
     fn distribution_loss_is_refused_with_the_reason() {
         let dir = edited_bundle("mlp_d_standard", "MLP_0.safetensors", |m| {
-            let hp = m["hyper_parameters"].replace("\"cls\": \"MAE\"", "\"cls\": \"DistributionLoss\"");
+            let hp =
+                m["hyper_parameters"].replace("\"cls\": \"MAE\"", "\"cls\": \"DistributionLoss\"");
             m.insert("hyper_parameters".into(), hp);
         });
         let b = Bundle::load(&dir.path().join("b")).unwrap();
         let why = b.unsupported_reason().unwrap();
-        assert!(why.contains("DistributionLoss") && why.contains("Monte Carlo"), "{why}");
+        assert!(
+            why.contains("DistributionLoss") && why.contains("Monte Carlo"),
+            "{why}"
+        );
     }
 
     #[test]
