@@ -1,7 +1,7 @@
 """PyTorch's own forward pass on the same bundles and batch shapes as the
 criterion bench (inference/benches/forward.rs), single-threaded like the Rust
 forward. Prints microseconds per forward; `make bench` records them in
-BENCHMARKS.md beside the Rust numbers."""
+BENCHMARKS.md beside the Rust numbers. Bundle names as arguments pick a subset."""
 
 import logging
 import sys
@@ -16,13 +16,30 @@ import torch  # noqa: E402
 from neuralforecast import NeuralForecast  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "bundles"
-BUNDLES = ["mlp_d_standard", "dlinear_d_identity", "nlinear_d_robust", "mlp_exog", "mlp_me_mq"]
+BUNDLES = ["mlp_d_standard", "dlinear_d_identity", "nlinear_d_robust", "mlp_exog", "mlp_me_mq",
+           "tide_d_standard", "tide_h_exog", "mlpmv_w_exog", "tsmixer_h_revin", "tsmixerx_d_exog",
+           "itransformer_me_air", "itransformer_d_futr_mq",
+           "nbeats_d_its", "nbeats_h_mq", "nbeatsx_d_exog", "nhits_h_max_linear", "nhits_d_avg_nearest_exog",
+           "nhits_me_cubic",
+           "rnn_d_direct", "rnn_h_relu_rec", "lstm_d_exog", "lstm_w_rec_mq", "gru_d_rec_exog", "gru_int_direct",
+           "dilated_rnn_d_exog", "dilated_rnn_ms_cells", "tcn_h_exog_mq", "bitcn_d_exog", "bitcn_ms_revin"]
 
 
 def windows(model, series: int):
     l, h = model.input_size, model.h
     val = lambda i: ((i * 7919) % 1000) / 500.0 - 1.0  # noqa: E731  same values as the Rust bench
     y = torch.tensor([[val(i * l + t) for t in range(l)] for i in range(series)], dtype=torch.float32)
+    if model.MULTIVARIATE:
+        # One window holding the series: [1, L, N]; exog [1, C, L(+h), N]; static [N, S].
+        b = {"insample_y": y.T.unsqueeze(0), "insample_mask": torch.ones(1, l, series),
+             "hist_exog": None, "futr_exog": None, "stat_exog": None}
+        if model.hist_exog_list:
+            b["hist_exog"] = torch.rand(1, len(model.hist_exog_list), l, series)
+        if model.futr_exog_list:
+            b["futr_exog"] = torch.rand(1, len(model.futr_exog_list), l + h, series)
+        if model.stat_exog_list:
+            b["stat_exog"] = torch.rand(series, len(model.stat_exog_list))
+        return b
     b = {"insample_y": y.unsqueeze(-1), "insample_mask": torch.ones(series, l), "hist_exog": None, "futr_exog": None, "stat_exog": None}
     if model.hist_exog_list:
         b["hist_exog"] = torch.rand(series, l, len(model.hist_exog_list))
@@ -31,6 +48,31 @@ def windows(model, series: int):
     if model.stat_exog_list:
         b["stat_exog"] = torch.rand(series, len(model.stat_exog_list))
     return b
+
+
+def forward_of(model):
+    """What predict runs per batch: one forward, or for a RECURRENT model
+    (BaseModel._predict_step_recurrent_batch) the window then h - 1 one-step
+    calls with the state kept, each fed the previous output (mean over outputs)."""
+    if not model.RECURRENT:
+        return model
+
+    def rollout(b):
+        h = model.h
+        model.rnn_state, model.maintain_state, model.h = None, True, 1
+        try:
+            out = model(b)
+            for tau in range(1, h):
+                n = out.shape[0]
+                step = {"insample_y": out.mean(-1, keepdim=True), "insample_mask": None, "stat_exog": b["stat_exog"],
+                        "hist_exog": None if b["hist_exog"] is None else torch.zeros(n, 1, b["hist_exog"].shape[-1]),
+                        "futr_exog": None if b["futr_exog"] is None else b["futr_exog"][:, model.input_size + tau - 1:][:, :1]}
+                out = model(step)
+        finally:
+            model.rnn_state, model.maintain_state, model.h = None, False, h
+        return out
+
+    return rollout
 
 
 def time_forward(model, batch, min_seconds=1.0):
@@ -48,10 +90,11 @@ def time_forward(model, batch, min_seconds=1.0):
 def main() -> None:
     torch.set_num_threads(1)
     print("bundle,series,torch_us")
-    for name in BUNDLES:
+    for name in sys.argv[1:] or BUNDLES:
         model = NeuralForecast.load(str(ROOT / name)).models[0].eval()
-        for series in (1, 64):
-            print(f"{name},{series},{time_forward(model, windows(model, series)):.2f}", flush=True)
+        # A multivariate model takes one window of exactly its n_series series.
+        for series in (model.n_series,) if model.MULTIVARIATE else (1, 64):
+            print(f"{name},{series},{time_forward(forward_of(model), windows(model, series)):.2f}", flush=True)
 
 
 if __name__ == "__main__":

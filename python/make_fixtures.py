@@ -592,6 +592,27 @@ def load_zoo_specs():
             importlib.import_module(f"fixture_specs.{f[:-3]}")
 
 
+README_TABLE_HEAD = "| bundle | models | freq | h | input_size | scaler_type | local_scaler_type | loss | exog |"
+
+
+def write_readme_table(out):
+    """Rewrites the bundle table of tests/fixtures/README.md from the specs' rows."""
+    path = os.path.join(out, "README.md")
+    if not os.path.isfile(path):
+        return
+    text = open(path).read().splitlines()
+    try:
+        start = text.index(README_TABLE_HEAD)
+    except ValueError:
+        return
+    end = start + 2
+    while end < len(text) and text[end].startswith("|"):
+        end += 1
+    rows = [f"| `{name}` | " + " | ".join(str(c) for c in row) + " |" for name, row in README_ROWS.items()]
+    text[start:end] = [README_TABLE_HEAD, "|" + "---|" * 9] + rows
+    open(path, "w").write("\n".join(text) + "\n")
+
+
 def main(argv=None):
     load_zoo_specs()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -637,6 +658,8 @@ def main(argv=None):
     finally:
         os.chdir(cwd)
         shutil.rmtree(_TMP_ROOT, ignore_errors=True)
+    if not args.only:
+        write_readme_table(out)
     print(f"done: {len(names)} bundles in {time.time() - t0:.1f}s -> {out}")
     return 0
 

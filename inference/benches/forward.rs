@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ndarray::{Array2, Array3};
 use neuro_divergent::bundle::Bundle;
 use neuro_divergent::contract::PredictRequest;
-use neuro_divergent::models::WindowBatch;
+use neuro_divergent::models::{Layout, WindowBatch};
 use neuro_divergent::pipeline;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -16,10 +16,17 @@ fn fixtures() -> PathBuf {
 }
 
 /// A deterministic batch shaped for the model (values in a typical scaled range).
+/// Rows are series: separate windows, or the series of one multivariate window.
 fn batch(b: &Bundle, series: usize) -> WindowBatch {
     let m = &b.models[0];
     let spec = m.spec.as_ref().expect("spec");
-    let l = spec.input_size;
+    // Recurrent models read one step more than input_size.
+    let l = m
+        .net
+        .as_ref()
+        .ok()
+        .and_then(|n| n.insample_steps())
+        .unwrap_or(spec.input_size);
     let val = |i: usize| ((i * 7919) % 1000) as f32 / 500.0 - 1.0;
     WindowBatch {
         insample_y: Array2::from_shape_fn((series, l), |(i, t)| val(i * l + t)),
@@ -47,10 +54,39 @@ fn forward(c: &mut Criterion) {
         "nlinear_d_robust",
         "mlp_exog",
         "mlp_me_mq",
+        "tide_d_standard",
+        "tide_h_exog",
+        "mlpmv_w_exog",
+        "tsmixer_h_revin",
+        "tsmixerx_d_exog",
+        "itransformer_me_air",
+        "itransformer_d_futr_mq",
+        "nbeats_d_its",
+        "nbeats_h_mq",
+        "nbeatsx_d_exog",
+        "nhits_h_max_linear",
+        "nhits_d_avg_nearest_exog",
+        "nhits_me_cubic",
+        "rnn_d_direct",
+        "rnn_h_relu_rec",
+        "lstm_d_exog",
+        "lstm_w_rec_mq",
+        "gru_d_rec_exog",
+        "gru_int_direct",
+        "dilated_rnn_d_exog",
+        "dilated_rnn_ms_cells",
+        "tcn_h_exog_mq",
+        "bitcn_d_exog",
+        "bitcn_ms_revin",
     ] {
         let b = Bundle::load(&fixtures().join("bundles").join(name)).expect("bundle");
         let net = b.models[0].net.as_ref().expect("supported").clone();
-        for series in [1usize, 64] {
+        // A multivariate model takes one window of exactly its n_series series.
+        let sizes = match net.layout() {
+            Layout::Multivariate { n_series } => vec![n_series],
+            Layout::Univariate => vec![1usize, 64],
+        };
+        for series in sizes {
             let x = batch(&b, series);
             g.bench_with_input(BenchmarkId::new(name, series), &x, |bench, x| {
                 bench.iter(|| black_box(net.forward(black_box(x)).expect("forward")))

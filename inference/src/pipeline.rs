@@ -8,7 +8,7 @@ use crate::bundle::{Bundle, BundleModel};
 use crate::contract::{Cell, Forecast, PredictRequest, Row, SeriesId};
 use crate::dates::Stamp;
 use crate::error::ApiError;
-use crate::models::WindowBatch;
+use crate::models::{Layout, WindowBatch};
 use crate::nn::scalers::Stats;
 use crate::scaling::LocalStats;
 use ndarray::{Array2, Array3};
@@ -416,7 +416,13 @@ impl Panel {
         model: &BundleModel,
         h: usize,
     ) -> Result<(WindowBatch, Vec<Stats>), ApiError> {
-        let l = spec.input_size;
+        // Recurrent models read one step more than input_size (see Forecaster::insample_steps).
+        let l = model
+            .net
+            .as_ref()
+            .ok()
+            .and_then(|net| net.insample_steps())
+            .unwrap_or(spec.input_size);
         let n = self.series.len();
         let kind = spec.scaler;
         let mut insample_y = Array2::<f32>::zeros((n, l));
@@ -569,6 +575,19 @@ pub fn predict(b: &Bundle, req: &PredictRequest) -> Result<Forecast, ApiError> {
                 m.name
             )));
         };
+        // A multivariate model forecasts all series in ONE window: exactly the
+        // n_series it was trained on, in the panel's sorted unique_id order.
+        if let Layout::Multivariate { n_series } = net.layout() {
+            if n != n_series {
+                return Err(ApiError::unprocessable(
+                    "invalid_series",
+                    format!(
+                        "model {} ({}) is multivariate: it forecasts exactly the {n_series} series it was trained on, together; the request has {n}",
+                        m.name, m.class
+                    ),
+                ));
+            }
+        }
         let (batch, inverse) = panel.windows(spec, m, h)?;
         let out = net
             .forward(&batch)

@@ -105,3 +105,21 @@ fn every_fixture_bundle_loads_and_is_supported() {
         assert!(b.content_hash.starts_with("sha256:") && b.content_hash.len() == 71);
     }
 }
+
+#[test]
+fn multivariate_models_refuse_another_series_count() {
+    let name = "tsmixer_h_revin";
+    let bundle = Bundle::load(&fixtures().join("bundles").join(name)).unwrap();
+    let path = fixtures().join("cases").join(format!("{name}__tail.json"));
+    let case: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let rows = case["request"]["df"].as_array().unwrap();
+    let without_s3: Vec<&Value> = rows.iter().filter(|r| r["unique_id"] != "s3").collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "df": without_s3 })).unwrap();
+    let err = pipeline::predict(&bundle, &PredictRequest::from_slice(&body).unwrap()).unwrap_err();
+    assert_eq!((err.status.as_u16(), err.code), (422, "invalid_series"));
+    assert!(
+        err.message.contains("exactly the 3 series"),
+        "{}",
+        err.message
+    );
+}

@@ -75,7 +75,8 @@ class Bundle:
                 {
                     "alias": m.alias,
                     "class": type(m).__name__,
-                    "input_size": m.input_size,
+                    # The hyperparameter: recurrent models add 1 to the attribute internally.
+                    "input_size": int(m.hparams.get("input_size", m.input_size)),
                     "supported": True,  # NeuralForecast itself runs every bundle
                 }
                 for m in self.nf.models

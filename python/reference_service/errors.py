@@ -21,6 +21,8 @@ STATUS = {
     "invalid_ds": 422,
     "duplicate_rows": 422,
     "invalid_exogenous": 422,
+    "invalid_value": 422,
+    "invalid_series": 422,
     "unsupported_model": 422,
     "overloaded": 503,
     "not_ready": 503,

@@ -252,7 +252,24 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle) -> Frames:
     futr_df = frame("futr_df") if tables["futr_df"] is not None else None
     static_df = frame("static_df") if tables["static_df"] is not None else None
     _check_exogenous(bundle, df, futr_df, static_df)
+    _check_model_constraints(bundle, df)
     return Frames(df, futr_df, static_df)
+
+
+def _check_model_constraints(bundle: Bundle, df) -> None:
+    """What NeuralForecast would only fail on deep inside predict (as a 500)."""
+    if bundle.nf.local_scaler_type == "boxcox":
+        temporal = [c for c in df.columns if c not in (bundle.id_col, bundle.time_col)]
+        if (df[temporal] < 0).any().any():
+            _unprocessable("invalid_value", "the Box-Cox local scaler needs non-negative values")
+    n = df[bundle.id_col].nunique()
+    for model in bundle.nf.models:
+        if getattr(model, "MULTIVARIATE", False) and n != model.n_series:
+            _unprocessable(
+                "invalid_series",
+                f"model {model} is multivariate: it forecasts exactly the {model.n_series} series "
+                f"it was trained on, together; the request has {n}",
+            )
 
 
 def _check_exogenous(bundle: Bundle, df, futr_df, static_df) -> None:

@@ -24,7 +24,8 @@ ALL_CODES = {
     "malformed_json", "invalid_request", "model_required", "unknown_model", "not_found",
     "method_not_allowed", "body_too_large", "unsupported_media_type", "empty_df", "missing_column",
     "unknown_column", "non_finite_value", "invalid_ds", "duplicate_rows", "invalid_exogenous",
-    "unsupported_model", "overloaded", "not_ready", "timeout", "internal_error",
+    "invalid_value", "invalid_series", "unsupported_model", "overloaded", "not_ready", "timeout",
+    "internal_error",
 }
 PLAIN = "mlp_d_standard"  # freq D, no exogenous
 EXOG_CASE = "mlp_exog__shortmix"  # futr, hist and static exogenous
@@ -324,6 +325,21 @@ def test_exogenous_errors(service):
         except AssertionError as e:
             failures.append(f"{name}: {e}")
     assert not failures, "\n".join(failures)
+
+
+def test_multivariate_needs_its_trained_series(service):
+    case = load_case("mlpmv_ms_minmax__tail")
+    body = case["request"]
+    keep = sorted({r["unique_id"] for r in body["df"]})[:-1]
+    fewer = dict(body, df=[r for r in body["df"] if r["unique_id"] in keep])
+    assert_error(predict(service, fewer, model=case["bundle"]), 422, "invalid_series")
+
+
+def test_boxcox_refuses_negative_values(service):
+    case = load_case("dlinear_me_air__tail")
+    body = case["request"]
+    neg = dict(body, df=[dict(r, y=-abs(r["y"])) if i == 0 else r for i, r in enumerate(body["df"])])
+    assert_error(predict(service, neg, model=case["bundle"]), 422, "invalid_value")
 
 
 # ------------------------------------------------------------- transport errors

@@ -15,12 +15,17 @@ pub struct Tensor {
 #[derive(Debug, Default)]
 pub struct TensorStore {
     tensors: HashMap<String, Tensor>,
+    /// Tied parameters NeuralForecast saved once (`shared` in the metadata):
+    /// dropped name -> the name that holds the data.
+    aliases: HashMap<String, String>,
     pub metadata: HashMap<String, String>,
     pub bytes: usize,
 }
 
 impl TensorStore {
-    /// Parses a safetensors buffer. Every tensor must be F32 and finite.
+    /// Parses a safetensors buffer. Every tensor must be F32 and finite, except
+    /// BatchNorm's I64 `num_batches_tracked`, a training counter eval never reads
+    /// (skipped).
     pub fn from_bytes(buf: &[u8]) -> Result<TensorStore, String> {
         let (_, meta) = SafeTensors::read_metadata(buf)
             .map_err(|e| format!("invalid safetensors header: {e}"))?;
@@ -29,6 +34,9 @@ impl TensorStore {
         let mut tensors = HashMap::new();
         let mut bytes = 0;
         for (name, view) in st.iter() {
+            if name.ends_with(".num_batches_tracked") && view.dtype() == Dtype::I64 {
+                continue;
+            }
             if view.dtype() != Dtype::F32 {
                 return Err(format!(
                     "tensor '{name}' has dtype {:?}; only F32 is supported",
@@ -54,15 +62,23 @@ impl TensorStore {
                 },
             );
         }
+        let metadata = meta.metadata().clone().unwrap_or_default();
         Ok(TensorStore {
+            aliases: tied_names(&metadata)?,
             tensors,
-            metadata: meta.metadata().clone().unwrap_or_default(),
+            metadata,
             bytes,
         })
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.lookup(name).is_some()
+    }
+
+    /// A tensor by its state_dict name, following ties to the saved copy.
+    fn lookup(&self, name: &str) -> Option<&Tensor> {
+        let name = self.aliases.get(name).map_or(name, String::as_str);
+        self.tensors.get(name)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -72,8 +88,7 @@ impl TensorStore {
     /// A tensor that must exist with exactly this shape.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor, String> {
         let t = self
-            .tensors
-            .get(name)
+            .lookup(name)
             .ok_or_else(|| format!("tensor '{name}' is missing"))?;
         if t.shape != shape {
             return Err(format!(
@@ -85,8 +100,7 @@ impl TensorStore {
     }
 
     pub fn shape_of(&self, name: &str) -> Result<&[usize], String> {
-        self.tensors
-            .get(name)
+        self.lookup(name)
             .map(|t| t.shape.as_slice())
             .ok_or_else(|| format!("tensor '{name}' is missing"))
     }
@@ -106,4 +120,18 @@ impl TensorStore {
         ArrayD::from_shape_vec(IxDyn(shape), t.data.clone())
             .map_err(|e| format!("tensor '{name}': {e}"))
     }
+}
+
+/// `shared` metadata ({"kept": ["dropped", ...]}, written by NeuralForecast's
+/// `save_tensors` because safetensors refuses tied tensors) as dropped -> kept.
+fn tied_names(metadata: &HashMap<String, String>) -> Result<HashMap<String, String>, String> {
+    let Some(text) = metadata.get("shared") else {
+        return Ok(HashMap::new());
+    };
+    let map: HashMap<String, Vec<String>> = serde_json::from_str(text)
+        .map_err(|e| format!("metadata 'shared' is not a map of tied tensor names: {e}"))?;
+    Ok(map
+        .into_iter()
+        .flat_map(|(kept, dropped)| dropped.into_iter().map(move |d| (d, kept.clone())))
+        .collect())
 }

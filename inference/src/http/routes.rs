@@ -171,7 +171,6 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let start = Instant::now();
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -218,6 +217,8 @@ where
         })?
         .to_bytes();
 
+    // Timed from a complete body: upload time is the client's, not the model's.
+    let start = Instant::now();
     let cached = match state.cache.get_loaded(&name) {
         Some(b) => b,
         None => {

@@ -3,9 +3,23 @@
 //! pipeline builds (as `BaseModel._parse_windows` does) and returns the
 //! network output [batch, h, outputs] before the inverse scaling.
 
+pub mod bitcn;
+pub mod dilated_rnn;
 pub mod dlinear;
+pub mod gru;
+pub mod itransformer;
+pub mod lstm;
 pub mod mlp;
+pub mod mlp_multivariate;
+pub mod nbeats;
+pub mod nbeatsx;
+pub mod nhits;
 pub mod nlinear;
+pub mod rnn;
+pub mod tcn;
+pub mod tide;
+pub mod tsmixer;
+pub mod tsmixerx;
 
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
@@ -28,10 +42,34 @@ pub struct WindowBatch {
     pub stat_exog: Option<Array2<f32>>,
 }
 
+/// How the pipeline lays the series of a request out for a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One window per series (NeuralForecast's `MULTIVARIATE = False`).
+    Univariate,
+    /// All series in ONE window (`MULTIVARIATE = True`): the request must hold
+    /// exactly the `n_series` series the model was trained on. The batch rows
+    /// are those series in NeuralForecast's order (sorted unique_id), each
+    /// scaled on its own as `TemporalNorm` does per series and channel, and
+    /// `forward` still returns one row per series.
+    Multivariate { n_series: usize },
+}
+
 pub trait Forecaster: Send + Sync {
     /// [batch, h, n_outputs] in the scaled space. An error means the batch
     /// does not have the shapes the model was built for (a bug upstream).
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String>;
+
+    /// Univariate unless the model mixes series.
+    fn layout(&self) -> Layout {
+        Layout::Univariate
+    }
+
+    /// Insample steps per window when not the spec's `input_size`: recurrent
+    /// models (`RECURRENT = True`) read `inference_input_size + 1`.
+    fn insample_steps(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[derive(Debug)]
@@ -47,12 +85,38 @@ type Builder = fn(&ModelSpec, &TensorStore) -> Result<Arc<dyn Forecaster>, Build
 /// Model class -> forward pass. One line per supported NeuralForecast class.
 const REGISTRY: &[(&str, Builder)] = &[
     ("MLP", |s, t| Ok(Arc::new(mlp::Mlp::load(s, t)?))),
+    ("NBEATS", |s, t| Ok(Arc::new(nbeats::NBeats::load(s, t)?))),
+    ("NBEATSx", |s, t| {
+        Ok(Arc::new(nbeatsx::NBeatsX::load(s, t)?))
+    }),
+    ("NHITS", |s, t| Ok(Arc::new(nhits::NHits::load(s, t)?))),
     ("DLinear", |s, t| {
         Ok(Arc::new(dlinear::DLinear::load(s, t)?))
     }),
     ("NLinear", |s, t| {
         Ok(Arc::new(nlinear::NLinear::load(s, t)?))
     }),
+    ("TiDE", |s, t| Ok(Arc::new(tide::Tide::load(s, t)?))),
+    ("MLPMultivariate", |s, t| {
+        Ok(Arc::new(mlp_multivariate::MlpMultivariate::load(s, t)?))
+    }),
+    ("TSMixer", |s, t| {
+        Ok(Arc::new(tsmixer::TsMixer::load(s, t)?))
+    }),
+    ("TSMixerx", |s, t| {
+        Ok(Arc::new(tsmixerx::TsMixerx::load(s, t)?))
+    }),
+    ("iTransformer", |s, t| {
+        Ok(Arc::new(itransformer::ITransformer::load(s, t)?))
+    }),
+    ("RNN", |s, t| Ok(Arc::new(rnn::load(s, t)?))),
+    ("LSTM", |s, t| Ok(Arc::new(lstm::load(s, t)?))),
+    ("GRU", |s, t| Ok(Arc::new(gru::load(s, t)?))),
+    ("DilatedRNN", |s, t| {
+        Ok(Arc::new(dilated_rnn::DilatedRnn::load(s, t)?))
+    }),
+    ("TCN", |s, t| Ok(Arc::new(tcn::Tcn::load(s, t)?))),
+    ("BiTCN", |s, t| Ok(Arc::new(bitcn::BiTcn::load(s, t)?))),
 ];
 
 /// Classes this service can serve, in registry order.
@@ -113,4 +177,76 @@ pub(crate) fn to_horizon(y: Array2<f32>, h: usize, outputs: usize) -> Result<Arr
         .into_owned()
         .into_shape_with_order((b, h, outputs))
         .map_err(|e| format!("head output does not reshape to [{b}, {h}, {outputs}]: {e}"))
+}
+
+/// The target window as the model sees it: zeroed when it was trained with
+/// `exclude_insample_y` (`_parse_windows` multiplies it by 0).
+pub(crate) fn insample_y(batch: &WindowBatch, exclude: bool) -> Array2<f32> {
+    if exclude {
+        Array2::zeros(batch.insample_y.raw_dim())
+    } else {
+        batch.insample_y.clone()
+    }
+}
+
+/// `n_series` of a multivariate model, which fixes its weight shapes.
+pub(crate) fn n_series(spec: &ModelSpec) -> Result<usize, BuildError> {
+    match spec.usize_param("n_series", 0)? {
+        0 => Err(BuildError::Invalid(format!(
+            "{} is multivariate but its hyperparameters have no n_series",
+            spec.class
+        ))),
+        n => Ok(n),
+    }
+}
+
+/// A multivariate batch must be the `n_series` series of one window.
+pub(crate) fn check_series(batch: &WindowBatch, n_series: usize) -> Result<(), String> {
+    let rows = batch.insample_y.nrows();
+    if rows != n_series {
+        return Err(format!(
+            "the model forecasts {n_series} series in one window, the batch has {rows}"
+        ));
+    }
+    Ok(())
+}
+
+/// An exogenous block [n_series, time, channels] in torch's multivariate
+/// layout [channels, time, n_series].
+pub(crate) fn channels_first(x: &Array3<f32>, n_series: usize) -> Result<Array3<f32>, String> {
+    if x.dim().0 != n_series {
+        return Err(format!(
+            "exogenous block holds {} series, the model {n_series}",
+            x.dim().0
+        ));
+    }
+    Ok(x.view()
+        .permuted_axes([2, 1, 0])
+        .as_standard_layout()
+        .into_owned())
+}
+
+/// One window's multivariate output, [h, n_series * outputs] in torch's memory
+/// order, as rows [n_series, h, outputs]: `domain_map` reads the last axis as
+/// [n_series, outputs] and `predict` puts the series first.
+pub(crate) fn series_rows(
+    y: &Array2<f32>,
+    h: usize,
+    n_series: usize,
+    outputs: usize,
+) -> Result<Array3<f32>, String> {
+    if y.len() != h * n_series * outputs {
+        return Err(format!(
+            "multivariate output of {} values is not [{h}, {n_series} * {outputs}]",
+            y.len()
+        ));
+    }
+    let flat = y.as_standard_layout();
+    let flat = flat
+        .as_slice()
+        .ok_or("multivariate output is not contiguous")?;
+    Ok(Array3::from_shape_fn(
+        (n_series, h, outputs),
+        |(n, t, q)| flat[(t * n_series + n) * outputs + q],
+    ))
 }

@@ -31,6 +31,22 @@ impl Linear {
         })
     }
 
+    /// A `Conv1d` with `kernel_size=1` (`<prefix>.weight` [out, in, 1], bias [out])
+    /// is this linear map applied to every step's channels.
+    pub fn load_conv1x1(
+        store: &TensorStore,
+        prefix: &str,
+        in_channels: usize,
+        out_channels: usize,
+    ) -> Result<Linear, String> {
+        let w = store.array_dyn(&format!("{prefix}.weight"), &[out_channels, in_channels, 1])?;
+        let w = Array2::from_shape_fn((in_channels, out_channels), |(i, o)| w[[o, i, 0]]);
+        Ok(Linear {
+            weight_t: w,
+            bias: Some(store.array1(&format!("{prefix}.bias"), out_channels)?),
+        })
+    }
+
     pub fn in_features(&self) -> usize {
         self.weight_t.nrows()
     }
