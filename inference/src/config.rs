@@ -46,7 +46,7 @@ impl Default for Config {
             port: 8080,
             workers: 0,
             model_path: PathBuf::from("models"),
-            cache_size: 64,
+            cache_size: 256,
             default_model: None,
             eager: true,
             reload_interval: Duration::from_secs(5),

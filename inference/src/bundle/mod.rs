@@ -435,6 +435,30 @@ mod tests {
     }
 
     #[test]
+    fn forward_passes_that_are_random_at_inference_are_refused() {
+        // Informer's ProbSparse attention keeps 9 of 12 queries with factor 3.
+        let dir = edited_bundle("informer_d_futr", "Informer_0.safetensors", |m| {
+            let hp = m["hyper_parameters"].replace("\"factor\": 5", "\"factor\": 3");
+            m.insert("hyper_parameters".into(), hp);
+        });
+        let b = Bundle::load(&dir.path().join("b")).unwrap();
+        let why = b.unsupported_reason().unwrap();
+        assert!(
+            why.contains("ProbSparse") && why.contains("random"),
+            "{why}"
+        );
+        // FEDformer's randomly picked frequency modes are not saved.
+        let dir = edited_bundle("fedformer_h_low_mq", "FEDformer_0.safetensors", |m| {
+            let hp = m["hyper_parameters"]
+                .replace("\"mode_select\": \"low\"", "\"mode_select\": \"random\"");
+            m.insert("hyper_parameters".into(), hp);
+        });
+        let b = Bundle::load(&dir.path().join("b")).unwrap();
+        let why = b.unsupported_reason().unwrap();
+        assert!(why.contains("mode_select 'random'"), "{why}");
+    }
+
+    #[test]
     fn weights_that_contradict_hyperparameters_refuse_the_bundle() {
         let dir = edited_bundle("mlp_d_standard", "MLP_0.safetensors", |m| {
             let hp = m["hyper_parameters"].replace("\"hidden_size\": 32", "\"hidden_size\": 64");

@@ -23,9 +23,13 @@ pub struct TensorStore {
 }
 
 impl TensorStore {
-    /// Parses a safetensors buffer. Every tensor must be F32 and finite, except
-    /// BatchNorm's I64 `num_batches_tracked`, a training counter eval never reads
-    /// (skipped).
+    /// Parses a safetensors buffer. Every tensor must be F32 (or C64, kept as
+    /// f32 (re, im) pairs under its shape plus a last axis of 2, as
+    /// `torch.view_as_real` lays it out: FEDformer's Fourier weights) and
+    /// finite, except BatchNorm's I64 `num_batches_tracked`, a training
+    /// counter eval never reads, and F32 `._mask` buffers (TFT's causal
+    /// `triu(-inf)` attention mask, which the forward pass builds itself):
+    /// both skipped.
     pub fn from_bytes(buf: &[u8]) -> Result<TensorStore, String> {
         let (_, meta) = SafeTensors::read_metadata(buf)
             .map_err(|e| format!("invalid safetensors header: {e}"))?;
@@ -34,14 +38,20 @@ impl TensorStore {
         let mut tensors = HashMap::new();
         let mut bytes = 0;
         for (name, view) in st.iter() {
-            if name.ends_with(".num_batches_tracked") && view.dtype() == Dtype::I64 {
+            if (name.ends_with(".num_batches_tracked") && view.dtype() == Dtype::I64)
+                || (name.ends_with("._mask") && view.dtype() == Dtype::F32)
+            {
                 continue;
             }
-            if view.dtype() != Dtype::F32 {
-                return Err(format!(
-                    "tensor '{name}' has dtype {:?}; only F32 is supported",
-                    view.dtype()
-                ));
+            let mut shape = view.shape().to_vec();
+            match view.dtype() {
+                Dtype::F32 => {}
+                Dtype::C64 => shape.push(2),
+                other => {
+                    return Err(format!(
+                        "tensor '{name}' has dtype {other:?}; only F32 (and C64) are supported"
+                    ))
+                }
             }
             let raw = view.data();
             let data: Vec<f32> = raw
@@ -54,13 +64,7 @@ impl TensorStore {
                 ));
             }
             bytes += data.len() * 4;
-            tensors.insert(
-                name.to_string(),
-                Tensor {
-                    shape: view.shape().to_vec(),
-                    data,
-                },
-            );
+            tensors.insert(name.to_string(), Tensor { shape, data });
         }
         let metadata = meta.metadata().clone().unwrap_or_default();
         Ok(TensorStore {
@@ -119,6 +123,28 @@ impl TensorStore {
         let t = self.get(name, shape)?;
         ArrayD::from_shape_vec(IxDyn(shape), t.data.clone())
             .map_err(|e| format!("tensor '{name}': {e}"))
+    }
+}
+
+#[cfg(test)]
+impl TensorStore {
+    /// A store holding the given F32 tensors (unit tests of the blocks).
+    pub(crate) fn from_tensors(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> TensorStore {
+        TensorStore {
+            tensors: tensors
+                .iter()
+                .map(|(n, shape, data)| {
+                    (
+                        n.to_string(),
+                        Tensor {
+                            shape: shape.clone(),
+                            data: data.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            ..TensorStore::default()
+        }
     }
 }
 

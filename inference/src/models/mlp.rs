@@ -1,12 +1,12 @@
 //! MLP (neuralforecast/models/mlp.py): [y | hist exog | futr exog | static]
 //! flattened, `num_layers` Linear+ReLU, then a linear head to the horizon.
 
-use super::{to_horizon, BuildError, Forecaster, WindowBatch};
+use super::{flat_inputs, to_horizon, BuildError, Forecaster, WindowBatch};
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::relu_inplace;
 use crate::nn::linear::Linear;
-use ndarray::{Array2, Array3, Axis};
+use ndarray::Array3;
 
 pub struct Mlp {
     layers: Vec<Linear>,
@@ -50,36 +50,9 @@ impl Mlp {
     }
 }
 
-/// [batch, t, c] -> [batch, t * c], time-major like torch's reshape.
-fn flatten(x: &Array3<f32>) -> Result<Array2<f32>, String> {
-    let (b, t, c) = x.dim();
-    x.as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((b, t * c))
-        .map_err(|e| format!("cannot flatten exogenous block: {e}"))
-}
-
 impl Forecaster for Mlp {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
-        let mut parts: Vec<Array2<f32>> = Vec::with_capacity(4);
-        let y = if self.exclude_insample_y {
-            Array2::zeros(batch.insample_y.raw_dim())
-        } else {
-            batch.insample_y.clone()
-        };
-        parts.push(y);
-        if let Some(hx) = &batch.hist_exog {
-            parts.push(flatten(hx)?);
-        }
-        if let Some(fx) = &batch.futr_exog {
-            parts.push(flatten(fx)?);
-        }
-        if let Some(sx) = &batch.stat_exog {
-            parts.push(sx.clone());
-        }
-        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-        let mut x = ndarray::concatenate(Axis(1), &views)
-            .map_err(|e| format!("MLP inputs do not concatenate: {e}"))?;
+        let mut x = flat_inputs(batch, self.exclude_insample_y)?;
         for layer in &self.layers {
             x = layer.forward(x.view())?;
             relu_inplace(&mut x);

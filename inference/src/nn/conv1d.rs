@@ -3,6 +3,7 @@
 //! arrays. A causal convolution (TCN's `CausalConv1d`: symmetric padding then
 //! `Chomp1d`) is left padding `(kernel - 1) * dilation` and no right padding:
 //! the chomped outputs are exactly the ones that only see the past.
+//! `padding_mode="circular"` is `circular_pad` followed by no padding.
 
 use crate::bundle::tensors::TensorStore;
 use ndarray::{Array1, Array2, Array3, ArrayView3, Axis};
@@ -47,6 +48,24 @@ impl ConvShape {
 impl Conv1d {
     /// Loads `<prefix>.weight` [out, in, kernel] and `<prefix>.bias` [out].
     pub fn load(store: &TensorStore, prefix: &str, shape: ConvShape) -> Result<Conv1d, String> {
+        Self::load_with_bias(store, prefix, shape, true)
+    }
+
+    /// A `bias=False` convolution: `<prefix>.weight` only.
+    pub fn load_unbiased(
+        store: &TensorStore,
+        prefix: &str,
+        shape: ConvShape,
+    ) -> Result<Conv1d, String> {
+        Self::load_with_bias(store, prefix, shape, false)
+    }
+
+    fn load_with_bias(
+        store: &TensorStore,
+        prefix: &str,
+        shape: ConvShape,
+        bias: bool,
+    ) -> Result<Conv1d, String> {
         let ConvShape {
             in_channels: cin,
             out_channels: cout,
@@ -57,11 +76,13 @@ impl Conv1d {
             return Err(format!("{prefix}: kernel and dilation must be positive"));
         }
         let w = store.array_dyn(&format!("{prefix}.weight"), &[cout, cin, kernel])?;
-        let bias = store.array1(&format!("{prefix}.bias"), cout)?;
+        let bias = bias
+            .then(|| store.array1(&format!("{prefix}.bias"), cout))
+            .transpose()?;
         let w = Array2::from_shape_fn((kernel * cin, cout), |(r, o)| w[[o, r % cin, r / cin]]);
         Ok(Conv1d {
             w,
-            bias: Some(bias),
+            bias,
             in_channels: cin,
             kernel,
             dilation: shape.dilation,
@@ -118,6 +139,20 @@ impl Conv1d {
             .into_shape_with_order((b, t_out, self.out_channels()))
             .map_err(|e| format!("conv1d output does not reshape: {e}"))
     }
+}
+
+/// x [batch, time, channels] wrapped around by `pad` steps on each side
+/// (`padding_mode="circular"`): [x[t-pad..], x, x[..pad]].
+pub fn circular_pad(x: ArrayView3<f32>, pad: usize) -> Result<Array3<f32>, String> {
+    let (b, t, c) = x.dim();
+    if pad > t {
+        return Err(format!(
+            "circular padding of {pad} exceeds a sequence of {t} steps"
+        ));
+    }
+    Ok(Array3::from_shape_fn((b, t + 2 * pad, c), |(i, s, j)| {
+        x[[i, (s + t - pad) % t, j]]
+    }))
 }
 
 #[cfg(test)]
@@ -193,5 +228,16 @@ mod tests {
             }
         }
         assert!(c.forward(Array3::zeros((1, 2, 3)).view()).is_err());
+    }
+
+    #[test]
+    fn circular_padding_wraps_both_ends() {
+        let x = array![[[1.0f32], [2.0], [3.0]]];
+        let p = circular_pad(x.view(), 2).unwrap();
+        assert_eq!(
+            p.iter().copied().collect::<Vec<_>>(),
+            vec![2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 2.0]
+        );
+        assert!(circular_pad(x.view(), 4).is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! Instance normalisation over time, per series, of one multivariate window
 //! [time, series], undone on the output: `RevINMultivariate`
 //! (common/_modules.py; TSMixer, TSMixerx, with learned affine terms) and
-//! iTransformer's `use_norm` (the same statistics, no affine terms).
+//! iTransformer's `use_norm` (the same statistics, no affine terms), and
+//! `RevIN` (TimeMixer, PatchTST: per-feature affine terms, `eps²` added to
+//! the weight when undoing them; PatchTST may centre on the last value).
 //! Statistics run over every step of the window, zero padding included, as
 //! in PyTorch (these are not the masked temporal scalers of `scalers.rs`).
 
@@ -16,9 +18,14 @@ pub struct InstanceNorm {
     /// (weight, bias) per series.
     affine: Option<(Vec<f32>, Vec<f32>)>,
     eps: f32,
+    /// Added to the affine weight by the inverse (RevIN's `eps * eps`).
+    weight_eps: f32,
+    /// Centre on the window's last value instead of its mean (RevIN's `subtract_last`).
+    subtract_last: bool,
 }
 
-/// Mean and std of each series of the window the input was normalised with.
+/// Mean (or last value) and std of each series of the window the input was
+/// normalised with.
 #[derive(Debug, Clone)]
 pub struct InstanceStats {
     mean: Vec<f32>,
@@ -31,6 +38,8 @@ impl InstanceNorm {
         InstanceNorm {
             affine: None,
             eps: EPS,
+            weight_eps: 0.0,
+            subtract_last: false,
         }
     }
 
@@ -49,7 +58,33 @@ impl InstanceNorm {
         Ok(InstanceNorm {
             affine: Some((get("affine_weight")?, get("affine_bias")?)),
             eps: EPS,
+            weight_eps: 0.0,
+            subtract_last: false,
         })
+    }
+
+    /// `RevIN(affine=True)`: `<prefix>.affine_weight` / `.affine_bias`, each [n_series].
+    pub fn load_revin(
+        store: &TensorStore,
+        prefix: &str,
+        n_series: usize,
+    ) -> Result<InstanceNorm, String> {
+        let get = |name: &str| store.array1(&format!("{prefix}.{name}"), n_series);
+        Ok(InstanceNorm {
+            affine: Some((get("affine_weight")?.to_vec(), get("affine_bias")?.to_vec())),
+            eps: EPS,
+            weight_eps: EPS * EPS,
+            subtract_last: false,
+        })
+    }
+
+    /// `RevIN(subtract_last=True)`: the window is centred on its last value
+    /// (the std is still taken around the mean).
+    pub fn subtract_last(self) -> InstanceNorm {
+        InstanceNorm {
+            subtract_last: true,
+            ..self
+        }
     }
 
     fn check(&self, x: &Array2<f32>) -> Result<(), String> {
@@ -72,7 +107,10 @@ impl InstanceNorm {
             // torch.mean / torch.var(unbiased=False): f64 moments rounded once.
             let m = col.iter().map(|v| f64::from(*v)).sum::<f64>() / n;
             let var = col.iter().map(|v| (f64::from(*v) - m).powi(2)).sum::<f64>() / n;
-            let (m, s) = (m as f32, (var as f32 + self.eps).sqrt());
+            let (mut m, s) = (m as f32, (var as f32 + self.eps).sqrt());
+            if self.subtract_last {
+                m = col.last().copied().unwrap_or(0.0);
+            }
             col.mapv_inplace(|v| (v - m) / s);
             if let Some((w, b)) = &self.affine {
                 col.mapv_inplace(|v| v * w[j] + b[j]);
@@ -95,7 +133,8 @@ impl InstanceNorm {
         }
         for (j, mut col) in x.axis_iter_mut(Axis(1)).enumerate() {
             if let Some((w, b)) = &self.affine {
-                col.mapv_inplace(|v| (v - b[j]) / w[j]);
+                let w = w[j] + self.weight_eps;
+                col.mapv_inplace(|v| (v - b[j]) / w);
             }
             let (m, s) = (stats.mean[j], stats.std[j]);
             col.mapv_inplace(|v| v * s + m);
@@ -114,6 +153,8 @@ mod tests {
         let norm = InstanceNorm {
             affine: Some((vec![2.0, 1.0], vec![1.0, 0.0])),
             eps: EPS,
+            weight_eps: 0.0,
+            subtract_last: false,
         };
         let orig = array![[1.0f32, 5.0], [3.0, 5.0]];
         let mut x = orig.clone();
@@ -128,5 +169,18 @@ mod tests {
             assert!((a - b).abs() < 1e-5);
         }
         assert!(norm.normalize(&mut array![[1.0f32]]).is_err());
+    }
+
+    #[test]
+    fn subtract_last_centres_on_the_last_value() {
+        let norm = InstanceNorm::plain().subtract_last();
+        let mut x = array![[1.0f32], [3.0], [2.0]];
+        let st = norm.normalize(&mut x).unwrap();
+        // mean 2, biased var 2/3; centred on 2.0 (the last value).
+        let s = (2.0f32 / 3.0 + EPS).sqrt();
+        assert!((x[[0, 0]] + 1.0 / s).abs() < 1e-6 && x[[2, 0]] == 0.0);
+        let mut y = array![[0.5f32]];
+        norm.denormalize(&mut y, &st).unwrap();
+        assert!((y[[0, 0]] - (0.5 * s + 2.0)).abs() < 1e-6);
     }
 }

@@ -36,6 +36,11 @@ impl LayerNorm {
         })
     }
 
+    /// A non-default `eps` (TFT's gates use `LayerNorm(eps=1e-3)`).
+    pub fn with_eps(self, eps: f32) -> LayerNorm {
+        LayerNorm { eps, ..self }
+    }
+
     /// Values normalised together.
     pub fn len(&self) -> usize {
         self.weight.len()

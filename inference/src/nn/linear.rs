@@ -31,6 +31,24 @@ impl Linear {
         })
     }
 
+    /// From a weight [out, in] and a bias [out] stored under other names
+    /// (KAN's `base_weight`) or derived from stored tensors.
+    pub fn from_weight(weight: Array2<f32>, bias: Option<Array1<f32>>) -> Result<Linear, String> {
+        if let Some(b) = &bias {
+            if b.len() != weight.nrows() {
+                return Err(format!(
+                    "bias of {} for a weight of {} outputs",
+                    b.len(),
+                    weight.nrows()
+                ));
+            }
+        }
+        Ok(Linear {
+            weight_t: weight.t().as_standard_layout().to_owned(),
+            bias,
+        })
+    }
+
     /// A `Conv1d` with `kernel_size=1` (`<prefix>.weight` [out, in, 1], bias [out])
     /// is this linear map applied to every step's channels.
     pub fn load_conv1x1(

@@ -1,6 +1,8 @@
-//! `torch.nn.MaxPool1d` / `AvgPool1d` along time, no padding, with
-//! `ceil_mode` (NHITS pools with kernel = stride and `ceil_mode=True`, so the
-//! last window may hang over the end of the series).
+//! `torch.nn.MaxPool1d` / `AvgPool1d` along time, with `ceil_mode` (NHITS
+//! pools with kernel = stride and `ceil_mode=True`, so the last window may
+//! hang over the end of the series) and optional symmetric padding
+//! (Informer's distilling `MaxPool1d(3, 2, padding=1)`; max pooling pads
+//! with -inf, average pooling counts the padding).
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
@@ -31,6 +33,7 @@ pub struct Pool1d {
     pub kernel: usize,
     pub stride: usize,
     pub ceil_mode: bool,
+    pub padding: usize,
 }
 
 impl Pool1d {
@@ -50,20 +53,32 @@ impl Pool1d {
             kernel,
             stride,
             ceil_mode,
+            padding: 0,
         })
     }
 
+    /// The same pooling with `padding` steps on each side (at most half the kernel, as torch requires).
+    pub fn with_padding(self, padding: usize) -> Result<Self, String> {
+        if 2 * padding > self.kernel {
+            return Err(format!(
+                "pooling padding {padding} exceeds half the kernel {}",
+                self.kernel
+            ));
+        }
+        Ok(Pool1d { padding, ..self })
+    }
+
     /// Output length for an input of `len` (torch's `pooling_output_shape`
-    /// with no padding or dilation), or an error where torch raises.
+    /// without dilation), or an error where torch raises.
     pub fn out_len(&self, len: usize) -> Result<usize, String> {
-        let (k, s) = (self.kernel, self.stride);
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
         let round_up = if self.ceil_mode { s - 1 } else { 0 };
-        let n = (len + round_up)
+        let n = (len + 2 * p + round_up)
             .checked_sub(k)
             .map(|d| d / s + 1)
             .unwrap_or(0);
-        // A window must start inside the input.
-        let n = if self.ceil_mode && n > 0 && (n - 1) * s >= len {
+        // A window must start inside the input or its left padding.
+        let n = if self.ceil_mode && n > 0 && (n - 1) * s >= len + p {
             n - 1
         } else {
             n
@@ -79,9 +94,14 @@ impl Pool1d {
     /// Pools one strided sequence `src` (length `len`) into `dst`.
     fn pool_into(&self, len: usize, src: impl Fn(usize) -> f32, mut dst: impl FnMut(usize, f32)) {
         let n = self.out_len(len).unwrap_or(0);
+        let p = self.padding;
         for o in 0..n {
-            let start = o * self.stride;
-            let end = (start + self.kernel).min(len);
+            // The window in padded coordinates, then the part over real steps.
+            let (wstart, wend) = (
+                o * self.stride,
+                (o * self.stride + self.kernel).min(len + 2 * p),
+            );
+            let (start, end) = (wstart.max(p) - p, wend.min(len + p).max(p) - p);
             let v = match self.kind {
                 PoolKind::Max => (start..end).map(&src).fold(f32::NEG_INFINITY, |m, v| {
                     // torch propagates NaN through max pooling.
@@ -93,7 +113,8 @@ impl Pool1d {
                 }),
                 PoolKind::Avg => {
                     let sum = (start..end).map(&src).fold(0.0f32, |a, v| a + v);
-                    sum / (end - start) as f32
+                    // count_include_pad: the divisor counts left and right padding in the window.
+                    sum / (wend - wstart) as f32
                 }
             };
             dst(o, v);
@@ -168,6 +189,23 @@ mod tests {
         assert!(p(8, 8, false).out_len(7).is_err());
         assert!(Pool1d::new(PoolKind::Avg, 0, 1, true).is_err());
         assert!(PoolKind::parse("LPPool1d").is_err());
+        // Informer's MaxPool1d(3, 2, padding=1): windows [-1, 1], [1, 3], [3, 5], [5, 7].
+        let padded = Pool1d::new(PoolKind::Max, 3, 2, false)
+            .unwrap()
+            .with_padding(1)
+            .unwrap();
+        let x = Array2::from_shape_vec((1, 7), X.to_vec()).unwrap();
+        assert_eq!(
+            padded.forward_rows(x.view()).unwrap().row(0).to_vec(),
+            vec![1.0, 3.5, 4.0, 2.0]
+        );
+        // Average pooling counts the padding: (0 + 1 - 2) / 3 first.
+        let avg = Pool1d::new(PoolKind::Avg, 3, 2, false)
+            .unwrap()
+            .with_padding(1)
+            .unwrap();
+        assert_eq!(avg.forward_rows(x.view()).unwrap()[[0, 0]], -1.0 / 3.0);
+        assert!(padded.with_padding(2).is_err());
     }
 
     #[test]

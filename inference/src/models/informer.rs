@@ -1,0 +1,232 @@
+//! Informer (neuralforecast/models/informer.py): VanillaTransformer's
+//! embeddings and encoder-decoder with ProbSparse attention, the encoder
+//! optionally distilled between layers (`ConvLayer`: a circular kernel-3
+//! Conv1d, BatchNorm1d, ELU, `MaxPool1d(3, 2, padding=1)` halving the steps).
+//!
+//! ProbSparse attention scores only the `factor * ceil(ln L_Q)` queries that
+//! a random sample of keys ranks highest and gives the others a mean (or
+//! cumulative sum) of the values: random at inference. When that count
+//! reaches the number of queries every query is kept, the sampling has no
+//! effect and the result is full attention (causal in the decoder's
+//! self-attention); only such models are served. The heads come out as
+//! [heads, steps, d_head] and are read as [steps, heads * d_head] without a
+//! transpose (`HeadLayout::Stacked`).
+
+use super::vanilla_transformer::ff_activation;
+use super::{insample_y, BuildError, Forecaster, WindowBatch};
+use crate::bundle::spec::ModelSpec;
+use crate::bundle::tensors::TensorStore;
+use crate::nn::activation::Activation;
+use crate::nn::attention::{HeadLayout, MultiHeadAttention};
+use crate::nn::batch_norm::BatchNorm1d;
+use crate::nn::conv1d::{circular_pad, Conv1d, ConvShape};
+use crate::nn::embedding::DataEmbedding;
+use crate::nn::layer_norm::LayerNorm;
+use crate::nn::pooling::{Pool1d, PoolKind};
+use crate::nn::seq2seq::Seq2Seq;
+use crate::nn::transformer::{
+    DecoderAttention, TokenMixer, TransDecoder, TransDecoderLayer, TransEncoderLayer,
+};
+use ndarray::{Array2, Array3, ArrayView2, Axis};
+
+/// Whether ProbSparse attention over `queries` queries keeps all of them
+/// (`u = factor * ceil(ln L_Q)` reaches `L_Q`), which makes it deterministic.
+pub fn keeps_every_query(factor: usize, queries: usize) -> bool {
+    queries >= 2 && factor * (queries as f64).ln().ceil() as usize >= queries
+}
+
+/// The encoder's self-attention with every query kept.
+struct ProbSparse(MultiHeadAttention);
+
+impl TokenMixer for ProbSparse {
+    fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+        self.0.attend_with(x, x, false, HeadLayout::Stacked)
+    }
+}
+
+/// `ConvLayer`, the distilling step between encoder layers.
+struct Distil {
+    conv: Conv1d,
+    norm: BatchNorm1d,
+    pool: Pool1d,
+}
+
+impl Distil {
+    fn load(store: &TensorStore, prefix: &str, hidden: usize) -> Result<Distil, String> {
+        let shape = ConvShape {
+            in_channels: hidden,
+            out_channels: hidden,
+            kernel: 3,
+            dilation: 1,
+            pad_left: 0,
+            pad_right: 0,
+        };
+        Ok(Distil {
+            conv: Conv1d::load(store, &format!("{prefix}.downConv"), shape)?,
+            norm: BatchNorm1d::load(store, &format!("{prefix}.norm"), hidden, 1e-5)?,
+            pool: Pool1d::new(PoolKind::Max, 3, 2, false)?.with_padding(1)?,
+        })
+    }
+
+    /// Steps out for `len` in: the conv adds 2 (padding 2 each side), the pool halves.
+    fn out_len(&self, len: usize) -> Result<usize, String> {
+        self.pool.out_len(len + 2)
+    }
+
+    /// x [steps, hidden] -> [out_len(steps), hidden].
+    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+        let padded = circular_pad(x.insert_axis(Axis(0)), 2)?;
+        let mut y = self.conv.forward(padded.view())?;
+        for mut step in y.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)) {
+            let s = step.as_slice_mut().ok_or("conv output is not contiguous")?;
+            self.norm.forward_inplace(s)?;
+        }
+        Activation::ELU.apply_inplace(&mut y);
+        Ok(self
+            .pool
+            .forward_time_major(y.view())?
+            .index_axis_move(Axis(0), 0))
+    }
+}
+
+pub struct Informer {
+    enc_embedding: DataEmbedding,
+    dec_embedding: DataEmbedding,
+    layers: Vec<TransEncoderLayer<ProbSparse>>,
+    distil: Vec<Distil>,
+    norm: LayerNorm,
+    decoder: TransDecoder,
+    seq: Seq2Seq,
+    outputs: usize,
+    exclude_insample_y: bool,
+}
+
+impl Informer {
+    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Informer, BuildError> {
+        if !(spec.hist_exog.is_empty() && spec.stat_exog.is_empty()) {
+            return Err(BuildError::Invalid(
+                "Informer takes future exogenous variables only".into(),
+            ));
+        }
+        let seq = Seq2Seq::from_spec(spec)?;
+        let hidden = spec.usize_param("hidden_size", 128)?;
+        let heads = spec.usize_param("n_head", 4)?;
+        let ff = spec.usize_param("conv_hidden_size", 32)?;
+        let factor = spec.usize_param("factor", 3)?;
+        let n_enc = spec.usize_param("encoder_layers", 2)?;
+        let act = ff_activation(spec)?;
+        if n_enc == 0 {
+            return Err(BuildError::Invalid(
+                "Informer needs encoder_layers >= 1".into(),
+            ));
+        }
+        let distil = if spec.bool_param("distil", true)? {
+            (0..n_enc - 1)
+                .map(|i| Distil::load(store, &format!("encoder.conv_layers.{i}"), hidden))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
+        // Every attention must keep all its queries: the encoder's at each
+        // layer's length, the decoder's self- and cross-attention at its own.
+        let mut len = seq.input_size;
+        let mut lengths = vec![len];
+        for d in &distil {
+            len = d.out_len(len)?;
+            lengths.push(len);
+        }
+        lengths.push(seq.decoder_len());
+        if let Some(q) = lengths.iter().find(|q| !keeps_every_query(factor, **q)) {
+            return Err(BuildError::Unsupported(format!(
+                "Informer's ProbSparse attention over {q} queries with factor {factor} keeps only \
+                 {} of them, chosen from randomly sampled keys: its forecasts are random at \
+                 inference (served when factor * ceil(ln(queries)) >= queries)",
+                factor * (*q as f64).ln().ceil() as usize
+            )));
+        }
+        let emb = |p: &str| DataEmbedding::load(store, p, 1, seq.n_futr, hidden, true);
+        let layers = (0..n_enc)
+            .map(|i| {
+                let prefix = format!("encoder.attn_layers.{i}");
+                let attention =
+                    MultiHeadAttention::load(store, &format!("{prefix}.attention"), hidden, heads)?;
+                TransEncoderLayer::with_mixer(
+                    store,
+                    &prefix,
+                    ProbSparse(attention),
+                    hidden,
+                    ff,
+                    act,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Informer {
+            enc_embedding: emb("enc_embedding")?,
+            dec_embedding: emb("dec_embedding")?,
+            layers,
+            distil,
+            norm: LayerNorm::load(store, "encoder.norm", &[hidden])?,
+            decoder: TransDecoder::load(
+                store,
+                "decoder",
+                spec.usize_param("decoder_layers", 1)?,
+                hidden,
+                spec.n_outputs(),
+                |p| {
+                    let mode = DecoderAttention {
+                        causal_self: true,
+                        layout: HeadLayout::Stacked,
+                    };
+                    TransDecoderLayer::load(store, p, hidden, heads, ff, act, mode)
+                },
+            )?,
+            seq,
+            outputs: spec.n_outputs(),
+            exclude_insample_y: spec.exclude_insample_y,
+        })
+    }
+
+    /// `TransEncoder` with conv layers: attention layer, distil, ..., last attention layer, norm.
+    fn encode(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+        let mut x = x.to_owned();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x.view())?;
+            if let Some(d) = self.distil.get(i) {
+                x = d.forward(x.view())?;
+            }
+        }
+        self.norm.forward_inplace(&mut x)?;
+        Ok(x)
+    }
+}
+
+impl Forecaster for Informer {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+        self.seq.insample(batch)?;
+        let y = insample_y(batch, self.exclude_insample_y);
+        let dec = self.seq.label_then(y.view(), |_| 0.0);
+        let (enc, dec) = self
+            .seq
+            .embed(batch, y, dec, &self.enc_embedding, &self.dec_embedding)?;
+        self.seq.per_window(&enc, &dec, self.outputs, |_, e, d| {
+            let memory = self.encode(e)?;
+            self.decoder.forward(d, memory.view())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prob_sparse_is_deterministic_only_when_it_keeps_every_query() {
+        // factor 5: 12 queries -> 5 * ceil(2.48) = 15 kept; 16 -> 15 < 16.
+        assert!(keeps_every_query(5, 12));
+        assert!(!keeps_every_query(5, 16));
+        assert!(keeps_every_query(6, 16));
+        // NeuralForecast's default factor 3 over 24 steps: 12 of 24.
+        assert!(!keeps_every_query(3, 24));
+        assert!(!keeps_every_query(5, 1));
+    }
+}
