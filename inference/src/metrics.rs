@@ -88,7 +88,7 @@ impl Metrics {
         );
         registry.register(
             "prediction_duration_seconds",
-            "Time to answer a successful /predict once its body has arrived (parse, forward passes, serialise)",
+            "Time to answer a successful /predict, from its headers (body upload, parse, forward passes, serialise)",
             prediction_duration.clone(),
         );
         registry.register(

@@ -188,13 +188,19 @@ async fn sheds_load_and_times_out_instead_of_queueing() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let r = send(&addr, "GET", "/health", None, b"").await;
+    let body = serde_json::to_vec(&case("mlp_d_standard__tail")["request"]).unwrap();
+    let r = send(&addr, "POST", "/predict", Some("application/json"), &body).await;
     assert_eq!((r.status, r.code().as_str()), (503, "overloaded"));
+    // Probes and scrapes are not shed: an overloaded pod must not look dead.
+    assert_eq!(send(&addr, "GET", "/health", None, b"").await.status, 200);
+    assert_eq!(send(&addr, "GET", "/ready", None, b"").await.status, 200);
+    assert_eq!(send(&addr, "GET", "/metrics", None, b"").await.status, 200);
     // The stalled request itself is cut at the timeout.
     let r = read_reply(&mut slow).await;
     assert_eq!((r.status, r.code().as_str()), (504, "timeout"));
     // And the slot is free again.
-    assert_eq!(send(&addr, "GET", "/health", None, b"").await.status, 200);
+    let r = send(&addr, "POST", "/predict", Some("application/json"), &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,6 +171,9 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    // Timed from the request's headers: includes the body upload, as the
+    // server sees a slow client (Istio's request duration does the same).
+    let start = Instant::now();
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -217,8 +220,6 @@ where
         })?
         .to_bytes();
 
-    // Timed from a complete body: upload time is the client's, not the model's.
-    let start = Instant::now();
     let cached = match state.cache.get_loaded(&name) {
         Some(b) => b,
         None => {

@@ -15,6 +15,9 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
 /// The full tower stack for one service instance (shared limits across clones).
+/// Load shedding, the concurrency limit and the timeout guard `/predict` only:
+/// probes and scrapes must keep answering while predictions are shed, or an
+/// overloaded pod would look dead to its kubelet and to Prometheus.
 pub fn service(
     state: Arc<AppState>,
 ) -> impl tower::Service<
@@ -26,12 +29,28 @@ pub fn service(
        + Send
        + 'static {
     let cfg = &state.config;
-    ServiceBuilder::new()
-        .layer(ObserveLayer::new(state.metrics.clone()))
+    let predict_state = state.clone();
+    let limited = ServiceBuilder::new()
         .load_shed()
         .concurrency_limit(cfg.max_concurrency)
         .timeout(cfg.request_timeout)
-        .service_fn(move |req| routes::handle(state.clone(), req))
+        .service_fn(move |req| routes::handle(predict_state.clone(), req));
+    let metrics = state.metrics.clone();
+    ServiceBuilder::new()
+        .layer(ObserveLayer::new(metrics))
+        .service_fn(move |req: http::Request<Incoming>| {
+            let limited = limited.clone();
+            let state = state.clone();
+            async move {
+                if req.uri().path() == "/predict" {
+                    tower::ServiceExt::oneshot(limited, req).await
+                } else {
+                    routes::handle(state, req)
+                        .await
+                        .map_err(tower::BoxError::from)
+                }
+            }
+        })
 }
 
 /// Waits for SIGTERM or Ctrl-C.

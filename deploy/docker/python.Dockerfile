@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+# The Python NeuralForecast reference service (the side being migrated from),
+# as the chart's profiles/python.yaml runs it. Build context: the repository
+# root:
+#   docker build -f deploy/docker/python.Dockerfile -t ghcr.io/neuro-divergent/neuralforecast-python:0.1.0 .
+# python/requirements.lock is the project's whole lock (torch with CUDA wheels,
+# and test tools): a large image, the same packages the contract tests run.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY python/requirements.lock /app/requirements.lock
+RUN pip install -r /app/requirements.lock
+COPY python/reference_service /app/reference_service
+RUN groupadd --gid 65532 nonroot \
+ && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin nonroot
+# torch/matplotlib caches go under $HOME; the chart mounts a writable /tmp.
+ENV HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib PYTHONPATH=/app
+USER 65532:65532
+EXPOSE 8000
+CMD ["python", "-m", "reference_service", "--model-path", "/models", "--host", "0.0.0.0", "--port", "8000"]

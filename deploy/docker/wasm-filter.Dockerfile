@@ -1,0 +1,21 @@
+# syntax=docker/dockerfile:1
+# The Proxy-Wasm filter as an OCI image Istio's WasmPlugin can pull
+# (url: oci://REGISTRY/nd-filter:TAG): one layer holding plugin.wasm at the
+# root, FROM scratch. Build context: the repository root:
+#   docker build -f deploy/docker/wasm-filter.Dockerfile -t ghcr.io/neuro-divergent/nd-filter:0.1.0 .
+# The module is what wasm-filter/build.sh builds (size-optimised, <= 300 KiB).
+
+ARG RUST_VERSION=1.95
+FROM rust:${RUST_VERSION}-bookworm AS build
+RUN rustup target add wasm32-wasip1
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY inference inference
+COPY wasm-filter wasm-filter
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,id=nd-wasm-target \
+    wasm-filter/build.sh \
+ && install -D -m 0644 target/wasm32-wasip1/release/wasm_filter.wasm /out/plugin.wasm
+
+FROM scratch
+COPY --from=build /out/plugin.wasm /plugin.wasm

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs tests/filter/test_real_backends.py against the real services: starts the
+# Python reference service and the Rust service on free ports with
+# tests/fixtures/bundles, runs the test through Envoy + the filter, stops both
+# by PID. Needs target/release/neuro-divergent (or ND_RUST_BIN) and the .wasm
+# (wasm-filter/build.sh). To use services already running, skip this script and
+# set ND_FILTER_PYTHON_URL / ND_FILTER_RUST_URL for pytest directly.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+V=$(scripts/python-env.sh)
+rust_bin=${ND_RUST_BIN:-$root/target/release/neuro-divergent}
+bundles=${ND_FILTER_BUNDLES:-$root/tests/fixtures/bundles}
+free_port() { "$V/bin/python" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+py_port=$(free_port)
+rs_port=$(free_port)
+logs=$(mktemp -d)
+(cd python && exec setsid "$V/bin/python" -m reference_service --model-path "$bundles" --host 127.0.0.1 --port "$py_port") >"$logs/python.log" 2>&1 &
+py_pid=$!
+setsid "$rust_bin" serve --model-path "$bundles" --host 127.0.0.1 --port "$rs_port" >"$logs/rust.log" 2>&1 &
+rs_pid=$!
+trap 'kill "$py_pid" "$rs_pid" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for _ in $(seq 120); do
+  if curl -sf "http://127.0.0.1:$py_port/ready" >/dev/null && curl -sf "http://127.0.0.1:$rs_port/ready" >/dev/null; then
+    break
+  fi
+  sleep 1
+done
+ND_FILTER_PYTHON_URL="http://127.0.0.1:$py_port" ND_FILTER_RUST_URL="http://127.0.0.1:$rs_port" \
+  "$V/bin/pytest" -q tests/filter/test_real_backends.py "$@" || { echo "service logs in $logs" >&2; exit 1; }

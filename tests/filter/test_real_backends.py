@@ -1,0 +1,56 @@
+"""The filter in front of the real services: every golden case is answered
+through Envoy and mirrored to the other service; the filter's comparator must
+find no mismatch.
+
+Skipped unless both services are running and given by URL (the lead wires this
+into the Makefile / CI):
+
+    ND_FILTER_PYTHON_URL=http://127.0.0.1:8000 ND_FILTER_RUST_URL=http://127.0.0.1:8080 \\
+        $(scripts/python-env.sh)/bin/pytest -q tests/filter/test_real_backends.py
+
+Both services must have tests/fixtures/bundles loaded (e.g.
+`python -m reference_service --model-path tests/fixtures/bundles` and the Rust
+service with the same model path).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+import harness
+
+CASES = sorted(Path(os.environ.get("ND_FILTER_CASES", harness.REPO / "tests/fixtures/cases")).glob("*.json"))
+
+
+@pytest.mark.real_backends
+def test_real_services_agree_through_the_filter(real_backends, start_envoy):
+    py, rs = real_backends
+    for b in real_backends:
+        assert httpx.get(b.url + "/ready", timeout=5).status_code == 200, f"{b.name} at {b.url} is not ready"
+    cfg = harness.filter_config(py, rs, rust_weight_bp=5000, shadow={"share_bp": 10000, "max_body_bytes": 1 << 20})
+    envoy = start_envoy(harness.bootstrap([py, rs], [harness.wasm_filter(cfg)], route_timeout="30s"))
+    sent = 0
+    with httpx.Client(timeout=30) as c:
+        for path in CASES:
+            case = json.loads(path.read_text())
+            for _ in range(2):  # both backends primary, most likely
+                r = c.post(f"{envoy.url}/predict?model={case['bundle']}", json=case["request"])
+                assert r.status_code == 200, (path.name, r.text[:500])
+                sent += 1
+        # Contract errors compare by error.code.
+        for body in (b"not json", b"{}", b'{"df": []}'):
+            c.post(envoy.url + "/predict", content=body, headers={"content-type": "application/json"})
+            sent += 1
+    assert sent > 0
+    results = envoy.wait_for(
+        lambda: (r := {x: sum(envoy.metric("nd_filter_shadow_results_total", target=t, result=x)
+                              for t in ("python", "rust")) for x in ("match", "mismatch", "error")})
+        and sum(r.values()) >= sent and r,
+        timeout=120, what=f"{sent} comparisons")
+    mismatches = [l for l in envoy.log().splitlines() if "shadow mismatch" in l]
+    assert results["mismatch"] == 0, "\n".join(mismatches[:20])
+    assert results["error"] == 0, envoy.log()[-3000:]
+    assert results["match"] == sent

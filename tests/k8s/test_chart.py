@@ -1,0 +1,418 @@
+"""The chart and the static manifests: lint, render, schemas, unknown fields,
+yamllint, and the contracts between the pieces (names, routes, Flagger)."""
+
+import copy
+import json
+import re
+import subprocess
+
+import jsonschema
+import pytest
+import yaml
+
+import k8s_strict as strict
+from k8s_support import CHART, HERE, NAMESPACE, PROFILES, REPO, docs, find, profile_args, release_for
+
+FLAGGER_CRD = REPO.parent / "shared" / "schemas" / "flagger-crd.yaml"
+ISTIO_DIR = REPO / "istio"
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@pytest.fixture(scope="session")
+def flagger_schemas():
+    if not FLAGGER_CRD.exists():
+        pytest.fail(f"{FLAGGER_CRD} is missing (shared/schemas from fluxcd/flagger)")
+    out = {}
+    for crd in yaml.safe_load_all(FLAGGER_CRD.read_text()):
+        if crd:
+            for v in crd["spec"]["versions"]:
+                out[(crd["spec"]["group"], crd["spec"]["names"]["kind"], v["name"])] = v["schema"]["openAPIV3Schema"]
+    return out
+
+
+def _int_or_string(validator, value, instance, schema):
+    if value and not (isinstance(instance, (int, str)) and not isinstance(instance, bool)):
+        yield jsonschema.ValidationError(f"{instance!r} is not an int-or-string")
+
+
+CRDValidator = jsonschema.validators.extend(jsonschema.Draft7Validator,
+                                            {"x-kubernetes-int-or-string": _int_or_string})
+
+
+def flagger_errors(doc, flagger_schemas):
+    group, version = doc["apiVersion"].split("/")
+    schema = flagger_schemas[(group, doc["kind"], version)]
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in CRDValidator(schema).iter_errors(doc)]
+    crd = {(group, doc["kind"]): schema}
+    return errors + strict.unknown_fields(doc, crd)
+
+
+@pytest.fixture(scope="session")
+def node_validate(tools, tmp_path_factory):
+    """node_validate(text) -> [{kind, name, status, error}] from tests/k8s/validate.mjs."""
+    d = tmp_path_factory.mktemp("node-validate")
+    counter = iter(range(10**6))
+
+    def run(text):
+        f = d / f"m{next(counter)}.yaml"
+        f.write_text(text)
+        r = subprocess.run(["node", str(HERE / "validate.mjs"), str(f)], capture_output=True, text=True,
+                           cwd=HERE)
+        if r.returncode != 0:
+            pytest.fail(f"validate.mjs failed:\n{r.stderr}")
+        return [json.loads(line) for line in r.stdout.splitlines()]
+
+    return run
+
+
+def check_manifests(text, node_validate, flagger_schemas):
+    """Every document: its schema (node models / Flagger CRD / allow-list only for VPA) and no unknown field."""
+    problems = []
+    results = node_validate(text)
+    documents = docs(text)
+    assert len(results) == len(documents)
+    for res, doc in zip(results, documents):
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if res["status"] == "invalid":
+            problems.append(f"{where}: {res['error']}")
+        elif res["status"] == "no-model":
+            group = doc["apiVersion"].split("/")[0]
+            if group == "flagger.app":
+                problems += [f"{where}: {e}" for e in flagger_errors(doc, flagger_schemas)]
+                continue
+            if (group, doc["kind"]) != ("autoscaling.k8s.io", "VerticalPodAutoscaler"):
+                problems.append(f"{where}: no schema for {doc['apiVersion']}")
+        problems += [f"{where}: {e}" for e in strict.unknown_fields(doc, {})]
+    return problems
+
+
+# ------------------------------------------------------------------ lint + render
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_helm_lint_strict(helm, profile):
+    r = helm("lint", "--strict", str(CHART), "-n", NAMESPACE, *profile_args(profile))
+    assert "0 chart(s) failed" in r.stdout
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_rendered_manifests_are_valid(render, profile, node_validate, flagger_schemas):
+    text = render(profile)
+    problems = check_manifests(text, node_validate, flagger_schemas)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_yamllint_rendered(render, tools, tmp_path, profile):
+    f = tmp_path / f"{profile}.yaml"
+    f.write_text(render(profile))
+    cfg = ("{extends: default, rules: {line-length: disable, document-start: disable, "
+           "comments: {min-spaces-from-content: 1}, indentation: {spaces: consistent, indent-sequences: whatever}}}")
+    r = subprocess.run([tools["YAMLLINT"], "-s", "-d", cfg, str(f)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_vpa_renders_only_in_a_safe_mode(render, helm, node_validate, flagger_schemas):
+    text = render("default", "--set", "vpa.enabled=true")
+    vpa = find(docs(text), "VerticalPodAutoscaler")
+    assert vpa["spec"]["updatePolicy"]["updateMode"] == "Off"
+    assert not check_manifests(text, node_validate, flagger_schemas)
+    r = helm("template", "x", str(CHART), "--set", "vpa.enabled=true", "--set", "vpa.updateMode=Auto", check=False)
+    assert r.returncode != 0 and "vpa.updateMode" in r.stderr
+
+
+# ------------------------------------------------------------------ the checks catch what they claim
+
+
+def test_values_schema_refuses_circuit_breaker(helm):
+    r = helm("template", "x", str(CHART), "--set", "trafficPolicy.circuitBreaker.consecutiveErrors=3", check=False)
+    assert r.returncode != 0 and "circuitBreaker" in r.stderr
+
+
+def test_values_schema_refuses_unknown_plugin_field(helm):
+    r = helm("template", "x", str(CHART), "--set", "istio.filter.pluginConfig.shadow.shara_bp=1", check=False)
+    assert r.returncode != 0 and "shara_bp" in r.stderr
+
+
+def test_strictness_catches_what_schemas_accept(render, node_validate, flagger_schemas):
+    """A circuitBreaker block passes Istio's schema; the allow-list refuses it."""
+    dr = find(docs(render("default")), "DestinationRule")
+    bad = copy.deepcopy(dr)
+    bad["spec"]["trafficPolicy"]["circuitBreaker"] = {"consecutiveErrors": 3}
+    text = yaml.safe_dump(bad)
+    assert node_validate(text)[0]["status"] == "ok"  # the schema alone does not see it
+    assert any("circuitBreaker: unknown field" in p for p in check_manifests(text, node_validate, flagger_schemas))
+
+
+def test_schema_checks_catch_wrong_types(render, node_validate, flagger_schemas):
+    documents = docs(render("canary"))
+    vs = copy.deepcopy(find(documents, "VirtualService"))
+    vs["spec"]["http"][1]["timeout"] = 30
+    assert node_validate(yaml.safe_dump(vs))[0]["status"] == "invalid"
+    canary = copy.deepcopy(find(documents, "Canary"))
+    canary["spec"]["analysis"]["threshold"] = "five"
+    canary["spec"]["analysis"]["stepWieght"] = 10
+    errors = flagger_errors(canary, flagger_schemas)
+    assert any("threshold" in e for e in errors) and any("stepWieght" in e for e in errors), errors
+
+
+# ------------------------------------------------------------------ what the manifests say
+
+
+def test_deployment_matches_the_design(render):
+    documents = docs(render("default"))
+    dep = find(documents, "Deployment")
+    spec = dep["spec"]
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 1}
+    pod = spec["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert c["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"},
+                              "limits": {"cpu": "500m", "memory": "1Gi"}}
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    cm = find(documents, "ConfigMap", dep["metadata"]["name"])
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "config")
+    assert env["ND_CONFIG"] == f"{mount['mountPath']}/config.toml" and "config.toml" in cm["data"]
+
+
+def test_python_profile_is_the_reference_service(render):
+    documents = docs(render("python"))
+    dep = find(documents, "Deployment")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert dep["metadata"]["name"] == "neuralforecast-python"
+    assert c["command"] == ["python", "-m", "reference_service"]
+    assert c["ports"][0]["containerPort"] == 8000
+    assert c["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+    assert "--host" in c["args"] and c["args"][c["args"].index("--host") + 1] == "0.0.0.0"
+    assert find(documents, "Service")["spec"]["ports"][0]["port"] == 8000
+    kinds = {d["kind"] for d in documents}
+    assert "PrometheusRule" not in kinds and "Canary" not in kinds
+    assert not any(d["kind"] == "ConfigMap" and "config.toml" in d.get("data", {}) for d in documents)
+
+
+def test_hpa_scales_on_cpu_memory_and_requests_per_second(render):
+    hpa = find(docs(render("default")), "HorizontalPodAutoscaler")
+    kinds = {(m["type"], (m.get("resource") or m.get("pods", {}).get("metric", {})).get("name")) for m in hpa["spec"]["metrics"]}
+    assert kinds == {("Resource", "cpu"), ("Resource", "memory"), ("Pods", "neuro_divergent_http_requests_per_second")}
+
+
+def test_destination_rule_has_real_istio_fields(render):
+    dr = find(docs(render("default")), "DestinationRule")
+    tp = dr["spec"]["trafficPolicy"]
+    assert set(tp["outlierDetection"]) >= {"consecutive5xxErrors", "interval", "baseEjectionTime", "maxEjectionPercent"}
+    assert "tcp" in tp["connectionPool"] and "http" in tp["connectionPool"]
+    assert dr["spec"]["host"] == f"neuro-divergent.{NAMESPACE}.svc.cluster.local"
+
+
+def _routes(vs):
+    return {r["name"]: r for r in vs["spec"]["http"]}
+
+
+@pytest.mark.parametrize("profile", ["migration-wasmplugin", "migration-envoyfilter", "migration-wasmplugin-file"])
+def test_split_route_follows_the_filter_header(render, profile):
+    documents = docs(render(profile))
+    vs = find(documents, "VirtualService", "forecast-predict")
+    routes = _routes(vs)
+    rust, python = routes["predict-rust"], routes["predict-python"]
+    assert rust["match"][0]["headers"] == {"x-nd-backend": {"exact": "rust"}}
+    assert rust["match"][0]["uri"] == {"prefix": "/predict"}
+    for r in (rust, python):
+        assert r["timeout"] == "30s"
+        assert r["retries"]["attempts"] == 3 and r["retries"]["perTryTimeout"] == "10s"
+    assert rust["route"][0]["destination"]["host"] == f"neuro-divergent.{NAMESPACE}.svc.cluster.local"
+    assert python["route"][0]["destination"] == {
+        "host": f"neuralforecast-python.{NAMESPACE}.svc.cluster.local", "port": {"number": 8000}}
+    # Requests without the header (no filter) go to Python: the routes after predict-rust do not match it.
+    names = [r["name"] for r in vs["spec"]["http"]]
+    assert names.index("predict-rust") < names.index("predict-python")
+
+
+def _plugin_configs(documents):
+    for d in documents:
+        if d["kind"] == "WasmPlugin":
+            yield d["spec"]["pluginConfig"]
+        if d["kind"] == "EnvoyFilter":
+            for p in d["spec"]["configPatches"]:
+                if p["applyTo"] == "EXTENSION_CONFIG":
+                    yield json.loads(p["patch"]["value"]["typed_config"]["config"]["configuration"]["value"])
+
+
+@pytest.mark.parametrize("profile", ["migration-wasmplugin", "migration-envoyfilter", "canary"])
+def test_filter_clusters_are_istio_names(render, profile):
+    configs = list(_plugin_configs(docs(render(profile))))
+    assert configs
+    rust = "neuro-divergent-canary" if profile == "canary" else "neuro-divergent"  # shadowTarget
+    for cfg in configs:
+        assert cfg["backends"]["rust"]["cluster"] == f"outbound|8080||{rust}.{NAMESPACE}.svc.cluster.local"
+        assert cfg["backends"]["rust"]["authority"] == f"{rust}.{NAMESPACE}.svc.cluster.local:8080"
+        assert cfg["backends"]["python"]["cluster"] == f"outbound|8000||neuralforecast-python.{NAMESPACE}.svc.cluster.local"
+
+
+def test_wasmplugin_fields(render):
+    wp = find(docs(render("migration-wasmplugin")), "WasmPlugin", "nd-filter-gateway")
+    spec = wp["spec"]
+    assert "match" not in spec  # a gateway: all its listeners are outbound
+    assert spec["url"].startswith("oci://") and spec["failStrategy"] == "FAIL_OPEN"
+    assert "phase" not in spec  # unset: next to the router, before route selection
+    assert spec["selector"]["matchLabels"] == {"istio": "ingressgateway"}
+    wp_file = find(docs(render("migration-wasmplugin-file")), "WasmPlugin", "nd-filter-gateway")
+    assert wp_file["spec"]["url"].startswith("file:///")
+
+
+def test_envoyfilter_patches_each_context(render):
+    filters = [d for d in docs(render("migration-envoyfilter")) if d["kind"] == "EnvoyFilter"]
+    by_name = {f["metadata"]["name"]: f for f in filters}
+    assert set(by_name) == {"nd-filter-gateway", "nd-filter-sidecar"}
+    assert by_name["nd-filter-gateway"]["metadata"]["namespace"] == "istio-system"
+    seen = set()
+    for ef in filters:
+        contexts = {p["match"]["context"] for p in ef["spec"]["configPatches"]}
+        assert len(contexts) == 1, "one context per EnvoyFilter (its workloadSelector picks those proxies)"
+        for p in ef["spec"]["configPatches"]:
+            seen.add((p["applyTo"], p["match"]["context"]))
+            assert p["patch"]["value"]["name"] == "nd_filter"
+            if p["applyTo"] == "HTTP_FILTER":
+                assert p["patch"]["operation"] == "INSERT_BEFORE"
+                sub = p["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"]
+                assert sub == "envoy.filters.http.router"
+                assert "config_discovery" in p["patch"]["value"]
+            else:
+                assert p["patch"]["operation"] == "ADD"
+    assert seen == {(a, c) for a in ("EXTENSION_CONFIG", "HTTP_FILTER") for c in ("GATEWAY", "SIDECAR_OUTBOUND")}
+
+
+def test_weighted_split_has_weights_and_mirror(render):
+    vs = find(docs(render("migration-weighted")), "VirtualService", "forecast-predict")
+    r = _routes(vs)["predict-weighted"]
+    assert sorted(d["weight"] for d in r["route"]) == [10, 90]
+    assert r["mirror"]["host"].startswith("neuro-divergent.") and r["mirrorPercentage"] == {"value": 5}
+    assert r["timeout"] == "30s" and r["retries"]["attempts"] == 3
+
+
+def test_canary_and_the_split_never_own_the_same_object(render):
+    """Flagger owns Service/DestinationRule/VirtualService <fullname>; the chart renders none of them,
+    and the split VirtualService delegates its Rust branch to Flagger's."""
+    documents = docs(render("canary"))
+    canary = find(documents, "Canary")
+    fullname = canary["spec"]["targetRef"]["name"]
+    owned_by_flagger = {("Service", fullname), ("Service", f"{fullname}-primary"), ("Service", f"{fullname}-canary"),
+                        ("VirtualService", fullname), ("DestinationRule", f"{fullname}-primary"),
+                        ("DestinationRule", f"{fullname}-canary"), ("DestinationRule", fullname)}
+    rendered = {(d["kind"], d["metadata"]["name"]) for d in documents}
+    assert not rendered & owned_by_flagger
+    svc = canary["spec"]["service"]
+    assert svc["delegation"] is True and "hosts" not in svc and "gateways" not in svc
+    vs = find(documents, "VirtualService", "forecast-predict")
+    rust = _routes(vs)["predict-rust"]
+    assert rust["delegate"] == {"name": fullname, "namespace": NAMESPACE} and "route" not in rust
+    assert svc["timeout"] == "30s" and svc["retries"]["attempts"] == 3
+    assert "outlierDetection" in svc["trafficPolicy"]
+
+
+def test_canary_analysis(render):
+    documents = docs(render("canary"))
+    a = find(documents, "Canary")["spec"]["analysis"]
+    assert (a["interval"], a["threshold"], a["stepWeight"], a["maxWeight"]) == ("30s", 5, 10, 50)
+    metrics = {m["name"]: m for m in a["metrics"]}
+    assert metrics["request-success-rate"]["thresholdRange"] == {"min": 99}
+    assert metrics["request-duration"]["thresholdRange"] == {"max": 500}
+    templates = {d["metadata"]["name"] for d in documents if d["kind"] == "MetricTemplate"}
+    for m in a["metrics"]:
+        if "templateRef" in m:
+            assert m["templateRef"]["name"] in templates and m["templateRef"]["namespace"] == NAMESPACE
+    assert {"error-ratio", "latency-p99", "shadow-mismatch-ratio"} <= set(metrics)
+
+
+def test_load_test_webhook_posts_the_example_request(render):
+    canary = find(docs(render("canary")), "Canary")
+    hook = next(w for w in canary["spec"]["analysis"]["webhooks"] if w["name"] == "load-test")
+    assert hook["type"] == "rollout" and hook["metadata"]["type"] == "cmd"
+    cmd = hook["metadata"]["cmd"]
+    assert cmd.startswith("hey ") and "-m POST" in cmd and "-T application/json" in cmd
+    body = re.search(r"-d '([^']*)'", cmd).group(1)
+    assert json.loads(body) == json.loads((REPO / "examples/predict-request.json").read_text())
+    assert re.search(r"'http://neuro-divergent-canary\.forecast:8080/predict\?model=mlp_d_standard'$", cmd)
+
+
+def test_chart_copy_of_the_example_request_is_current():
+    ours = json.loads((CHART / "files/predict-request.json").read_text())
+    assert ours == json.loads((REPO / "examples/predict-request.json").read_text()), \
+        "cp examples/predict-request.json helm/neuro-divergent/files/"
+
+
+def test_monitoring_selects_pods_flagger_does_not_relabel(render):
+    documents = docs(render("canary"))
+    sm = find(documents, "ServiceMonitor")
+    canary = find(documents, "Canary")
+    want = sm["spec"]["selector"]["matchLabels"]
+    for side in ("primary", "canary"):
+        assert canary["spec"]["service"][side]["labels"].items() >= want.items()
+    pod_labels = find(documents, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    for kind in ("PodDisruptionBudget",):
+        sel = find(documents, kind)["spec"]["selector"]["matchLabels"]
+        assert "app" not in sel and pod_labels.items() >= sel.items()
+    np_sel = find(documents, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"]
+    assert "app" not in np_sel and pod_labels.items() >= np_sel.items()
+
+
+def test_dashboard_configmap(render):
+    documents = docs(render("default"))
+    cm = next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dash = json.loads(next(iter(cm["data"].values())))
+    titles = " | ".join(p["title"].lower() for p in dash["panels"])
+    for topic in ("split", "fallback", "breaker state", "shadow match ratio", "latency per backend"):
+        assert topic in titles, topic
+    assert all(t["expr"] for p in dash["panels"] for t in p["targets"])
+
+
+# ------------------------------------------------------------------ static manifests under istio/
+
+
+def test_static_istio_manifests_are_valid(node_validate, flagger_schemas):
+    files = sorted(ISTIO_DIR.glob("*.yaml"))
+    assert files, "istio/*.yaml missing (istio/render.sh)"
+    for f in files:
+        problems = check_manifests(f.read_text(), node_validate, flagger_schemas)
+        assert not problems, f"{f.name}:\n" + "\n".join(problems)
+
+
+def test_static_istio_manifests_match_the_chart(tools, tmp_path):
+    """istio/*.yaml are the chart's output (istio/render.sh); they must not drift."""
+    r = subprocess.run([str(ISTIO_DIR / "render.sh"), str(tmp_path)], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "HELM": tools["HELM"], "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    for f in sorted(tmp_path.glob("*.yaml")):
+        committed = ISTIO_DIR / f.name
+        assert committed.exists() and committed.read_text() == f.read_text(), \
+            f"istio/{f.name} is stale: run istio/render.sh"
+    assert {f.name for f in tmp_path.glob("*.yaml")} == {f.name for f in ISTIO_DIR.glob("*.yaml")}
+
+
+def test_release_names_used_by_profiles():
+    assert release_for("python") == "neuralforecast-python" and release_for("canary") == "neuro-divergent"
+
+
+def test_metric_names_exist(render):
+    """Every nd_filter_* name the chart queries is in the filter's README table; every
+    neuro_divergent_* name is in the service's README (the live test checks /metrics too)."""
+    text = render("canary") + (CHART / "dashboards/neuro-divergent.json").read_text()
+    filter_readme = (REPO / "wasm-filter/README.md").read_text()
+    service_readme = (REPO / "README.md").read_text()
+    for name in set(re.findall(r"\bnd_filter_[a-z_]+", text)):
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert f"`{base}`" in filter_readme, f"{name} is not a filter metric (wasm-filter/README.md)"
+    for name in set(re.findall(r"\bneuro_divergent_[a-z_]+", text)):
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        if base == "neuro_divergent_http_requests_per_second":  # the HPA's adapter metric (helm/README.md)
+            continue
+        assert f"`{base}`" in service_readme, f"{name} is not a service metric (README.md)"
