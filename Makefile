@@ -12,7 +12,7 @@ PORT ?= 8080
 VENV = $(shell scripts/python-env.sh)
 PY = $(VENV)/bin/python
 
-.PHONY: help setup build wasm run run-rust run-python loadtest migrate test test-rust test-contract test-filter test-k8s test-e2e lint fmt bench fixtures clean
+.PHONY: help setup build static wasm run run-rust run-python loadtest migrate test test-rust test-contract test-filter test-k8s test-e2e lint fmt bench fixtures clean
 
 help:
 	@echo "make run        the whole mesh on 127.0.0.1: Python + Rust services, Envoy with the filter, Prometheus"
@@ -30,6 +30,12 @@ setup:
 
 build:
 	$(CARGO) build --release --locked -p neuro-divergent
+
+# The fully static binary the distroless image ships (deploy/docker/rust.Dockerfile).
+static:
+	rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+	$(CARGO) build --release --locked -p neuro-divergent --target x86_64-unknown-linux-musl
+	@ls -l target/x86_64-unknown-linux-musl/release/neuro-divergent | awk '{print "static binary:", $$5, "bytes"}'
 
 # The Proxy-Wasm filter and the minimal benchmark filter (size-optimised, < 300 KiB).
 wasm:
