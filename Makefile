@@ -88,7 +88,7 @@ test-k8s: build wasm
 test-e2e: build wasm
 	$(PY) -m pytest tests/e2e -q -s
 
-test: setup lint test-rust test-contract test-filter test-k8s test-e2e
+test: setup lint test-rust test-contract static test-filter test-k8s test-e2e
 	@echo "make test: all green"
 
 bench: setup build
