@@ -25,6 +25,7 @@ from loadtest import faults, hey
 from loadtest.mesh import MODEL
 
 THRESHOLD = 5
+ENVOY_WORKERS = 2  # the mesh runs Envoy with --concurrency 2
 RECOVERY_MS = 3000
 
 
@@ -109,7 +110,11 @@ def test_kill_rust_under_load_opens_the_circuit_and_traffic_returns(healthy, tmp
         "recovery_ms": RECOVERY_MS,
         "breaker_transitions": {k: after[k] - before[k] for k in after},
     })
-    assert res["failed"] <= THRESHOLD, res
+    # Both Envoy workers share the breaker, but a worker that has not failed
+    # itself reads the shared state through its 200 ms cache
+    # (wasm-filter/README.md), so each other worker may let one more request
+    # through before it sees the open circuit: threshold + (workers - 1).
+    assert res["failed"] <= THRESHOLD + (ENVOY_WORKERS - 1), res
     assert res["failed"] >= 1, "the kill must have been seen by some request"
     assert py_while_down > 0 and fallbacks > 0, "traffic fell back to Python"
     assert after["open"] > before["open"] and after["half_open"] > before["half_open"]
