@@ -194,6 +194,8 @@ def dump_case(path, case):
     for key in ("df", "futr_df", "static_df"):
         if key in case["request"]:
             req.append(f'\n    "{key}": ' + arr(case["request"][key], "    "))
+    if "h" in case["request"]:
+        req.append(f'\n    "h": {int(case["request"]["h"])}')
     parts.append(",".join(req) + "\n  },")
     parts.append('\n  "expected": {"model": ' + json.dumps(case["expected"]["model"]) + ', "predictions": '
                  + arr(case["expected"]["predictions"], "  ") + "}\n}\n")

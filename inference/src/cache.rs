@@ -44,7 +44,23 @@ impl Fingerprint {
         files.sort();
         Ok(Fingerprint(files))
     }
+
+    /// How long ago the most recently modified file changed.
+    fn youngest_age(&self) -> std::time::Duration {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let newest = self.0.iter().map(|f| f.2).max().unwrap_or(0);
+        std::time::Duration::from_nanos(now.saturating_sub(newest).min(u64::MAX as u128) as u64)
+    }
 }
+
+/// A bundle is read only once its files have not changed for this long, so
+/// a write during the read always moves an mtime past the fingerprint taken
+/// before it (mtimes tick coarsely; an in-place rewrite of the same size
+/// would otherwise go unnoticed and mix two versions).
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(1000);
 
 pub struct CachedBundle {
     pub bundle: Bundle,
@@ -67,8 +83,9 @@ pub struct ModelCache {
     current: ArcSwap<Snapshot>,
     writer: Mutex<()>,
     clock: AtomicU64,
-    /// Fingerprints already refused, so a broken version is not reloaded every tick.
-    refused: Mutex<BTreeMap<String, Fingerprint>>,
+    /// Versions already refused (fingerprint, why), so a broken version is
+    /// not re-read on every tick or request.
+    refused: Mutex<BTreeMap<String, (Fingerprint, String)>>,
 }
 
 /// A bundle name is a plain directory name under the model path.
@@ -101,6 +118,12 @@ impl ModelCache {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Why the version now on disk was refused, if it was (for /models: a
+    /// loaded bundle keeps serving its previous version meanwhile).
+    pub fn refusal(&self, name: &str) -> Option<String> {
+        self.refused.lock().get(name).map(|(_, why)| why.clone())
     }
 
     /// The current snapshot (lock-free).
@@ -183,6 +206,14 @@ impl ModelCache {
             ));
         }
         self.metrics.cache_misses.inc();
+        if let Some((fp, why)) = self.refused.lock().get(name) {
+            if Fingerprint::of(&self.root.join(name)).ok().as_ref() == Some(fp) {
+                return Err(ApiError::unprocessable(
+                    "unsupported_model",
+                    format!("bundle '{name}': {why}"),
+                ));
+            }
+        }
         match self.load(name) {
             Ok(b) => Ok(b),
             Err(e) => Err(ApiError::unprocessable("unsupported_model", format!("{e}"))),
@@ -198,13 +229,30 @@ impl ModelCache {
             bundle: name.to_string(),
             message,
         };
-        let before = Fingerprint::of(&dir)
-            .map_err(|e| fail(format!("cannot list {}: {e}", dir.display())))?;
+        let list = |dir: &Path| {
+            Fingerprint::of(dir).map_err(|e| fail(format!("cannot list {}: {e}", dir.display())))
+        };
+        let mut before = list(&dir)?;
         if let Some(b) = self.current.load().bundles.get(name) {
             if b.fingerprint == before {
                 return Ok(b.clone());
             }
         }
+        let age = before.youngest_age();
+        if age < SETTLE {
+            std::thread::sleep(SETTLE - age);
+            let settled = list(&dir)?;
+            if settled != before {
+                // Still being written: not a failure, the next check retries.
+                tracing::info!(
+                    bundle = name,
+                    "bundle is being written; will load it once settled"
+                );
+                return Err(fail("the bundle is being written; retry shortly".into()));
+            }
+            before = settled;
+        }
+        let previous = self.current.load().bundles.get(name).cloned();
         let result = Bundle::load(&dir).and_then(|bundle| {
             // A bundle rewritten while we read it may mix two versions: refuse it
             // and try again on the next check.
@@ -214,6 +262,19 @@ impl ModelCache {
                 return Err(fail(
                     "bundle changed while it was being read; will retry".into(),
                 ));
+            }
+            // A new version must serve at least what the previous one did:
+            // a model that cannot run (unknown class, option) is fine in a
+            // bundle seen for the first time (reported in /models), not as a
+            // replacement for one that serves.
+            if let Some(prev) = &previous {
+                let serves = |b: &Bundle| b.unsupported_reason().is_none();
+                if serves(&prev.bundle) && !serves(&bundle) {
+                    return Err(fail(format!(
+                        "the new version cannot be served: {}",
+                        bundle.unsupported_reason().unwrap_or_default()
+                    )));
+                }
             }
             Ok(bundle)
         });
@@ -247,7 +308,9 @@ impl ModelCache {
                     .reload_failures
                     .get_or_create(&Metrics::bundle(name))
                     .inc();
-                self.refused.lock().insert(name.to_string(), before);
+                self.refused
+                    .lock()
+                    .insert(name.to_string(), (before, e.message.clone()));
                 let mut next = (**self.current.load()).clone();
                 if !next.bundles.contains_key(name) {
                     next.failed.insert(name.to_string(), e.message.clone());
@@ -309,7 +372,7 @@ impl ModelCache {
             match Fingerprint::of(&dir) {
                 Ok(fp) if fp == entry.fingerprint => {}
                 Ok(fp) => {
-                    if self.refused.lock().get(name) == Some(&fp) {
+                    if self.refused.lock().get(name).map(|r| &r.0) == Some(&fp) {
                         continue;
                     }
                     let _ = self.load(name);
@@ -326,7 +389,7 @@ impl ModelCache {
                     continue;
                 }
                 let fp = Fingerprint::of(&self.root.join(&name)).unwrap_or_default();
-                if self.refused.lock().get(&name) == Some(&fp) {
+                if self.refused.lock().get(&name).map(|r| &r.0) == Some(&fp) {
                     continue;
                 }
                 let _ = self.load(&name);

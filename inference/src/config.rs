@@ -30,6 +30,13 @@ pub struct Config {
     /// After SIGTERM, how long to keep accepting with /ready at 503 before
     /// closing the listener (lets endpoints be removed first).
     pub drain_delay: Duration,
+    /// Open connections at most; more are accepted and closed at once.
+    pub max_connections: usize,
+    /// Time a connection may take to send a request's headers, idle
+    /// keep-alive time included (slow-header clients are cut off).
+    pub header_read_timeout: Duration,
+    /// Most series in one /predict (422 `too_many_series` beyond).
+    pub max_series: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -58,6 +65,9 @@ impl Default for Config {
             max_concurrency: 256,
             shutdown_timeout: Duration::from_secs(20),
             drain_delay: Duration::ZERO,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+            max_series: crate::pipeline::DEFAULT_MAX_SERIES,
         }
     }
 }
@@ -82,6 +92,9 @@ struct ServerSection {
     max_concurrency: Option<usize>,
     shutdown_timeout_ms: Option<u64>,
     drain_delay_ms: Option<u64>,
+    max_connections: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    max_series: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +138,9 @@ pub const ENV_VARS: &[&str] = &[
     "MAX_CONCURRENCY",
     "SHUTDOWN_TIMEOUT_MS",
     "DRAIN_DELAY_MS",
+    "MAX_CONNECTIONS",
+    "HEADER_READ_TIMEOUT_MS",
+    "MAX_SERIES",
 ];
 
 impl Config {
@@ -153,6 +169,12 @@ impl Config {
             set(
                 &mut c.drain_delay,
                 s.drain_delay_ms.map(Duration::from_millis),
+            );
+            set(&mut c.max_connections, s.max_connections);
+            set(&mut c.max_series, s.max_series);
+            set(
+                &mut c.header_read_timeout,
+                s.header_read_timeout_ms.map(Duration::from_millis),
             );
         }
         if let Some(m) = f.models {
@@ -217,6 +239,11 @@ impl Config {
                     self.shutdown_timeout = Duration::from_millis(parse(key, v)?)
                 }
                 "DRAIN_DELAY_MS" => self.drain_delay = Duration::from_millis(parse(key, v)?),
+                "MAX_CONNECTIONS" => self.max_connections = parse(key, v)?,
+                "MAX_SERIES" => self.max_series = parse(key, v)?,
+                "HEADER_READ_TIMEOUT_MS" => {
+                    self.header_read_timeout = Duration::from_millis(parse(key, v)?)
+                }
                 _ => {}
             }
         }
@@ -234,8 +261,21 @@ impl Config {
         if self.cache_size == 0 {
             return Err("models.cache_size must be at least 1".into());
         }
-        if self.max_concurrency == 0 || self.max_body_bytes == 0 {
-            return Err("server.max_concurrency and server.max_body_bytes must be positive".into());
+        if self.max_concurrency == 0
+            || self.max_body_bytes == 0
+            || self.max_connections == 0
+            || self.max_series == 0
+        {
+            return Err(
+                "server.max_concurrency, server.max_body_bytes, server.max_connections and server.max_series must be positive"
+                    .into(),
+            );
+        }
+        if self.header_read_timeout.is_zero() || self.request_timeout.is_zero() {
+            return Err(
+                "server.header_read_timeout_ms and server.request_timeout_ms must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }

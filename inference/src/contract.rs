@@ -158,6 +158,11 @@ pub struct PredictRequest<'a> {
     pub futr_df: Option<Vec<Row<'a>>>,
     #[serde(borrow = "'a", default)]
     pub static_df: Option<Vec<Row<'a>>>,
+    /// Forecast horizon; absent or null = the bundle's `h`. Below it the
+    /// forecast is truncated, above it predicted recursively as
+    /// `NeuralForecast.predict(h=...)` does.
+    #[serde(default)]
+    pub h: Option<i64>,
 }
 
 impl<'a> PredictRequest<'a> {
@@ -174,7 +179,10 @@ impl<'a> PredictRequest<'a> {
             if e.classify() != serde_json::error::Category::Data {
                 return ApiError::malformed_json(format!("body is not valid JSON: {e}"));
             }
-            match serde_json::from_slice::<IgnoredAny>(body) {
+            // Into a Value, not IgnoredAny: serde_json skips ignored values
+            // without its nesting limit, and nesting past 128 is malformed
+            // JSON for both services (error path only).
+            match serde_json::from_slice::<serde_json::Value>(body) {
                 Err(s) => ApiError::malformed_json(format!("body is not valid JSON: {s}")),
                 Ok(_) => ApiError::invalid_request(format!("{e}")),
             }

@@ -191,7 +191,7 @@ fn serve(cfg: Config) -> ExitCode {
     };
     let addr = format!("{}:{}", cfg.host, cfg.port);
     rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(&addr).await {
+        let listener = match listen(&addr).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("neuro-divergent: cannot listen on {addr}: {e}");
@@ -207,4 +207,23 @@ fn serve(cfg: Config) -> ExitCode {
             }
         }
     })
+}
+
+/// Binds with a listen backlog of 1024 (tokio's `TcpListener::bind` uses
+/// 128, which makes a burst of new connections wait for SYN retries).
+async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(1024)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{addr} resolves to no address"))))
 }

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub reload_failures: Family<BundleLabels, Counter>,
     pub bundles_loaded: Gauge,
     pub in_flight: Gauge,
+    pub connections_open: Gauge,
+    pub connections_rejected: Counter,
 }
 
 fn latency_buckets() -> Histogram {
@@ -81,6 +83,18 @@ impl Metrics {
         let reload_failures = Family::<BundleLabels, Counter>::default();
         let bundles_loaded = Gauge::default();
         let in_flight = Gauge::default();
+        let connections_open = Gauge::default();
+        let connections_rejected = Counter::default();
+        registry.register(
+            "connections_open",
+            "HTTP connections open now (bounded by server.max_connections)",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_rejected",
+            "Connections closed at accept because server.max_connections were open",
+            connections_rejected.clone(),
+        );
         registry.register(
             "predictions",
             "Successful /predict calls per bundle",
@@ -161,6 +175,8 @@ impl Metrics {
             reload_failures,
             bundles_loaded,
             in_flight,
+            connections_open,
+            connections_rejected,
         }
     }
 

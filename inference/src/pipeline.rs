@@ -41,6 +41,13 @@ struct Panel {
     series: Vec<Series>,
 }
 
+fn too_many_series(max_series: usize) -> ApiError {
+    ApiError::unprocessable(
+        "too_many_series",
+        format!("df holds more than {max_series} series, the most one request may hold (split the request)"),
+    )
+}
+
 fn missing(col: &str, table: &str, i: usize) -> ApiError {
     ApiError::unprocessable(
         "missing_column",
@@ -189,8 +196,15 @@ fn check_types(req: &PredictRequest, cols: &crate::bundle::Columns) -> Result<()
 }
 
 impl Panel {
-    fn from_request(b: &Bundle, req: &PredictRequest) -> Result<Panel, ApiError> {
-        check_types(req, &b.columns)?;
+    /// `horizon`: how many future stamps each series gets (at least the
+    /// bundle's `h`, which is what futr_df must cover).
+    /// The caller has run `check_types`.
+    fn from_request(
+        b: &Bundle,
+        req: &PredictRequest,
+        horizon: usize,
+        max_series: usize,
+    ) -> Result<Panel, ApiError> {
         if req.df.is_empty() {
             return Err(ApiError::unprocessable("empty_df", "df has no rows"));
         }
@@ -242,6 +256,10 @@ impl Panel {
                 groups.push((id, Vec::new()));
                 groups.len() - 1
             });
+            // Stop at the first series over the bound, before grouping the rest.
+            if groups.len() > max_series {
+                return Err(too_many_series(max_series));
+            }
             groups[g].1.push((ds, y, x));
         }
         groups.sort_by(|a, b| a.0.cmp(&b.0));
@@ -302,7 +320,7 @@ impl Panel {
                 .last()
                 .map(|r| r.0)
                 .ok_or_else(|| ApiError::internal("a series without rows"))?;
-            let future = b.freq.horizon(last, b.h).map_err(|m| {
+            let future = b.freq.horizon(last, horizon).map_err(|m| {
                 ApiError::unprocessable("invalid_ds", format!("series '{id}': {m}"))
             })?;
             let mut y: Vec<f32> = rows.iter().map(|r| r.1).collect();
@@ -311,7 +329,7 @@ impl Panel {
                 .collect();
             let mut fut: Vec<Vec<f32>> = vec![Vec::with_capacity(b.h); futr.len()];
             if let Some(frows) = &futr_rows {
-                for ds in &future {
+                for ds in future.iter().take(b.h) {
                     let r = frows.get(&(id.clone(), Some(*ds))).ok_or_else(|| {
                         ApiError::unprocessable(
                             "invalid_exogenous",
@@ -410,11 +428,14 @@ impl Panel {
 
     /// The last window of every series for one model, and the statistics to
     /// invert its output.
+    /// `ys`: each series' target history when it differs from the request's
+    /// (recursive prediction appends the forecasts so far).
     fn windows(
         &self,
         spec: &ModelSpec,
         model: &BundleModel,
         h: usize,
+        ys: Option<&[Vec<f32>]>,
     ) -> Result<(WindowBatch, Vec<Stats>), ApiError> {
         // Recurrent models read one step more than input_size (see Forecaster::insample_steps).
         let l = model
@@ -450,7 +471,8 @@ impl Panel {
         let mut win = vec![0f32; l];
         let mut mask = vec![0f32; l];
         for (i, s) in self.series.iter().enumerate() {
-            let take = s.y.len().min(l);
+            let y = ys.and_then(|ys| ys.get(i)).unwrap_or(&s.y);
+            let take = y.len().min(l);
             let pad = l - take;
             mask.iter_mut()
                 .enumerate()
@@ -460,7 +482,7 @@ impl Panel {
                 dst[..pad].iter_mut().for_each(|v| *v = 0.0);
                 dst[pad..].copy_from_slice(&src[src.len() - take..]);
             };
-            fill(&mut win, &s.y);
+            fill(&mut win, y);
             let stats = kind.fit(&win, &mask);
             for t in 0..l {
                 insample_y[[i, t]] = kind.transform(win[t], stats);
@@ -555,19 +577,93 @@ fn keyed_rows(
     Ok(out)
 }
 
+/// Longest horizon served, as a multiple of the bundle's `h` (each multiple
+/// above the first is one more forward pass per model).
+pub const MAX_HORIZON_FACTOR: usize = 100;
+
+/// The requested horizon, checked against what the bundle can forecast.
+fn requested_horizon(b: &Bundle, req: &PredictRequest) -> Result<usize, ApiError> {
+    let Some(h) = req.h else { return Ok(b.h) };
+    let max = b.h.saturating_mul(MAX_HORIZON_FACTOR);
+    if h < 1 || h as u64 > max as u64 {
+        return Err(ApiError::unprocessable(
+            "invalid_horizon",
+            format!(
+                "h = {h} is outside 1..={max} (bundle '{}' forecasts {} steps per pass; longer horizons are predicted recursively up to {MAX_HORIZON_FACTOR}x)",
+                b.name, b.h
+            ),
+        ));
+    }
+    let h = h as usize;
+    if h > b.h {
+        // NeuralForecast refuses historic exogenous here; future exogenous
+        // would need futr_df rows beyond the model's horizon, which its
+        // recursive path slices in a way this service does not reproduce.
+        for m in &b.models {
+            let Some(spec) = &m.spec else { continue };
+            let why = if !spec.hist_exog.is_empty() {
+                Some("historic exogenous")
+            } else if !spec.futr_exog.is_empty() {
+                Some("future exogenous")
+            } else if median_output(spec).is_none() {
+                Some("no median output to feed back")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(ApiError::unprocessable(
+                    "invalid_horizon",
+                    format!(
+                        "h = {h} is above bundle '{}''s horizon {} and model {} has {why}: recursive prediction is not possible; ask for h <= {}",
+                        b.name, b.h, m.name, b.h
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(h)
+}
+
+/// The output fed back in recursive prediction: the only one of a point
+/// loss, the median of a quantile loss (as NeuralForecast does).
+fn median_output(spec: &ModelSpec) -> Option<usize> {
+    if spec.n_outputs() == 1 {
+        return Some(0);
+    }
+    spec.output_names.iter().position(|n| n == "-median")
+}
+
+/// Most series one request may hold unless configured (`server.max_series`):
+/// the answer's memory grows with series x horizon.
+pub const DEFAULT_MAX_SERIES: usize = 20_000;
+
 /// Runs every model of the bundle on the request.
 pub fn predict(b: &Bundle, req: &PredictRequest) -> Result<Forecast, ApiError> {
+    predict_with_limit(b, req, DEFAULT_MAX_SERIES)
+}
+
+/// `predict` with a bound on the number of series (422 `too_many_series`).
+pub fn predict_with_limit(
+    b: &Bundle,
+    req: &PredictRequest,
+    max_series: usize,
+) -> Result<Forecast, ApiError> {
     if let Some(why) = b.unsupported_reason() {
         return Err(ApiError::unprocessable(
             "unsupported_model",
             format!("bundle '{}' cannot be served: {why}", b.name),
         ));
     }
-    let panel = Panel::from_request(b, req)?;
+    check_types(req, &b.columns)?;
+    let wanted = requested_horizon(b, req)?;
+    // The grid every model forecasts on: whole passes of the model's h.
+    let passes = wanted.div_ceil(b.h);
     let h = b.h;
+    let horizon = passes * h;
+    let panel = Panel::from_request(b, req, horizon, max_series)?;
     let n = panel.series.len();
     let columns = b.output_columns();
-    let mut values: Vec<Vec<f32>> = vec![Vec::with_capacity(columns.len()); n * h];
+    let mut values: Vec<Vec<f32>> = vec![Vec::with_capacity(columns.len()); n * horizon];
     for m in &b.models {
         let (Some(spec), Ok(net)) = (&m.spec, &m.net) else {
             return Err(ApiError::internal(format!(
@@ -588,35 +684,85 @@ pub fn predict(b: &Bundle, req: &PredictRequest) -> Result<Forecast, ApiError> {
                 ));
             }
         }
-        let (batch, inverse) = panel.windows(spec, m, h)?;
-        let out = net
-            .forward(&batch)
+        let outputs = spec.n_outputs();
+        let run = |batch: &WindowBatch, steps: usize| -> Result<Array3<f32>, ApiError> {
+            let out = if steps == h {
+                net.forward(batch)
+            } else {
+                net.forward_rollout(batch, steps)
+            }
             .map_err(|e| ApiError::internal(format!("{}: {e}", m.name)))?;
-        if out.dim() != (n, h, spec.n_outputs()) {
-            return Err(ApiError::internal(format!(
-                "{} returned shape {:?}",
-                m.name,
-                out.dim()
-            )));
+            if out.dim() != (n, steps, outputs) {
+                return Err(ApiError::internal(format!(
+                    "{} returned shape {:?}",
+                    m.name,
+                    out.dim()
+                )));
+            }
+            Ok(out)
+        };
+        // Per series, `horizon` rows of this model's outputs in the local
+        // scaler's space (temporal scaling already inverted).
+        let mut scaled = vec![Vec::<f32>::with_capacity(horizon * outputs); n];
+        if passes > 1 && net.rolls_out() {
+            // A recurrent decoder (RECURRENT = True) rolls out the whole horizon.
+            let (batch, inverse) = panel.windows(spec, m, horizon, None)?;
+            let out = run(&batch, horizon)?;
+            push_scaled(&mut scaled, &out, spec, &inverse);
+        } else {
+            // Direct models: one pass per `h` steps, each feeding its
+            // forecast (the median of a quantile loss) back as history.
+            let feed = median_output(spec).unwrap_or(0);
+            let mut ys: Option<Vec<Vec<f32>>> = None;
+            for pass in 0..passes {
+                // NeuralForecast's last pass, when only r < h steps are left,
+                // sees a window ending h - r steps before the forecasts so far
+                // (its future part is r steps long); its first r outputs count.
+                let left = wanted - pass * h;
+                if pass > 0 && left < h {
+                    if let Some(ys) = ys.as_mut() {
+                        for y in ys.iter_mut() {
+                            y.truncate(y.len().saturating_sub(h - left));
+                        }
+                    }
+                }
+                let (batch, inverse) = panel.windows(spec, m, h, ys.as_deref())?;
+                let out = run(&batch, h)?;
+                push_scaled(&mut scaled, &out, spec, &inverse);
+                if pass + 1 < passes {
+                    let ys = ys
+                        .get_or_insert_with(|| panel.series.iter().map(|s| s.y.clone()).collect());
+                    for (i, y) in ys.iter_mut().enumerate() {
+                        let start = pass * h * outputs;
+                        y.extend(
+                            scaled[i][start..start + h * outputs]
+                                .chunks(outputs)
+                                .map(|row| row[feed]),
+                        );
+                    }
+                }
+            }
         }
         for (i, s) in panel.series.iter().enumerate() {
-            for t in 0..h {
-                let row = &mut values[i * h + t];
-                for q in 0..spec.n_outputs() {
-                    let mut v = spec.scaler.inverse(out[[i, t, q]], inverse[i]);
-                    if let Some(ls) = s.target_scaler {
-                        v = ls.inverse(v);
-                    }
-                    row.push(v);
+            for (t, row) in scaled[i].chunks(outputs).enumerate() {
+                let dst = &mut values[i * horizon + t];
+                for v in row {
+                    dst.push(match s.target_scaler {
+                        Some(ls) => ls.inverse(*v),
+                        None => *v,
+                    });
                 }
             }
         }
     }
-    let mut rows = Vec::with_capacity(n * h);
+    let mut rows = Vec::with_capacity(n * wanted);
     let mut vals = values.into_iter();
     for s in &panel.series {
-        for ds in &s.future {
+        for (t, ds) in s.future.iter().enumerate() {
             let v = vals.next().unwrap_or_default();
+            if t >= wanted {
+                continue;
+            }
             if let Some(bad) = v.iter().position(|x| !x.is_finite()) {
                 return Err(ApiError::unprocessable(
                     "non_finite_value",
@@ -635,4 +781,16 @@ pub fn predict(b: &Bundle, req: &PredictRequest) -> Result<Forecast, ApiError> {
         columns,
         rows,
     })
+}
+
+/// Appends one pass's outputs, temporal scaling inverted, per series.
+fn push_scaled(scaled: &mut [Vec<f32>], out: &Array3<f32>, spec: &ModelSpec, inverse: &[Stats]) {
+    let (_, steps, outputs) = out.dim();
+    for (i, dst) in scaled.iter_mut().enumerate() {
+        for t in 0..steps {
+            for q in 0..outputs {
+                dst.push(spec.scaler.inverse(out[[i, t, q]], inverse[i]));
+            }
+        }
+    }
 }

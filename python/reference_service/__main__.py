@@ -1,6 +1,6 @@
 """python -m reference_service --model-path DIR [--port N] [--host H]
 [--default-model NAME] [--max-body-bytes N]; each flag falls back to its
-environment variable (MODEL_PATH, PORT, HOST, DEFAULT_MODEL, MAX_BODY_BYTES)."""
+environment variable (MODEL_PATH, PORT, HOST, DEFAULT_MODEL, MAX_BODY_BYTES, MAX_SERIES)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="bundle used without ?model= (DEFAULT_MODEL)")
     p.add_argument("--max-body-bytes", type=int, default=int(env("MAX_BODY_BYTES", str(8 * 1024 * 1024))),
                    help="largest accepted /predict body (MAX_BODY_BYTES, 8 MiB)")
+    p.add_argument("--max-series", type=int, default=int(env("MAX_SERIES", "20000")),
+                   help="most series in one /predict (MAX_SERIES, 20000): more is 422 too_many_series")
     args = p.parse_args(argv)
     if not args.model_path:
         p.error("--model-path or MODEL_PATH is required")
@@ -47,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(args.model_path, args.default_model, args.max_body_bytes)
+    settings = Settings(args.model_path, args.default_model, args.max_body_bytes, args.max_series)
     state = State()
     server: Server | None = None
 

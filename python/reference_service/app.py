@@ -20,7 +20,7 @@ from .bundles import Bundle
 from .errors import ApiError, error_response
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .request import check_shape, parse_json, to_frames
+from .request import check_shape, parse_json, requested_h, to_frames
 
 log = logging.getLogger("reference_service")
 
@@ -30,6 +30,7 @@ class Settings:
     model_path: str
     default_model: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
+    max_series: int = 20_000
 
 
 @dataclass
@@ -100,10 +101,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _answer(bundle: Bundle, raw: bytes) -> list[dict]:
-    frames = to_frames(check_shape(parse_json(raw), bundle), bundle)
+def _answer(bundle: Bundle, raw: bytes, max_series: int = 20_000) -> list[dict]:
+    body = parse_json(raw)
+    tables = check_shape(body, bundle)
+    h = requested_h(body, bundle)
+    frames = to_frames(tables, bundle, max_series=max_series)
     try:
-        return bundles_mod.predict(bundle, frames.df, frames.futr_df, frames.static_df)
+        return bundles_mod.predict(bundle, frames.df, frames.futr_df, frames.static_df, h=h)
     except ApiError:
         raise
     except Exception as e:
@@ -193,7 +197,7 @@ def create_app(settings: Settings, state: State, on_load_failure) -> FastAPI:
         _check_media_type(request.headers.get("content-type"))
         raw = await _read_body(request, settings.max_body_bytes)
         bundle = _select(state, settings, request)
-        rows = await run_in_threadpool(_answer, bundle, raw)  # CPU work off the event loop
+        rows = await run_in_threadpool(_answer, bundle, raw, settings.max_series)  # CPU work off the event loop
         return JSONResponse({"model": bundle.name, "predictions": rows})
 
     return app

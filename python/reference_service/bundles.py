@@ -131,15 +131,20 @@ def load_all(model_path: str, root_dir: str) -> dict[str, Bundle]:
     return bundles
 
 
-def predict(bundle: Bundle, df, futr_df=None, static_df=None) -> list[dict]:
+def predict(bundle: Bundle, df, futr_df=None, static_df=None, h: int | None = None) -> list[dict]:
     """nf.predict, then the contract's rows: sorted by unique_id then ds,
-    datetime ds as %Y-%m-%dT%H:%M:%S, integer ds as int, numbers as floats."""
+    datetime ds as %Y-%m-%dT%H:%M:%S, integer ds as int, numbers as floats.
+    h above the bundle's: NeuralForecast's recursive predict(h=...); below
+    it: the first h steps (NeuralForecast itself refuses h < its h)."""
     import pandas as pd
 
+    longer = h is not None and h > bundle.h
     with bundle.lock:
-        fc = bundle.nf.predict(df=df, futr_df=futr_df, static_df=static_df)
+        fc = bundle.nf.predict(df=df, futr_df=futr_df, static_df=static_df, **({"h": h} if longer else {}))
     idc, tc = bundle.id_col, bundle.time_col
     fc = fc.sort_values([idc, tc], kind="stable").reset_index(drop=True)
+    if h is not None and h < bundle.h:
+        fc = fc.groupby(idc, sort=False).head(h).reset_index(drop=True)
     columns = {idc: fc[idc].tolist()}
     if pd.api.types.is_datetime64_any_dtype(fc[tc]):
         columns[tc] = fc[tc].dt.strftime("%Y-%m-%dT%H:%M:%S").tolist()

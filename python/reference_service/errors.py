@@ -23,6 +23,8 @@ STATUS = {
     "invalid_exogenous": 422,
     "invalid_value": 422,
     "invalid_series": 422,
+    "invalid_horizon": 422,
+    "too_many_series": 422,
     "unsupported_model": 422,
     "overloaded": 503,
     "not_ready": 503,

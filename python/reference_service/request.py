@@ -108,11 +108,13 @@ def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
     objects, ids/ds are strings or integers, other values numbers or null."""
     if not isinstance(body, dict):
         _invalid("body must be a JSON object")
-    unknown = sorted(set(body) - set(TABLES))
+    unknown = sorted(set(body) - set(TABLES) - {"h"})
     if unknown:
         _invalid(f"unknown top-level key(s): {', '.join(unknown)}")
     if "df" not in body:
         _invalid("df is required")
+    if body.get("h") is not None and not _is_int(body["h"]):
+        _invalid("h must be an integer")
     tables = {}
     for key in TABLES:
         rows = body.get(key)
@@ -143,6 +145,42 @@ def _unprocessable(code: str, message: str):
     raise ApiError(code, message)
 
 
+MAX_HORIZON_FACTOR = 100  # as the Rust service: recursive passes up to 100x the bundle's h
+
+
+def requested_h(body: dict, bundle: Bundle) -> int | None:
+    """The request's horizon (None: the bundle's). Below the bundle's h the
+    forecast is truncated; above it NeuralForecast predicts recursively,
+    which it cannot do with historic exogenous (and this contract does not
+    offer with future exogenous or without a median output)."""
+    h = body.get("h")
+    if h is None:
+        return None
+    top = bundle.h * MAX_HORIZON_FACTOR
+    if not 1 <= h <= top:
+        _unprocessable(
+            "invalid_horizon",
+            f"h = {h} is outside 1..={top} (bundle {bundle.name!r} forecasts {bundle.h} steps per pass)",
+        )
+    if h > bundle.h:
+        for model in bundle.nf.models:
+            names = list(model.loss.output_names)
+            why = None
+            if model.hist_exog_list:
+                why = "historic exogenous"
+            elif model.futr_exog_list:
+                why = "future exogenous"
+            elif len(names) > 1 and "-median" not in names:
+                why = "no median output to feed back"
+            if why:
+                _unprocessable(
+                    "invalid_horizon",
+                    f"h = {h} is above bundle {bundle.name!r}'s horizon {bundle.h} and model {model} "
+                    f"has {why}: recursive prediction is not possible; ask for h <= {bundle.h}",
+                )
+    return h
+
+
 def _kind(v) -> str:
     return "string" if isinstance(v, str) else "integer"
 
@@ -169,7 +207,7 @@ class Frames:
     static_df: pd.DataFrame | None
 
 
-def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle) -> Frames:
+def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: int = 20_000) -> Frames:
     idc, tc, yc = bundle.id_col, bundle.time_col, bundle.target_col
     if not tables["df"]:
         _unprocessable("empty_df", "df has no rows")
@@ -248,6 +286,12 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle) -> Frames:
                 data[c] = np.array([r[c] for r in rows], dtype=np.float64)
         return pd.DataFrame(data)
 
+    n_series = len({row[idc] for row in tables["df"]})
+    if n_series > max_series:
+        _unprocessable(
+            "too_many_series",
+            f"df holds {n_series} series; at most {max_series} per request (split the request)",
+        )
     df = frame("df")
     futr_df = frame("futr_df") if tables["futr_df"] is not None else None
     static_df = frame("static_df") if tables["static_df"] is not None else None

@@ -28,6 +28,8 @@ BUNDLES = REPO / "tests" / "fixtures" / "bundles"
 CASES = REPO / "tests" / "fixtures" / "cases"
 # Small, so the 413 tests send little; every golden case fits well below it.
 MAX_BODY_BYTES = 256 * 1024
+# Small too (MAX_SERIES, both services): golden cases hold at most a few series.
+MAX_SERIES = 50
 READY_TIMEOUT_S = {"python": 60.0, "rust": 30.0}
 STOP_TIMEOUT_S = 20.0
 
@@ -49,7 +51,7 @@ def _free_port() -> int:
 def _command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
     common = ["--model-path", str(BUNDLES), "--port", str(port), "--host", "127.0.0.1",
               "--max-body-bytes", str(MAX_BODY_BYTES)]
-    env = dict(os.environ)
+    env = dict(os.environ, MAX_SERIES=str(MAX_SERIES))
     if kind == "python":
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
         return [sys.executable, "-m", "reference_service", *common], env

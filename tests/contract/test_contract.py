@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from conftest import BUNDLES, CASES, MAX_BODY_BYTES, REPO
+from conftest import BUNDLES, CASES, MAX_BODY_BYTES, MAX_SERIES, REPO
 
 CASE_FILES = sorted(CASES.glob("*.json"))
 BUNDLE_NAMES = sorted(p.name for p in BUNDLES.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -24,7 +24,7 @@ ALL_CODES = {
     "malformed_json", "invalid_request", "model_required", "unknown_model", "not_found",
     "method_not_allowed", "body_too_large", "unsupported_media_type", "empty_df", "missing_column",
     "unknown_column", "non_finite_value", "invalid_ds", "duplicate_rows", "invalid_exogenous",
-    "invalid_value", "invalid_series", "unsupported_model", "overloaded", "not_ready", "timeout",
+    "invalid_value", "invalid_series", "invalid_horizon", "too_many_series", "unsupported_model", "overloaded", "not_ready", "timeout",
     "internal_error",
 }
 PLAIN = "mlp_d_standard"  # freq D, no exogenous
@@ -218,6 +218,10 @@ INVALID_REQUEST = {
     "ds_null": {"df": _set(H, 0, ds=None)},
     "ds_array": {"df": _set(H, 0, ds=[2024, 1, 1])},
     "exog_string": {"df": _set(H, 0, temp="warm")},
+    "h_string": {"df": H, "h": "7"},
+    "h_float": {"df": H, "h": 7.5},
+    "h_bool": {"df": H, "h": True},
+    "h_beyond_int64": {"df": H, "h": 2**64},
 }
 
 
@@ -244,6 +248,11 @@ UNPROCESSABLE = {
     "ds_float": ({"df": _set(H, 4, ds=20240105.5)}, "invalid_ds"),
     "unique_id_mixed_kinds": ({"df": _set(H, 4, unique_id=1)}, "invalid_ds"),
     "duplicate_rows": ({"df": H + [dict(H[3], y=1.0)]}, "duplicate_rows"),
+    "h_zero": ({"df": H, "h": 0}, "invalid_horizon"),
+    "h_negative": ({"df": H, "h": -3}, "invalid_horizon"),
+    "h_above_100x": ({"df": H, "h": 10**6}, "invalid_horizon"),
+    # The horizon is checked before the rows' meaning, after their types.
+    "h_zero_and_empty_df": ({"df": [], "h": 0}, "invalid_horizon"),
 }
 
 
@@ -333,6 +342,29 @@ def test_multivariate_needs_its_trained_series(service):
     keep = sorted({r["unique_id"] for r in body["df"]})[:-1]
     fewer = dict(body, df=[r for r in body["df"] if r["unique_id"] in keep])
     assert_error(predict(service, fewer, model=case["bundle"]), 422, "invalid_series")
+
+
+def test_horizon_above_the_bundles_needs_recursive_prediction(service):
+    """NeuralForecast cannot predict recursively with historic exogenous;
+    future exogenous beyond the bundle's h are refused by the contract."""
+    case = load_case(EXOG_CASE)
+    body = dict(case["request"], h=100)
+    assert_error(predict(service, body, model=case["bundle"]), 422, "invalid_horizon")
+    # Below it is fine (golden cases cover the numbers).
+    r = predict(service, dict(case["request"], h=1), model=case["bundle"])
+    assert r.status_code == 200, r.text
+    n_series = len({row["unique_id"] for row in case["request"]["df"]})
+    assert len(r.json()["predictions"]) == n_series
+
+
+def test_series_per_request_are_bounded(service):
+    def body(n):
+        return {"df": [{"unique_id": f"s{i}", "ds": f"2024-01-{d:02d}", "y": float(i + d)}
+                       for i in range(n) for d in range(1, 4)]}
+    r = predict(service, body(MAX_SERIES))
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == MAX_SERIES * 7
+    assert_error(predict(service, body(MAX_SERIES + 1)), 422, "too_many_series")
 
 
 def test_boxcox_refuses_negative_values(service):

@@ -41,6 +41,30 @@ def test_matching_shadow(filtered_envoy, upstreams):
     assert m("nd_filter_shadow_in_flight") == 0
 
 
+def test_credentials_are_stripped_from_shadow_requests(filtered_envoy, upstreams):
+    py, rs = upstreams
+    secret = {"authorization": "Bearer s3cret", "cookie": "session=s3cret",
+              "proxy-authorization": "Basic s3cret", "x-api-key": "s3cret", "x-tenant": "t1"}
+    # Defaults: Authorization, Cookie, Proxy-Authorization.
+    envoy = filtered_envoy(rust_weight_bp=0, shadow=mirror())
+    assert served_by(envoy, 2, headers=secret) == {"python": 2}
+    assert wait_results(envoy, 2)["match"] == 2
+    primary, shadow = py.stats()["last"], rs.stats()["last"]
+    assert primary["authorization"] == "Bearer s3cret" and primary["cookie"] == "session=s3cret"
+    assert shadow["x-nd-shadow"] == "1" and shadow["x-tenant"] == "t1"
+    for h in ("authorization", "cookie", "proxy-authorization"):
+        assert h not in shadow, (h, shadow)
+    assert shadow["x-api-key"] == "s3cret"  # not in the default list
+    # A configured list replaces the default, in both directions.
+    envoy = filtered_envoy(rust_weight_bp=10000, shadow=mirror(strip_headers=["X-Api-Key", "cookie"]))
+    assert served_by(envoy, 2, headers=secret) == {"rust": 2}
+    assert wait_results(envoy, 2, target="python")["match"] == 2
+    shadow = py.stats()["last"]
+    assert shadow["x-nd-shadow"] == "1"
+    assert "x-api-key" not in shadow and "cookie" not in shadow
+    assert shadow["authorization"] == "Bearer s3cret"
+
+
 def test_diverging_shadow_is_a_mismatch_with_request_id_and_field(filtered_envoy, upstreams):
     py, rs = upstreams
     rs.control(mode="perturb", factor=0.01)

@@ -104,7 +104,13 @@ pub struct ShadowConfig {
     pub max_in_flight: usize,
     pub abs_tolerance: f64,
     pub rel_tolerance: f64,
+    /// Request headers never copied to shadow requests (lowercase): the
+    /// other backend must not receive the client's credentials.
+    pub strip_headers: Vec<String>,
 }
+
+/// Credentials stripped from shadow requests unless configured otherwise.
+pub const DEFAULT_STRIP_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -368,7 +374,7 @@ const BREAKER: [&str; 6] = [
     "half_open_successes",
     "both_open",
 ];
-const SHADOW: [&str; 8] = [
+const SHADOW: [&str; 9] = [
     "share_bp",
     "direction",
     "path_prefix",
@@ -377,7 +383,32 @@ const SHADOW: [&str; 8] = [
     "max_in_flight",
     "abs_tolerance",
     "rel_tolerance",
+    "strip_headers",
 ];
+
+/// `shadow.strip_headers`: a list of header names, defaulting to the
+/// credentials in [`DEFAULT_STRIP_HEADERS`]; `[]` strips nothing.
+fn strip_headers(s: &Obj<'_>) -> Result<Vec<String>, ConfigError> {
+    let Some(v) = s.get("strip_headers") else {
+        return Ok(DEFAULT_STRIP_HEADERS
+            .iter()
+            .map(|h| h.to_string())
+            .collect());
+    };
+    let Some(items) = v.as_array() else {
+        return err("shadow.strip_headers must be a list of header names");
+    };
+    if items.len() > 64 {
+        return err("shadow.strip_headers: at most 64 header names");
+    }
+    items
+        .iter()
+        .map(|item| match item.as_str() {
+            Some(name) => header_name("shadow.strip_headers", name),
+            None => err(format!("shadow.strip_headers: {item} is not a string")),
+        })
+        .collect()
+}
 
 /// Parses and validates the plugin configuration (JSON).
 pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
@@ -471,6 +502,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         max_in_flight: s.bounded("max_in_flight", Some(64), 1, 100_000)? as usize,
         abs_tolerance: tolerance("shadow.abs_tolerance", s.f64_or("abs_tolerance", 1e-6)?)?,
         rel_tolerance: tolerance("shadow.rel_tolerance", s.f64_or("rel_tolerance", 1e-4)?)?,
+        strip_headers: strip_headers(&s)?,
     };
 
     Ok(Config {

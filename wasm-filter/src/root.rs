@@ -118,7 +118,13 @@ impl Root {
             return;
         }
         let t = cfg.target(target);
-        let hdrs = shadow::shadow_headers(headers, &cfg.routing_header, target, &t.authority);
+        let hdrs = shadow::shadow_headers(
+            headers,
+            &cfg.routing_header,
+            &cfg.shadow.strip_headers,
+            target,
+            &t.authority,
+        );
         let timeout = Duration::from_millis(cfg.shadow.timeout_ms);
         match hostcalls::dispatch_http_call(&t.cluster, hdrs, Some(body), vec![], timeout) {
             Ok(token) => {

@@ -222,12 +222,13 @@ const DROPPED: [&str; 9] = [
 ];
 
 /// The shadow request's headers: the client's, minus hop-by-hop and
-/// length headers (`dispatch_http_call` sets the length from the body),
-/// with `:authority` of the target, the routing header naming the target, and
-/// the shadow mark.
+/// length headers (`dispatch_http_call` sets the length from the body) and
+/// minus `strip` (credentials: `shadow.strip_headers`), with `:authority` of
+/// the target, the routing header naming the target, and the shadow mark.
 pub fn shadow_headers<'a>(
     client: &'a [(String, String)],
     routing_header: &'a str,
+    strip: &[String],
     target: Backend,
     authority: &'a str,
 ) -> Vec<(&'a str, &'a str)> {
@@ -236,6 +237,7 @@ pub fn shadow_headers<'a>(
         .filter(|(k, _)| {
             let k = k.as_str();
             !DROPPED.iter().any(|d| k.eq_ignore_ascii_case(d))
+                && !strip.iter().any(|d| k.eq_ignore_ascii_case(d))
                 && !k.eq_ignore_ascii_case(routing_header)
                 && !k.eq_ignore_ascii_case(SHADOW_HEADER)
         })

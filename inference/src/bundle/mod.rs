@@ -86,6 +86,10 @@ impl std::fmt::Debug for Bundle {
     }
 }
 
+/// Largest file a bundle may hold (NeuralForecast models are far smaller);
+/// a bigger one is refused before it is read.
+pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 /// Files of a bundle directory, read once: the hash and the parse use the same bytes,
 /// so a bundle replaced while being read can never mix two versions.
 struct BundleFiles {
@@ -106,6 +110,12 @@ impl BundleFiles {
             };
             if name.starts_with('.') {
                 continue;
+            }
+            if meta.len() > MAX_FILE_BYTES {
+                return Err(std::io::Error::other(format!(
+                    "{name} is {} bytes, above the {MAX_FILE_BYTES}-byte limit per bundle file",
+                    meta.len()
+                )));
             }
             files.push((name, std::fs::read(entry.path())?));
         }
@@ -157,6 +167,28 @@ impl Bundle {
         };
         let files = BundleFiles::read(dir)
             .map_err(|e| err(format!("cannot read {}: {e}", dir.display())))?;
+        Self::from_files(name, dir, files)
+    }
+
+    /// A bundle from its files' bytes (name, content), as if read from `dir`:
+    /// what `load` does after reading, and what the loader fuzz target drives.
+    pub fn from_bytes(
+        name: &str,
+        dir: &Path,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Result<Bundle, LoadError> {
+        let mut files = BundleFiles { files };
+        files
+            .files
+            .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        Self::from_files(name.to_string(), dir, files)
+    }
+
+    fn from_files(name: String, dir: &Path, files: BundleFiles) -> Result<Bundle, LoadError> {
+        let err = |message: String| LoadError {
+            bundle: name.clone(),
+            message,
+        };
         let config_bytes = files.get("configuration.json").ok_or_else(|| {
             err("configuration.json is missing (not a NeuralForecast 3.x bundle)".into())
         })?;
@@ -165,9 +197,12 @@ impl Bundle {
         match root.get("nf_format") {
             Some(Value::String(s)) if s == "2" => {}
             other => {
+                let got = other
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| "missing".into());
                 return Err(err(format!(
-                    "configuration.json nf_format {other:?} is not \"2\" (NeuralForecast 3.x)"
-                )))
+                    "configuration.json nf_format is {got}, not \"2\" (NeuralForecast 3.x)"
+                )));
             }
         }
         let cfg = root

@@ -31,6 +31,7 @@ impl TensorStore {
     /// `triu(-inf)` attention mask, which the forward pass builds itself):
     /// both skipped.
     pub fn from_bytes(buf: &[u8]) -> Result<TensorStore, String> {
+        layout_check(buf)?;
         let (_, meta) = SafeTensors::read_metadata(buf)
             .map_err(|e| format!("invalid safetensors header: {e}"))?;
         let st =
@@ -124,6 +125,97 @@ impl TensorStore {
         ArrayD::from_shape_vec(IxDyn(shape), t.data.clone())
             .map_err(|e| format!("tensor '{name}': {e}"))
     }
+}
+
+/// The safetensors layout checked with messages that say what is wrong (the
+/// crate's own errors do not name the tensor or the sizes): the header fits
+/// the file, every tensor's data_offsets span matches dtype x shape, and the
+/// data section is exactly as long as the header says.
+fn layout_check(buf: &[u8]) -> Result<(), String> {
+    let Some(len_bytes) = buf.get(..8) else {
+        return Err(format!(
+            "truncated: {} bytes, shorter than the 8-byte safetensors header length",
+            buf.len()
+        ));
+    };
+    let mut n = [0u8; 8];
+    n.copy_from_slice(len_bytes);
+    let header_len = u64::from_le_bytes(n);
+    let available = buf.len() as u64 - 8;
+    if header_len > available {
+        return Err(format!(
+            "truncated or corrupt: the header length field says {header_len} bytes, the file holds {available} after it"
+        ));
+    }
+    let header = &buf[8..8 + header_len as usize];
+    let Ok(serde_json::Value::Object(entries)) =
+        serde_json::from_slice::<serde_json::Value>(header)
+    else {
+        // The crate reports the JSON error itself.
+        return Ok(());
+    };
+    let data_len = available - header_len;
+    let mut end_max = 0u64;
+    for (name, info) in &entries {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = info.get("dtype").and_then(|d| d.as_str()).unwrap_or("?");
+        let shape: Option<Vec<u64>> = info
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64()).collect());
+        let offsets: Option<Vec<u64>> = info
+            .get("data_offsets")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64()).collect());
+        let (Some(shape), Some(offsets)) = (shape, offsets) else {
+            return Err(format!(
+                "tensor '{name}': shape and data_offsets must be lists of non-negative integers"
+            ));
+        };
+        let [start, end] = offsets[..] else {
+            return Err(format!(
+                "tensor '{name}': data_offsets must be [start, end], got {offsets:?}"
+            ));
+        };
+        if start > end || end > data_len {
+            return Err(format!(
+                "tensor '{name}': data_offsets [{start}, {end}] lie outside the {data_len} data bytes of the file{}",
+                if end > data_len { " (truncated?)" } else { "" }
+            ));
+        }
+        let width: u64 = match dtype {
+            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+            "I16" | "U16" | "F16" | "BF16" => 2,
+            "I32" | "U32" | "F32" => 4,
+            "I64" | "U64" | "F64" | "C64" => 8,
+            _ => 0,
+        };
+        let elements = shape.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d));
+        match elements.and_then(|e| e.checked_mul(width)) {
+            Some(want) if width > 0 && want != end - start => {
+                return Err(format!(
+                    "tensor '{name}': dtype {dtype} x shape {shape:?} is {want} bytes, its data_offsets span {} bytes",
+                    end - start
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "tensor '{name}': dtype {dtype} x shape {shape:?} overflows"
+                ))
+            }
+            _ => {}
+        }
+        end_max = end_max.max(end);
+    }
+    if end_max < data_len {
+        return Err(format!(
+            "{} bytes after the last tensor's data: not a file safetensors wrote",
+            data_len - end_max
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,6 +28,11 @@ pub struct AppState {
     pub loaded: AtomicBool,
     /// Shutdown started: /ready answers 503 so traffic moves away first.
     pub draining: AtomicBool,
+    /// Forward passes running off the async workers. A request that timed
+    /// out stops waiting but its blocking work runs to the end holding its
+    /// permit, so timeouts cannot pile up unbounded work behind the
+    /// concurrency limit.
+    pub compute: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -39,7 +44,9 @@ impl AppState {
             config.default_model.clone(),
             metrics.clone(),
         );
+        let compute = Arc::new(tokio::sync::Semaphore::new(config.max_concurrency));
         Arc::new(AppState {
+            compute,
             config,
             cache,
             metrics,

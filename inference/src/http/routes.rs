@@ -94,6 +94,9 @@ pub fn models(state: &AppState) -> serde_json::Value {
             "memory_bytes": b.memory_bytes,
             "supported": b.unsupported_reason().is_none(),
             "reason": b.unsupported_reason(),
+            // The files on disk hold a newer version that was refused; this
+            // (previous) version keeps serving.
+            "refused_version": state.cache.refusal(name),
             "models": b.models.iter().map(|m| json!({
                 "alias": m.name,
                 "class": m.class,
@@ -231,17 +234,28 @@ where
         }
     };
     let inline = body.len() <= INLINE_BODY_BYTES;
+    let max_series = state.config.max_series;
     let run = move || -> Result<String, ApiError> {
         let request = PredictRequest::from_slice(&body)?;
-        let forecast = pipeline::predict(&cached.bundle, &request)?;
+        let forecast = pipeline::predict_with_limit(&cached.bundle, &request, max_series)?;
         Ok(forecast.to_json(&cached.bundle.name))
     };
     let out = if inline {
         run()?
     } else {
-        tokio::task::spawn_blocking(run)
+        let permit = state
+            .compute
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| ApiError::internal(format!("prediction task failed: {e}")))??
+            .map_err(|e| ApiError::internal(format!("compute permits closed: {e}")))?;
+        tokio::task::spawn_blocking(move || {
+            let out = run();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("prediction task failed: {e}")))??
     };
     let labels = Metrics::bundle(&name);
     state.metrics.predictions.get_or_create(&labels).inc();

@@ -118,7 +118,12 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Resu
 
     let svc = service(state.clone());
     let graceful = GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(state.config.header_read_timeout);
+    // Bounded open connections: past the limit a connection is accepted and
+    // closed at once, so the backlog cannot pile up idle sockets either.
+    let slots = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
     let signal = shutdown_signal();
     tokio::pin!(signal);
     // After the signal: keep accepting for `drain_delay` with /ready at 503,
@@ -136,14 +141,23 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener) -> std::io::Resu
                         continue;
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    state.metrics.connections_rejected.inc();
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let conn = http
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc.clone()));
                 let fut = graceful.watch(conn);
+                let open = state.metrics.connections_open.clone();
+                open.inc();
                 tokio::spawn(async move {
                     if let Err(e) = fut.await {
                         tracing::debug!(error = %e, "connection closed with error");
                     }
+                    open.dec();
+                    drop(slot);
                 });
             }
             _ = &mut signal, if drain.is_none() => {

@@ -85,6 +85,20 @@ pub trait Forecaster: Send + Sync {
     fn insample_steps(&self) -> Option<usize> {
         None
     }
+
+    /// Recurrent decoders (`RECURRENT = True`) roll any horizon out of one
+    /// window, which is how NeuralForecast predicts beyond the trained `h`
+    /// with them; other models are run again on their own forecasts.
+    fn rolls_out(&self) -> bool {
+        false
+    }
+
+    /// `forward` for a horizon of `h` steps; only for models that roll out.
+    fn forward_rollout(&self, _batch: &WindowBatch, h: usize) -> Result<Array3<f32>, String> {
+        Err(format!(
+            "this model forecasts its trained horizon only, not {h} steps"
+        ))
+    }
 }
 
 #[derive(Debug)]

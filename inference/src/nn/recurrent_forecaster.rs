@@ -138,6 +138,7 @@ impl RecurrentForecaster {
         stat: Option<ArrayView2<f32>>,
         futr: Option<ArrayView3<f32>>,
         proj: Option<&Linear>,
+        horizon: usize,
     ) -> Result<Array3<f32>, String> {
         let (b, l) = y.dim();
         // hist at t is the value of t + 1; the step after the window is a zero.
@@ -156,9 +157,9 @@ impl RecurrentForecaster {
         )?;
         let mut state = self.encoder.zero_state(b);
         let mut enc = self.encoder.run(x.view(), &mut state)?;
-        let mut out = Array3::<f32>::zeros((b, self.h, self.outputs));
+        let mut out = Array3::<f32>::zeros((b, horizon, self.outputs));
         let zeros_hist = Array3::<f32>::zeros((b, 1, self.exog.hist));
-        for tau in 0..self.h {
+        for tau in 0..horizon {
             let last = enc.index_axis(Axis(1), enc.dim().1 - 1);
             let pred = match proj {
                 Some(p) => p.forward(last)?,
@@ -182,7 +183,7 @@ impl RecurrentForecaster {
                 &fed.broadcast((b, self.outputs))
                     .ok_or("output does not broadcast")?,
             );
-            if tau + 1 == self.h {
+            if tau + 1 == horizon {
                 break;
             }
             let next = l + tau + 1;
@@ -200,7 +201,30 @@ impl RecurrentForecaster {
 
 impl Forecaster for RecurrentForecaster {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
-        let inp = Inputs::check(batch, self.window, self.h, self.exog)?;
+        self.forward_steps(batch, self.h)
+    }
+
+    fn insample_steps(&self) -> Option<usize> {
+        Some(self.window)
+    }
+
+    fn rolls_out(&self) -> bool {
+        matches!(self.head, Head::Recurrent { .. })
+    }
+
+    fn forward_rollout(&self, batch: &WindowBatch, h: usize) -> Result<Array3<f32>, String> {
+        if !self.rolls_out() {
+            return Err(format!(
+                "the MLP decoder forecasts its trained horizon only, not {h} steps"
+            ));
+        }
+        self.forward_steps(batch, h)
+    }
+}
+
+impl RecurrentForecaster {
+    fn forward_steps(&self, batch: &WindowBatch, h: usize) -> Result<Array3<f32>, String> {
+        let inp = Inputs::check(batch, self.window, h, self.exog)?;
         let zeros;
         let y = if self.exclude_insample_y {
             zeros = Array2::<f32>::zeros(inp.y.raw_dim());
@@ -215,12 +239,8 @@ impl Forecaster for RecurrentForecaster {
                 self.direct(&x, inp.futr, decoder, upsample.as_ref())
             }
             Head::Recurrent { proj } => {
-                self.recurrent(y, inp.hist, inp.stat, inp.futr, proj.as_ref())
+                self.recurrent(y, inp.hist, inp.stat, inp.futr, proj.as_ref(), h)
             }
         }
-    }
-
-    fn insample_steps(&self) -> Option<usize> {
-        Some(self.window)
     }
 }

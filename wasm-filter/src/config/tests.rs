@@ -41,6 +41,19 @@ fn minimal_config_gets_documented_defaults() {
     assert_eq!(c.shadow.direction, ShadowDirection::Both);
     assert_eq!(c.shadow.path_prefix, "/predict");
     assert_eq!(c.shadow.max_body_bytes, 65536);
+    assert_eq!(
+        c.shadow.strip_headers,
+        vec!["authorization", "cookie", "proxy-authorization"]
+    );
+}
+
+#[test]
+fn strip_headers_are_validated_and_lowercased() {
+    let c =
+        parse(with(r#""shadow": {"strip_headers": ["X-Api-Key", "Cookie"]}"#).as_bytes()).unwrap();
+    assert_eq!(c.shadow.strip_headers, vec!["x-api-key", "cookie"]);
+    let none = parse(with(r#""shadow": {"strip_headers": []}"#).as_bytes()).unwrap();
+    assert!(none.shadow.strip_headers.is_empty());
 }
 
 #[test]
@@ -175,6 +188,18 @@ fn errors_say_what_is_wrong() {
         (
             &with(r#""shadow": {"rel_tolerance": -1}"#),
             "shadow.rel_tolerance must be a finite number",
+        ),
+        (
+            &with(r#""shadow": {"strip_headers": "authorization"}"#),
+            "shadow.strip_headers must be a list",
+        ),
+        (
+            &with(r#""shadow": {"strip_headers": [":path"]}"#),
+            "shadow.strip_headers: \":path\" is not a valid HTTP header name",
+        ),
+        (
+            &with(r#""shadow": {"strip_headers": [7]}"#),
+            "shadow.strip_headers: 7 is not a string",
         ),
     ];
     for (json, want) in cases {

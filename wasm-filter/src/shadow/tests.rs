@@ -128,11 +128,25 @@ fn shadow_headers_replace_authority_and_routing_and_drop_hop_by_hop() {
         ("x-nd-shadow", "0"),
         ("x-request-id", "abc"),
         ("connection", "keep-alive"),
+        ("Authorization", "Bearer secret"),
+        ("cookie", "session=secret"),
+        ("x-api-key", "secret"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let h = shadow_headers(&client, "x-nd-backend", Backend::Rust, "rust.local:8080");
+    let strip: Vec<String> = crate::config::DEFAULT_STRIP_HEADERS
+        .iter()
+        .map(|h| h.to_string())
+        .chain(["x-api-key".to_string()])
+        .collect();
+    let h = shadow_headers(
+        &client,
+        "x-nd-backend",
+        &strip,
+        Backend::Rust,
+        "rust.local:8080",
+    );
     assert_eq!(
         h,
         vec![
@@ -146,4 +160,8 @@ fn shadow_headers_replace_authority_and_routing_and_drop_hop_by_hop() {
             ("x-nd-shadow", "1"),
         ]
     );
+    // With an empty list only the fixed hop-by-hop set is dropped.
+    let kept = shadow_headers(&client, "x-nd-backend", &[], Backend::Rust, "r");
+    assert!(kept.contains(&("Authorization", "Bearer secret")));
+    assert!(kept.contains(&("cookie", "session=secret")));
 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Seed corpora for the cargo-fuzz targets, made from the committed fixtures
+(nothing committed under fuzz/corpus: `make fuzz` writes them to OUT)."""
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FIX = REPO / "tests" / "fixtures"
+
+
+def write(d: Path, name: str, data: bytes) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+
+
+def main(out: Path) -> None:
+    cases = sorted((FIX / "cases").glob("*.json"))
+    for c in cases:
+        case = json.loads(c.read_text())
+        body = json.dumps(case["request"]).encode()
+        write(out / "predict_body", c.stem, body)
+        answer = json.dumps(case["expected"]).encode()
+        near = json.dumps({"model": case["expected"]["model"], "predictions": [
+            {k: (v * 1.00001 if isinstance(v, float) else v) for k, v in row.items()}
+            for row in case["expected"]["predictions"]]}).encode()
+        write(out / "comparator", c.stem, b"\x01\x01" + answer + b"\xff" + near)
+        write(out / "comparator", c.stem + "_err", b"\x00\x01" + b'{"error":{"code":"timeout","message":"x"}}'
+              + b"\xff" + answer)
+    for b in sorted((FIX / "bundles").iterdir()):
+        for f in sorted(b.iterdir()):
+            if f.suffix == ".safetensors" and f.stat().st_size <= 32 * 1024:
+                write(out / "bundle_loader", f"{b.name}_{f.stem}", b"\x00" + f.read_bytes())
+            elif f.name == "configuration.json":
+                write(out / "bundle_loader", f"{b.name}_config", b"\x01" + f.read_bytes())
+    configs = [REPO / "wasm-filter" / "config.example.json"] + sorted(
+        (REPO / "deploy" / "local" / "envoy").glob("*.json"))
+    for i, p in enumerate(configs):
+        write(out / "filter_config", f"config{i}", p.read_bytes())
+    write(out / "filter_config", "minimal", json.dumps({
+        "rust_weight_bp": 2500, "sticky_header": "x-user-id",
+        "backends": {"python": {"cluster": "py", "authority": "py.local"},
+                     "rust": {"cluster": "rs", "authority": "rs.local:8080"}},
+        "breaker": {"failure_threshold": 5, "recovery_ms": 1000},
+        "shadow": {"share_bp": 10000, "strip_headers": ["authorization"], "rel_tolerance": 1e-4}}).encode())
+    for i, s in enumerate(["D|2024-01-31", "MS|2024-02-29T00:00:00", "h|2024-01-01 06:00", "W|2023-12-31",
+                           "W-WED|2024-03-06", "QS|2024-01-01", "ME|2024-02-29", "YE|2023-12-31",
+                           "15min|2024-01-01T00:15:00", "B|2024-01-05", "2h|2024-01-01T01:00:00.5"]):
+        write(out / "dates", f"d{i}", s.encode())
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
