@@ -298,7 +298,7 @@ impl Bundle {
                 repr
             };
             let (spec, net) = match ModelSpec::from_hparams(&class, hp) {
-                Ok(spec) => {
+                Ok(mut spec) => {
                     if spec.h != h {
                         return Err(err(format!(
                             "{file}: model h {} differs from the bundle's h {h}",
@@ -312,6 +312,9 @@ impl Bundle {
                             return Err(err(format!("{file}: {m}")))
                         }
                     };
+                    // The hyperparameters were read by the build; the parsed
+                    // JSON tree (~50 keys) need not stay in memory.
+                    spec.hparams = Value::Null;
                     (Some(spec), net)
                 }
                 Err(m) => (None, Err(format!("{class}: {m}"))),

@@ -1,11 +1,41 @@
 //! Discrete Fourier transforms with `torch.fft`'s conventions (no
-//! normalisation forward, 1/n inverse), for the short axes the models
-//! transform (TimeMixer's `dft_decomp`, TimesNet's period search, StemGNN's
-//! spectral cell). A direct O(n²) DFT, not an FFT: every bin is a sum
-//! accumulated in f64 with exact twiddles and rounded once to f32, so it is
-//! within an ulp or so of torch's f32 pocketfft results.
+//! normalisation forward, 1/n inverse), for the axes the models transform
+//! (Autoformer's auto-correlation, FEDformer's Fourier blocks, TimeMixer's
+//! `dft_decomp`, TimesNet's period search, StemGNN's spectral cell).
+//! rustfft in f64 (any length: mixed radix, Bluestein for large primes),
+//! rounded once to f32, so results are within an ulp or so of torch's f32
+//! pocketfft. Plans are cached per thread and length.
 
-use std::f64::consts::PI;
+use rustfft::num_complex::Complex64;
+use rustfft::FftPlanner;
+use std::cell::RefCell;
+
+thread_local! {
+    static PLANNER: RefCell<FftPlanner<f64>> = RefCell::new(FftPlanner::new());
+}
+
+/// In-place unnormalised DFT (forward: e^{-2πikt/n}; inverse: e^{+2πikt/n}).
+fn transform(buf: &mut [Complex64], inverse: bool) {
+    if buf.is_empty() {
+        return;
+    }
+    let plan = PLANNER.with(|p| {
+        let mut p = p.borrow_mut();
+        if inverse {
+            p.plan_fft_inverse(buf.len())
+        } else {
+            p.plan_fft_forward(buf.len())
+        }
+    });
+    plan.process(buf);
+}
+
+fn to_f32(v: Complex64) -> Complex {
+    Complex {
+        re: v.re as f32,
+        im: v.im as f32,
+    }
+}
 
 /// A complex f32 value (torch's complex64 element).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -21,62 +51,25 @@ impl Complex {
     }
 }
 
-/// cos and sin of 2π·k/n for k < n (the twiddles of one length), exact at
-/// the quarter turns where they are 0 or ±1.
-fn twiddles(n: usize) -> Vec<(f64, f64)> {
-    (0..n)
-        .map(|k| match (4 * k % n == 0, 4 * k / n.max(1)) {
-            (true, 0) => (1.0, 0.0),
-            (true, 1) => (0.0, 1.0),
-            (true, 2) => (-1.0, 0.0),
-            (true, _) => (0.0, -1.0),
-            (false, _) => {
-                let a = 2.0 * PI * k as f64 / n as f64;
-                (a.cos(), a.sin())
-            }
-        })
-        .collect()
-}
-
 /// `torch.fft.fft` of a complex sequence: X[k] = Σ x[t]·e^{-2πikt/n}.
 pub fn fft(x: &[Complex]) -> Vec<Complex> {
-    let n = x.len();
-    let w = twiddles(n);
-    (0..n)
-        .map(|k| {
-            let (mut re, mut im) = (0f64, 0f64);
-            for (t, v) in x.iter().enumerate() {
-                let (c, s) = w[(k * t) % n];
-                let (a, b) = (f64::from(v.re), f64::from(v.im));
-                re += a * c + b * s;
-                im += b * c - a * s;
-            }
-            Complex {
-                re: re as f32,
-                im: im as f32,
-            }
-        })
-        .collect()
+    let mut buf: Vec<Complex64> = x
+        .iter()
+        .map(|v| Complex64::new(f64::from(v.re), f64::from(v.im)))
+        .collect();
+    transform(&mut buf, false);
+    buf.into_iter().map(to_f32).collect()
 }
 
 /// `torch.fft.rfft` of a real sequence: bins 0..=n/2.
 pub fn rfft(x: &[f32]) -> Vec<Complex> {
     let n = x.len();
-    let w = twiddles(n.max(1));
-    (0..=n / 2)
-        .map(|k| {
-            let (mut re, mut im) = (0f64, 0f64);
-            for (t, v) in x.iter().enumerate() {
-                let (c, s) = w[(k * t) % n];
-                re += f64::from(*v) * c;
-                im -= f64::from(*v) * s;
-            }
-            Complex {
-                re: re as f32,
-                im: im as f32,
-            }
-        })
-        .collect()
+    let mut buf: Vec<Complex64> = x.iter().map(|v| Complex64::new(f64::from(*v), 0.0)).collect();
+    transform(&mut buf, false);
+    if n == 0 {
+        return vec![Complex::default()];
+    }
+    buf.into_iter().take(n / 2 + 1).map(to_f32).collect()
 }
 
 /// `torch.fft.irfft(X, n)`: the real signal of length `n` whose spectrum has
@@ -84,23 +77,26 @@ pub fn rfft(x: &[f32]) -> Vec<Complex> {
 /// torch trims or pads). Like pocketfft's c2r, the imaginary parts of bin 0
 /// and, for even n, bin n/2 do not contribute.
 pub fn irfft(x: &[Complex], n: usize) -> Vec<f32> {
-    let w = twiddles(n.max(1));
-    let bin = |k: usize| x.get(k).copied().unwrap_or_default();
-    (0..n)
-        .map(|t| {
-            let mut acc = f64::from(bin(0).re);
-            for k in 1..n.div_ceil(2) {
-                let (c, s) = w[(k * t) % n];
-                let v = bin(k);
-                acc += 2.0 * (f64::from(v.re) * c - f64::from(v.im) * s);
-            }
-            if n % 2 == 0 && n > 0 {
-                let sign = if t % 2 == 0 { 1.0 } else { -1.0 };
-                acc += sign * f64::from(bin(n / 2).re);
-            }
-            (acc / n as f64) as f32
-        })
-        .collect()
+    if n == 0 {
+        return Vec::new();
+    }
+    let bin = |k: usize| {
+        let v = x.get(k).copied().unwrap_or_default();
+        Complex64::new(f64::from(v.re), f64::from(v.im))
+    };
+    // The Hermitian spectrum: X[n-k] = conj(X[k]).
+    let mut buf = vec![Complex64::new(0.0, 0.0); n];
+    buf[0] = Complex64::new(bin(0).re, 0.0);
+    for k in 1..n.div_ceil(2) {
+        let v = bin(k);
+        buf[k] = v;
+        buf[n - k] = v.conj();
+    }
+    if n % 2 == 0 {
+        buf[n / 2] = Complex64::new(bin(n / 2).re, 0.0);
+    }
+    transform(&mut buf, true);
+    buf.into_iter().map(|v| (v.re / n as f64) as f32).collect()
 }
 
 #[cfg(test)]
