@@ -11,10 +11,10 @@ use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::gelu;
 use crate::nn::conv1d::{Conv1d, ConvShape};
-use crate::nn::exog::{step_inputs, steps, ExogWidths, Inputs};
+use crate::nn::exog::{steps, ExogWidths, Inputs};
 use crate::nn::linear::Linear;
 use crate::nn::temporal::{over_time, per_step};
-use ndarray::{Array2, Array3, ArrayView3, Axis, Slice};
+use ndarray::{Array3, ArrayView3, Axis, Slice};
 
 const KERNEL: usize = 2;
 
@@ -130,13 +130,7 @@ impl Forecaster for BiTcn {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
         let l = self.input_size;
         let inp = Inputs::check(batch, l, self.h, self.exog)?;
-        let zeros = Array2::<f32>::zeros(inp.y.raw_dim());
-        let y = if self.exclude_insample_y {
-            zeros.view()
-        } else {
-            inp.y
-        };
-        let x = step_inputs(y, inp.hist, inp.stat, inp.futr.map(|f| steps(f, ..l)))?;
+        let x = inp.window_steps(self.exclude_insample_y)?;
         let fwd = match (&self.futr, inp.futr) {
             (Some((lin, net)), Some(f)) => Some(net.forward(per_step(f, lin)?.view())?),
             (None, None) => None,

@@ -15,11 +15,9 @@ use super::{BuildError, Forecaster, WindowBatch};
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::sigmoid;
-use crate::nn::exog::{step_inputs, steps, ExogWidths, Inputs};
-use crate::nn::linear::Linear;
-use crate::nn::mlp_decoder::{decode_horizon, decoder_activation, MlpDecoder};
+use crate::nn::exog::{ExogWidths, Inputs};
+use crate::nn::mlp_decoder::ContextDecoder;
 use crate::nn::recurrent::{CellKind, LayerShape, RecurrentLayer};
-use crate::nn::temporal::over_time;
 use ndarray::{Array1, Array2, Array3, ArrayView3, Axis, Slice};
 use serde_json::Value;
 
@@ -54,10 +52,8 @@ struct DilatedLayer {
 
 pub struct DilatedRnn {
     groups: Vec<Vec<DilatedLayer>>,
-    context_adapter: Linear,
-    decoder: MlpDecoder,
+    head: ContextDecoder,
     h: usize,
-    outputs: usize,
     input_size: usize,
     exog: ExogWidths,
     exclude_insample_y: bool,
@@ -259,7 +255,6 @@ impl DilatedRnn {
         let kind = spec.str_param("cell_type", "LSTM")?.to_string();
         let hidden = spec.usize_param("encoder_hidden_size", 128)?;
         let exog = ExogWidths::of(spec);
-        let outputs = spec.n_outputs();
         let mut groups = Vec::new();
         for (g, rates) in dilation_groups(spec)?.into_iter().enumerate() {
             let mut layers = Vec::with_capacity(rates.len());
@@ -285,18 +280,8 @@ impl DilatedRnn {
         }
         Ok(DilatedRnn {
             groups,
-            context_adapter: Linear::load(store, "context_adapter", spec.input_size, spec.h, true)?,
-            decoder: MlpDecoder::load(
-                store,
-                "mlp_decoder",
-                hidden + exog.futr,
-                outputs,
-                spec.usize_param("decoder_hidden_size", 128)?,
-                spec.usize_param("decoder_layers", 2)?,
-                decoder_activation(spec).map_err(BuildError::Unsupported)?,
-            )?,
+            head: ContextDecoder::load(store, spec, hidden)?,
             h: spec.h,
-            outputs,
             input_size: spec.input_size,
             exog,
             exclude_insample_y: spec.exclude_insample_y,
@@ -306,15 +291,8 @@ impl DilatedRnn {
 
 impl Forecaster for DilatedRnn {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
-        let l = self.input_size;
-        let inp = Inputs::check(batch, l, self.h, self.exog)?;
-        let zeros = Array2::<f32>::zeros(inp.y.raw_dim());
-        let y = if self.exclude_insample_y {
-            zeros.view()
-        } else {
-            inp.y
-        };
-        let mut x = step_inputs(y, inp.hist, inp.stat, inp.futr.map(|f| steps(f, ..l)))?;
+        let inp = Inputs::check(batch, self.input_size, self.h, self.exog)?;
+        let mut x = inp.window_steps(self.exclude_insample_y)?;
         for (g, group) in self.groups.iter().enumerate() {
             let mut out: Option<Array3<f32>> = None;
             for layer in group {
@@ -326,13 +304,7 @@ impl Forecaster for DilatedRnn {
             }
             x = out;
         }
-        let context = over_time(x.view(), &self.context_adapter)?;
-        decode_horizon(
-            context,
-            inp.futr.map(|f| steps(f, l..)),
-            &self.decoder,
-            self.outputs,
-        )
+        self.head.forward(x.view(), inp.futr)
     }
 }
 

@@ -5,23 +5,16 @@
 //! hyperparameters: the lowest `modes`, or with `mode_select="random"` a
 //! random draw the saved model does not record, refused unless it is every mode.
 
-use super::vanilla_transformer::ff_activation;
-use super::{BuildError, Forecaster};
+use super::{require_futr_exog_only, BuildError, Forecaster};
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
-use crate::nn::decomp_transformer::{
-    moving_avg_window, DecompDecoder, DecompEncoder, DecompForecaster, DecompShape,
-};
-use crate::nn::embedding::DataEmbedding;
+use crate::nn::decomp_transformer::{moving_avg_window, DecompForecaster, DecompShape};
 use crate::nn::fourier_attention::{frequency_modes, FourierBlock, FourierCrossAttention};
 use crate::nn::seq2seq::Seq2Seq;
+use crate::nn::transformer::ff_activation;
 
 pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<impl Forecaster, BuildError> {
-    if !(spec.hist_exog.is_empty() && spec.stat_exog.is_empty()) {
-        return Err(BuildError::Invalid(
-            "FEDformer takes future exogenous variables only".into(),
-        ));
-    }
+    require_futr_exog_only(spec)?;
     let version = spec.str_param("version", "Fourier")?;
     if version != "Fourier" {
         return Err(BuildError::Invalid(format!(
@@ -51,54 +44,38 @@ pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<impl Forecaster, Bu
     let enc_modes = modes_of(seq.input_size)?;
     let dec_modes = modes_of(seq.input_size / 2 + seq.h)?;
     let e = hidden / heads;
-    let emb = |p: &str| DataEmbedding::load(store, p, 1, seq.n_futr, hidden, false);
-    Ok(DecompForecaster {
-        enc_embedding: emb("enc_embedding")?,
-        dec_embedding: emb("dec_embedding")?,
-        encoder: DecompEncoder::load(
-            store,
-            "encoder",
-            spec.usize_param("encoder_layers", 2)?,
-            shape,
-            |_, p| {
+    Ok(DecompForecaster::load(
+        store,
+        spec,
+        seq,
+        shape,
+        |_, p| {
+            FourierBlock::load(
+                store,
+                &format!("{p}.inner_correlation"),
+                heads,
+                e,
+                enc_modes.clone(),
+            )
+        },
+        |_, p| {
+            Ok((
                 FourierBlock::load(
                     store,
-                    &format!("{p}.inner_correlation"),
+                    &format!("{p}.self_attention.inner_correlation"),
                     heads,
                     e,
+                    dec_modes.clone(),
+                )?,
+                FourierCrossAttention::load(
+                    store,
+                    &format!("{p}.cross_attention.inner_correlation"),
+                    heads,
+                    e,
+                    dec_modes.clone(),
                     enc_modes.clone(),
-                )
-            },
-        )?,
-        decoder: DecompDecoder::load(
-            store,
-            "decoder",
-            spec.usize_param("decoder_layers", 1)?,
-            spec.n_outputs(),
-            shape,
-            |_, p| {
-                Ok((
-                    FourierBlock::load(
-                        store,
-                        &format!("{p}.self_attention.inner_correlation"),
-                        heads,
-                        e,
-                        dec_modes.clone(),
-                    )?,
-                    FourierCrossAttention::load(
-                        store,
-                        &format!("{p}.cross_attention.inner_correlation"),
-                        heads,
-                        e,
-                        dec_modes.clone(),
-                        enc_modes.clone(),
-                    )?,
-                ))
-            },
-        )?,
-        seq,
-        moving_avg: shape.moving_avg,
-        outputs: spec.n_outputs(),
-        exclude_insample_y: spec.exclude_insample_y,
-    })
+                )?,
+            ))
+        },
+    )?)
 }

@@ -12,21 +12,17 @@
 //! [heads, steps, d_head] and are read as [steps, heads * d_head] without a
 //! transpose (`HeadLayout::Stacked`).
 
-use super::vanilla_transformer::ff_activation;
-use super::{insample_y, BuildError, Forecaster, WindowBatch};
+use super::{require_futr_exog_only, BuildError, Forecaster, WindowBatch};
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::Activation;
 use crate::nn::attention::{HeadLayout, MultiHeadAttention};
 use crate::nn::batch_norm::BatchNorm1d;
 use crate::nn::conv1d::{circular_pad, Conv1d, ConvShape};
-use crate::nn::embedding::DataEmbedding;
 use crate::nn::layer_norm::LayerNorm;
 use crate::nn::pooling::{Pool1d, PoolKind};
-use crate::nn::seq2seq::Seq2Seq;
-use crate::nn::transformer::{
-    DecoderAttention, TokenMixer, TransDecoder, TransDecoderLayer, TransEncoderLayer,
-};
+use crate::nn::seq2seq::{Seq2Seq, TransSeq2Seq};
+use crate::nn::transformer::{DecoderAttention, TokenMixer, TransEncoderLayer, TransShape};
 use ndarray::{Array2, Array3, ArrayView2, Axis};
 
 /// Whether ProbSparse attention over `queries` queries keeps all of them
@@ -90,31 +86,25 @@ impl Distil {
 }
 
 pub struct Informer {
-    enc_embedding: DataEmbedding,
-    dec_embedding: DataEmbedding,
     layers: Vec<TransEncoderLayer<ProbSparse>>,
     distil: Vec<Distil>,
     norm: LayerNorm,
-    decoder: TransDecoder,
-    seq: Seq2Seq,
-    outputs: usize,
-    exclude_insample_y: bool,
+    seq2seq: TransSeq2Seq,
 }
 
 impl Informer {
     pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Informer, BuildError> {
-        if !(spec.hist_exog.is_empty() && spec.stat_exog.is_empty()) {
-            return Err(BuildError::Invalid(
-                "Informer takes future exogenous variables only".into(),
-            ));
-        }
+        require_futr_exog_only(spec)?;
         let seq = Seq2Seq::from_spec(spec)?;
-        let hidden = spec.usize_param("hidden_size", 128)?;
-        let heads = spec.usize_param("n_head", 4)?;
-        let ff = spec.usize_param("conv_hidden_size", 32)?;
+        let shape = TransShape::from_spec(spec)?;
+        let TransShape {
+            hidden,
+            heads,
+            ff_hidden: ff,
+            activation: act,
+        } = shape;
         let factor = spec.usize_param("factor", 3)?;
         let n_enc = spec.usize_param("encoder_layers", 2)?;
-        let act = ff_activation(spec)?;
         if n_enc == 0 {
             return Err(BuildError::Invalid(
                 "Informer needs encoder_layers >= 1".into(),
@@ -144,7 +134,6 @@ impl Informer {
                 factor * (*q as f64).ln().ceil() as usize
             )));
         }
-        let emb = |p: &str| DataEmbedding::load(store, p, 1, seq.n_futr, hidden, true);
         let layers = (0..n_enc)
             .map(|i| {
                 let prefix = format!("encoder.attn_layers.{i}");
@@ -160,29 +149,15 @@ impl Informer {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mode = DecoderAttention {
+            causal_self: true,
+            layout: HeadLayout::Stacked,
+        };
         Ok(Informer {
-            enc_embedding: emb("enc_embedding")?,
-            dec_embedding: emb("dec_embedding")?,
             layers,
             distil,
             norm: LayerNorm::load(store, "encoder.norm", &[hidden])?,
-            decoder: TransDecoder::load(
-                store,
-                "decoder",
-                spec.usize_param("decoder_layers", 1)?,
-                hidden,
-                spec.n_outputs(),
-                |p| {
-                    let mode = DecoderAttention {
-                        causal_self: true,
-                        layout: HeadLayout::Stacked,
-                    };
-                    TransDecoderLayer::load(store, p, hidden, heads, ff, act, mode)
-                },
-            )?,
-            seq,
-            outputs: spec.n_outputs(),
-            exclude_insample_y: spec.exclude_insample_y,
+            seq2seq: TransSeq2Seq::load(store, spec, seq, shape, mode)?,
         })
     }
 
@@ -202,16 +177,7 @@ impl Informer {
 
 impl Forecaster for Informer {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
-        self.seq.insample(batch)?;
-        let y = insample_y(batch, self.exclude_insample_y);
-        let dec = self.seq.label_then(y.view(), |_| 0.0);
-        let (enc, dec) = self
-            .seq
-            .embed(batch, y, dec, &self.enc_embedding, &self.dec_embedding)?;
-        self.seq.per_window(&enc, &dec, self.outputs, |_, e, d| {
-            let memory = self.encode(e)?;
-            self.decoder.forward(d, memory.view())
-        })
+        self.seq2seq.forward(batch, |e| self.encode(e))
     }
 }
 

@@ -6,13 +6,13 @@
 //! and a linear projector maps each series token to `h * outputs`.
 
 use super::{
-    channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    channels_first, check_series, insample_y, n_series, require_futr_exog_only, series_rows,
+    BuildError, Forecaster, Layout, WindowBatch,
 };
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::Activation;
-use crate::nn::instance_norm::InstanceNorm;
+use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::linear::Linear;
 use crate::nn::transformer::{TransEncoder, TransEncoderLayer};
 use ndarray::{Array2, Array3, Axis, Slice};
@@ -32,11 +32,7 @@ pub struct ITransformer {
 
 impl ITransformer {
     pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<ITransformer, BuildError> {
-        if !(spec.hist_exog.is_empty() && spec.stat_exog.is_empty()) {
-            return Err(BuildError::Invalid(
-                "iTransformer takes future exogenous variables only".into(),
-            ));
-        }
+        require_futr_exog_only(spec)?;
         let n = n_series(spec)?;
         let hidden = spec.usize_param("hidden_size", 512)?;
         let heads = spec.usize_param("n_heads", 8)?;
@@ -47,7 +43,7 @@ impl ITransformer {
             TransEncoderLayer::load(store, prefix, hidden, heads, d_ff, Activation::GELU)
         })?;
         Ok(ITransformer {
-            norm: spec.bool_param("use_norm", true)?.then(InstanceNorm::plain),
+            norm: InstanceNorm::use_norm(spec)?,
             embedding: Linear::load(store, "enc_embedding.value_embedding", l, hidden, true)?,
             futr_embedding: (!spec.futr_exog.is_empty())
                 .then(|| Linear::load(store, "futr_embedding", l + h, hidden, true))
@@ -68,14 +64,8 @@ impl Forecaster for ITransformer {
         let n = self.n_series;
         check_series(batch, n)?;
         // The window [time, series], normalised per series.
-        let mut x = insample_y(batch, self.exclude_insample_y)
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        let stats = match &self.norm {
-            Some(norm) => Some(norm.normalize(&mut x)?),
-            None => None,
-        };
+        let y = insample_y(batch, self.exclude_insample_y);
+        let (x, stats) = normalized_window(self.norm.as_ref(), y.view())?;
         let mut tokens = self.embedding.forward(x.t())?;
         if let Some(embed) = &self.futr_embedding {
             let fx = batch
@@ -98,15 +88,10 @@ impl Forecaster for ITransformer {
         }
         let encoded = self.encoder.forward(tokens.view())?;
         // Series tokens -> [h * outputs, series].
-        let mut y = self
+        let head = self
             .projector
-            .forward(encoded.slice_axis(Axis(0), Slice::from(..n)))?
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        if let (Some(norm), Some(stats)) = (&self.norm, &stats) {
-            norm.denormalize(&mut y, stats)?;
-        }
+            .forward(encoded.slice_axis(Axis(0), Slice::from(..n)))?;
+        let y = denormalized_output(self.norm.as_ref(), stats.as_ref(), head.view())?;
         series_rows(&y, self.h, n, self.outputs)
     }
 

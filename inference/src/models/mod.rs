@@ -243,6 +243,18 @@ pub(crate) fn require_no_exog(spec: &ModelSpec) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// Models that read future exogenous variables only refuse a spec that names
+/// historic or static ones.
+pub(crate) fn require_futr_exog_only(spec: &ModelSpec) -> Result<(), BuildError> {
+    if !(spec.hist_exog.is_empty() && spec.stat_exog.is_empty()) {
+        return Err(BuildError::Invalid(format!(
+            "{} takes future exogenous variables only",
+            spec.class
+        )));
+    }
+    Ok(())
+}
+
 /// Reshapes a [batch, h * outputs] head into [batch, h, outputs] (torch's reshape).
 pub(crate) fn to_horizon(y: Array2<f32>, h: usize, outputs: usize) -> Result<Array3<f32>, String> {
     let b = y.nrows();

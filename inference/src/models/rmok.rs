@@ -10,7 +10,7 @@ use super::{
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::attention::softmax_inplace;
-use crate::nn::instance_norm::InstanceNorm;
+use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::kan::{JacobiKan, TaylorKan, WaveKan, Wavelet};
 use crate::nn::linear::Linear;
 use ndarray::Array3;
@@ -72,11 +72,8 @@ impl Forecaster for RMoK {
         let n = self.n_series;
         check_series(batch, n)?;
         // RevIN on the window [time, series]; the experts read each series' row.
-        let mut w = insample_y(batch, self.exclude_insample_y)
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        let stats = self.rev.normalize(&mut w)?;
+        let y = insample_y(batch, self.exclude_insample_y);
+        let (w, stats) = normalized_window(Some(&self.rev), y.view())?;
         let x = w.t();
         let mut score = self.gate.forward(x)?;
         for mut row in score.rows_mut() {
@@ -96,8 +93,7 @@ impl Forecaster for RMoK {
                 .enumerate()
                 .fold(0f32, |acc, (e, out)| acc + out[[s, j]] * score[[s, e]]);
         }
-        let mut y = y.t().as_standard_layout().into_owned();
-        self.rev.denormalize(&mut y, &stats)?;
+        let y = denormalized_output(Some(&self.rev), stats.as_ref(), y.view())?;
         series_rows(&y, self.h, n, self.outputs)
     }
 

@@ -10,7 +10,7 @@ use super::{
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::Activation;
-use crate::nn::instance_norm::InstanceNorm;
+use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::linear::Linear;
 use crate::nn::stad::Stad;
 use crate::nn::transformer::{TransEncoder, TransEncoderLayer};
@@ -41,7 +41,7 @@ impl Softs {
             TransEncoderLayer::with_mixer(store, prefix, stad, hidden, d_ff, Activation::GELU)
         })?;
         Ok(Softs {
-            norm: spec.bool_param("use_norm", true)?.then(InstanceNorm::plain),
+            norm: InstanceNorm::use_norm(spec)?,
             embedding: Linear::load(
                 store,
                 "enc_embedding.value_embedding",
@@ -64,26 +64,13 @@ impl Forecaster for Softs {
         let n = self.n_series;
         check_series(batch, n)?;
         // The window [time, series], normalised per series.
-        let mut x = insample_y(batch, self.exclude_insample_y)
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        let stats = match &self.norm {
-            Some(norm) => Some(norm.normalize(&mut x)?),
-            None => None,
-        };
+        let y = insample_y(batch, self.exclude_insample_y);
+        let (x, stats) = normalized_window(self.norm.as_ref(), y.view())?;
         let tokens = self.embedding.forward(x.t())?;
         let encoded = self.encoder.forward(tokens.view())?;
         // [series, h * outputs] -> [h * outputs, series].
-        let mut y = self
-            .projection
-            .forward(encoded.view())?
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        if let (Some(norm), Some(stats)) = (&self.norm, &stats) {
-            norm.denormalize(&mut y, stats)?;
-        }
+        let head = self.projection.forward(encoded.view())?;
+        let y = denormalized_output(self.norm.as_ref(), stats.as_ref(), head.view())?;
         series_rows(&y, self.h, n, self.outputs)
     }
 

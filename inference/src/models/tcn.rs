@@ -8,20 +8,16 @@ use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::Activation;
 use crate::nn::conv1d::{Conv1d, ConvShape};
-use crate::nn::exog::{step_inputs, steps, ExogWidths, Inputs};
-use crate::nn::linear::Linear;
-use crate::nn::mlp_decoder::{decode_horizon, decoder_activation, MlpDecoder};
-use crate::nn::temporal::over_time;
-use ndarray::{Array2, Array3};
+use crate::nn::exog::{ExogWidths, Inputs};
+use crate::nn::mlp_decoder::ContextDecoder;
+use ndarray::Array3;
 use serde_json::Value;
 
 pub struct Tcn {
     convs: Vec<Conv1d>,
     activation: Activation,
-    context_adapter: Linear,
-    decoder: MlpDecoder,
+    head: ContextDecoder,
     h: usize,
-    outputs: usize,
     input_size: usize,
     exog: ExogWidths,
     exclude_insample_y: bool,
@@ -58,23 +54,12 @@ impl Tcn {
             )?);
             cin = hidden;
         }
-        let outputs = spec.n_outputs();
         Ok(Tcn {
             convs,
             activation: Activation::parse(spec.str_param("encoder_activation", "ReLU")?)
                 .map_err(BuildError::Unsupported)?,
-            context_adapter: Linear::load(store, "context_adapter", spec.input_size, spec.h, true)?,
-            decoder: MlpDecoder::load(
-                store,
-                "mlp_decoder",
-                hidden + exog.futr,
-                outputs,
-                spec.usize_param("decoder_hidden_size", 128)?,
-                spec.usize_param("decoder_layers", 2)?,
-                decoder_activation(spec).map_err(BuildError::Unsupported)?,
-            )?,
+            head: ContextDecoder::load(store, spec, hidden)?,
             h: spec.h,
-            outputs,
             input_size: spec.input_size,
             exog,
             exclude_insample_y: spec.exclude_insample_y,
@@ -84,25 +69,12 @@ impl Tcn {
 
 impl Forecaster for Tcn {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
-        let l = self.input_size;
-        let inp = Inputs::check(batch, l, self.h, self.exog)?;
-        let zeros = Array2::<f32>::zeros(inp.y.raw_dim());
-        let y = if self.exclude_insample_y {
-            zeros.view()
-        } else {
-            inp.y
-        };
-        let mut x = step_inputs(y, inp.hist, inp.stat, inp.futr.map(|f| steps(f, ..l)))?;
+        let inp = Inputs::check(batch, self.input_size, self.h, self.exog)?;
+        let mut x = inp.window_steps(self.exclude_insample_y)?;
         for conv in &self.convs {
             x = conv.forward(x.view())?;
             self.activation.apply_inplace(&mut x);
         }
-        let context = over_time(x.view(), &self.context_adapter)?;
-        decode_horizon(
-            context,
-            inp.futr.map(|f| steps(f, l..)),
-            &self.decoder,
-            self.outputs,
-        )
+        self.head.forward(x.view(), inp.futr)
     }
 }

@@ -13,7 +13,7 @@
 //! `batch_size`) series per batch, each cut into
 //! `inference_windows_batch_size` windows; `topk` keeps torch's tie order.
 
-use super::{BuildError, Forecaster, WindowBatch};
+use super::{require_futr_exog_only, BuildError, Forecaster, WindowBatch};
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::Activation;
@@ -152,11 +152,7 @@ pub struct TimesNet {
 
 impl TimesNet {
     pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<TimesNet, BuildError> {
-        if !(spec.hist_exog.is_empty() && spec.stat_exog.is_empty()) {
-            return Err(BuildError::Invalid(
-                "TimesNet takes future exogenous variables only".into(),
-            ));
-        }
+        require_futr_exog_only(spec)?;
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
         let hidden = spec.usize_param("hidden_size", 64)?;
         let conv_hidden = spec.usize_param("conv_hidden_size", 64)?;

@@ -17,7 +17,7 @@ use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::Activation;
 use crate::nn::attention::MultiHeadAttention;
 use crate::nn::embedding::PositionalEmbedding;
-use crate::nn::instance_norm::InstanceNorm;
+use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::layer_norm::LayerNorm;
 use crate::nn::linear::Linear;
 use crate::nn::transformer::PositionwiseFeedForward;
@@ -134,7 +134,7 @@ impl TimeXer {
         let patches = l / patch_len;
         let glb = store.array_dyn("en_embedding.glb_token", &[1, n, 1, hidden])?;
         Ok(TimeXer {
-            norm: spec.bool_param("use_norm", true)?.then(InstanceNorm::plain),
+            norm: InstanceNorm::use_norm(spec)?,
             patch_len,
             patch_embedding: Linear::load(
                 store,
@@ -219,14 +219,8 @@ impl Forecaster for TimeXer {
             ));
         }
         // The window [time, series], normalised per series.
-        let mut x = insample_y(batch, self.exclude_insample_y)
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        let stats = match &self.norm {
-            Some(norm) => Some(norm.normalize(&mut x)?),
-            None => None,
-        };
+        let y = insample_y(batch, self.exclude_insample_y);
+        let (x, stats) = normalized_window(self.norm.as_ref(), y.view())?;
         let cross = self
             .ex_embedding
             .forward(self.exog_tokens(&x, batch)?.view())?;
@@ -264,15 +258,8 @@ impl Forecaster for TimeXer {
                     .map_err(|e| format!("encoder output does not flatten: {e}"))?,
             );
         }
-        let mut y = self
-            .head
-            .forward(flat.view())?
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        if let (Some(norm), Some(stats)) = (&self.norm, &stats) {
-            norm.denormalize(&mut y, stats)?;
-        }
+        let head = self.head.forward(flat.view())?;
+        let y = denormalized_output(self.norm.as_ref(), stats.as_ref(), head.view())?;
         series_rows(&y, self.h, n, self.outputs)
     }
 

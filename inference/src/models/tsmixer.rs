@@ -9,7 +9,7 @@ use super::{
 };
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
-use crate::nn::instance_norm::InstanceNorm;
+use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::linear::Linear;
 use crate::nn::mixing::{Flavor, MixingLayer};
 use ndarray::Array3;
@@ -66,27 +66,14 @@ impl Forecaster for TsMixer {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
         check_series(batch, self.n_series)?;
         // [series, time] -> the window [time, series].
-        let mut x = insample_y(batch, self.exclude_insample_y)
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        let stats = match &self.revin {
-            Some(norm) => Some(norm.normalize(&mut x)?),
-            None => None,
-        };
+        let y = insample_y(batch, self.exclude_insample_y);
+        let (mut x, stats) = normalized_window(self.revin.as_ref(), y.view())?;
         for layer in &self.mixing {
             x = layer.forward(x.view())?;
         }
         // Per series over time, then [h * outputs, series].
-        let mut y = self
-            .out
-            .forward(x.t())?
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        if let (Some(norm), Some(stats)) = (&self.revin, &stats) {
-            norm.denormalize(&mut y, stats)?;
-        }
+        let head = self.out.forward(x.t())?;
+        let y = denormalized_output(self.revin.as_ref(), stats.as_ref(), head.view())?;
         series_rows(&y, self.h, self.n_series, self.outputs)
     }
 

@@ -14,7 +14,7 @@ use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::{sigmoid, Activation};
 use crate::nn::feed_forward::FeedForward;
-use crate::nn::instance_norm::InstanceNorm;
+use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::linear::Linear;
 use ndarray::{concatenate, Array2, Array3, ArrayView2, Axis, Slice};
 
@@ -77,7 +77,7 @@ impl XLinear {
         let head_in =
             hidden * (2 + usize::from(nh > 0) + usize::from(nf > 0) + usize::from(ns > 0));
         Ok(XLinear {
-            norm: spec.bool_param("use_norm", true)?.then(InstanceNorm::plain),
+            norm: InstanceNorm::use_norm(spec)?,
             projection: Linear::load(store, "projection.0", l, hidden, true)?,
             glob_token: store
                 .array_dyn("glob_token", &[1, n, hidden])?
@@ -126,14 +126,8 @@ impl Forecaster for XLinear {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
         let (n, hid, l) = (self.n_series, self.hidden, self.input_size);
         check_series(batch, n)?;
-        let mut w = insample_y(batch, self.exclude_insample_y)
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        let stats = match &self.norm {
-            Some(norm) => Some(norm.normalize(&mut w)?),
-            None => None,
-        };
+        let y = insample_y(batch, self.exclude_insample_y);
+        let (w, stats) = normalized_window(self.norm.as_ref(), y.view())?;
         let emb = self.projection.forward(w.t())?;
         let joined = concatenate(Axis(1), &[emb.view(), self.glob_token.view()])
             .map_err(|e| format!("tokens do not join the global tokens: {e}"))?;
@@ -161,15 +155,8 @@ impl Forecaster for XLinear {
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         let en = concatenate(Axis(1), &views)
             .map_err(|e| format!("XLinear features do not join: {e}"))?;
-        let mut y = self
-            .head
-            .forward(en.view())?
-            .t()
-            .as_standard_layout()
-            .into_owned();
-        if let (Some(norm), Some(stats)) = (&self.norm, &stats) {
-            norm.denormalize(&mut y, stats)?;
-        }
+        let head = self.head.forward(en.view())?;
+        let y = denormalized_output(self.norm.as_ref(), stats.as_ref(), head.view())?;
         series_rows(&y, self.h, n, self.outputs)
     }
 

@@ -14,10 +14,10 @@
 use super::activation::Activation;
 use super::conv1d::{circular_pad, Conv1d, ConvShape};
 use super::decomp::series_decomp;
-use super::embedding::DataEmbedding;
 use super::layer_norm::LayerNorm;
 use super::linear::Linear;
-use super::seq2seq::Seq2Seq;
+use super::seq2seq::{Embeddings, Seq2Seq};
+use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::models::{insample_y, Forecaster, WindowBatch};
 use ndarray::{Array2, Array3, ArrayView2, Axis};
@@ -402,14 +402,50 @@ impl<S: Correlation, X: Correlation> DecompDecoder<S, X> {
 /// `label_len` steps (then zeros) and from their trend (then the window
 /// mean); both sides are embedded without positions.
 pub struct DecompForecaster<E, S, X> {
-    pub enc_embedding: DataEmbedding,
-    pub dec_embedding: DataEmbedding,
-    pub encoder: DecompEncoder<E>,
-    pub decoder: DecompDecoder<S, X>,
-    pub seq: Seq2Seq,
-    pub moving_avg: usize,
-    pub outputs: usize,
-    pub exclude_insample_y: bool,
+    embeddings: Embeddings,
+    encoder: DecompEncoder<E>,
+    decoder: DecompDecoder<S, X>,
+    seq: Seq2Seq,
+    moving_avg: usize,
+    outputs: usize,
+    exclude_insample_y: bool,
+}
+
+impl<E: Correlation, S: Correlation, X: Correlation> DecompForecaster<E, S, X> {
+    /// `enc_embedding`, `dec_embedding`, the `encoder` of `encoder_layers`
+    /// layers (correlations from `enc_inner`) and the `decoder` of
+    /// `decoder_layers` (self- and cross-correlations from `dec_inner`).
+    pub fn load(
+        store: &TensorStore,
+        spec: &ModelSpec,
+        seq: Seq2Seq,
+        shape: DecompShape,
+        enc_inner: impl Fn(usize, &str) -> Result<E, String>,
+        dec_inner: impl Fn(usize, &str) -> Result<(S, X), String>,
+    ) -> Result<DecompForecaster<E, S, X>, String> {
+        Ok(DecompForecaster {
+            embeddings: seq.embeddings(store, shape.hidden, false)?,
+            encoder: DecompEncoder::load(
+                store,
+                "encoder",
+                spec.usize_param("encoder_layers", 2)?,
+                shape,
+                enc_inner,
+            )?,
+            decoder: DecompDecoder::load(
+                store,
+                "decoder",
+                spec.usize_param("decoder_layers", 1)?,
+                spec.n_outputs(),
+                shape,
+                dec_inner,
+            )?,
+            seq,
+            moving_avg: shape.moving_avg,
+            outputs: spec.n_outputs(),
+            exclude_insample_y: spec.exclude_insample_y,
+        })
+    }
 }
 
 /// The decomposition window: odd, as torch's shapes only agree then.
@@ -439,13 +475,7 @@ where
             .collect();
         let trend_init = self.seq.label_then(trend.view(), |i| mean[i]);
         let seasonal_init = self.seq.label_then(season.view(), |_| 0.0);
-        let (enc, dec) = self.seq.embed(
-            batch,
-            y,
-            seasonal_init,
-            &self.enc_embedding,
-            &self.dec_embedding,
-        )?;
+        let (enc, dec) = self.seq.embed(batch, y, seasonal_init, &self.embeddings)?;
         self.seq.per_window(&enc, &dec, self.outputs, |i, e, d| {
             let memory = self.encoder.forward(e)?;
             let t0 = trend_init.row(i).to_vec();

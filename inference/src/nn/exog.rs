@@ -3,7 +3,7 @@
 //! repeated over time | futr exog]`, in that order.
 
 use crate::models::WindowBatch;
-use ndarray::{Array3, ArrayView2, ArrayView3, Axis, Slice};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Slice};
 
 /// y [batch, steps]; hist and futr [batch, steps, _] (already cut to `steps`);
 /// stat [batch, _]. Returns [batch, steps, 1 + hist + stat + futr].
@@ -154,6 +154,20 @@ impl<'a> Inputs<'a> {
             stat: batch.stat_exog.as_ref().map(|a| a.view()),
             futr: batch.futr_exog.as_ref().map(|a| a.view()),
         })
+    }
+
+    /// The encoder input over the window, `[y | hist | stat | futr[:L]]`,
+    /// y zeroed for a model trained with `exclude_insample_y`.
+    pub fn window_steps(&self, exclude_insample_y: bool) -> Result<Array3<f32>, String> {
+        let zeros;
+        let y = if exclude_insample_y {
+            zeros = Array2::<f32>::zeros(self.y.raw_dim());
+            zeros.view()
+        } else {
+            self.y
+        };
+        let l = self.y.ncols();
+        step_inputs(y, self.hist, self.stat, self.futr.map(|f| steps(f, ..l)))
     }
 }
 

@@ -7,8 +7,9 @@
 //! Statistics run over every step of the window, zero padding included, as
 //! in PyTorch (these are not the masked temporal scalers of `scalers.rs`).
 
+use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 
 /// `RevINMultivariate`'s and iTransformer's variance epsilon.
 pub const EPS: f32 = 1e-5;
@@ -41,6 +42,12 @@ impl InstanceNorm {
             weight_eps: 0.0,
             subtract_last: false,
         }
+    }
+
+    /// iTransformer's `use_norm` (also SOFTS, TimeXer, XLinear): a plain
+    /// norm unless the hyperparameter turns it off.
+    pub fn use_norm(spec: &ModelSpec) -> Result<Option<InstanceNorm>, String> {
+        Ok(spec.bool_param("use_norm", true)?.then(InstanceNorm::plain))
     }
 
     /// `<prefix>.affine_weight` / `<prefix>.affine_bias`, each [1, 1, n_series].
@@ -141,6 +148,32 @@ impl InstanceNorm {
         }
         Ok(())
     }
+}
+
+/// A multivariate model's window: rows [series, time] as [time, series],
+/// normalised per series when the model has a norm, with the statistics that
+/// `denormalized_output` undoes it with.
+pub fn normalized_window(
+    norm: Option<&InstanceNorm>,
+    rows: ArrayView2<f32>,
+) -> Result<(Array2<f32>, Option<InstanceStats>), String> {
+    let mut x = rows.t().as_standard_layout().into_owned();
+    let stats = norm.map(|norm| norm.normalize(&mut x)).transpose()?;
+    Ok((x, stats))
+}
+
+/// A multivariate head's output rows [series, steps] as [steps, series],
+/// the window's normalisation undone.
+pub fn denormalized_output(
+    norm: Option<&InstanceNorm>,
+    stats: Option<&InstanceStats>,
+    rows: ArrayView2<f32>,
+) -> Result<Array2<f32>, String> {
+    let mut y = rows.t().as_standard_layout().into_owned();
+    if let (Some(norm), Some(stats)) = (norm, stats) {
+        norm.denormalize(&mut y, stats)?;
+    }
+    Ok(y)
 }
 
 #[cfg(test)]

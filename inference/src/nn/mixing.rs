@@ -23,6 +23,17 @@ pub enum Norm {
     After(LayerNorm),
 }
 
+impl Norm {
+    /// The block's output from its residual sum: layer-normalised (TSMixerx)
+    /// or as it is (TSMixer).
+    fn finish(&self, mut sum: Array2<f32>) -> Result<Array2<f32>, String> {
+        if let Norm::After(ln) = self {
+            ln.forward_inplace(&mut sum)?;
+        }
+        Ok(sum)
+    }
+}
+
 /// Where the weights sit and which normalisation a mixing block has.
 #[derive(Debug, Clone, Copy)]
 pub enum Flavor {
@@ -90,11 +101,8 @@ impl TemporalMixing {
         };
         let mut y = self.lin.forward(series.view())?;
         relu_inplace(&mut y);
-        let mut out = y.t().as_standard_layout().into_owned() + x;
-        if let Norm::After(ln) = &self.norm {
-            ln.forward_inplace(&mut out)?;
-        }
-        Ok(out)
+        self.norm
+            .finish(y.t().as_standard_layout().into_owned() + x)
     }
 }
 
@@ -157,14 +165,10 @@ impl FeatureMixing {
         };
         relu_inplace(&mut y);
         let y = self.lin2.forward(y.view())?;
-        let mut out = match &self.project {
+        self.norm.finish(match &self.project {
             Some(p) => y + p.forward(x)?,
             None => y + x,
-        };
-        if let Norm::After(ln) = &self.norm {
-            ln.forward_inplace(&mut out)?;
-        }
-        Ok(out)
+        })
     }
 }
 

@@ -2,11 +2,15 @@
 //! and TCN: `num_layers` = 1 is one Linear; otherwise Linear + activation
 //! (+ dropout, off in eval) repeated, then an output Linear. Keys are the
 //! `nn.Sequential` positions: `layers.0`, `layers.3`, ... `layers.{3(n-1)}`.
+//! `ContextDecoder` is the head TCN and DilatedRNN put it in.
 
 use super::activation::Activation;
+use super::exog::steps;
 use super::linear::Linear;
+use super::temporal::over_time;
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
+use crate::models::BuildError;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 
 #[derive(Debug, Clone)]
@@ -22,6 +26,25 @@ pub fn decoder_activation(spec: &ModelSpec) -> Result<Activation, String> {
 }
 
 impl MlpDecoder {
+    /// The models' `mlp_decoder`, sized by the spec's `decoder_hidden_size`
+    /// (default 128), `decoder_layers` (2) and `decoder_activation`.
+    pub fn from_spec(
+        store: &TensorStore,
+        spec: &ModelSpec,
+        in_features: usize,
+        out_features: usize,
+    ) -> Result<MlpDecoder, BuildError> {
+        Ok(MlpDecoder::load(
+            store,
+            "mlp_decoder",
+            in_features,
+            out_features,
+            spec.usize_param("decoder_hidden_size", 128)?,
+            spec.usize_param("decoder_layers", 2)?,
+            decoder_activation(spec).map_err(BuildError::Unsupported)?,
+        )?)
+    }
+
     pub fn load(
         store: &TensorStore,
         prefix: &str,
@@ -112,6 +135,48 @@ pub fn decode_horizon(
     super::temporal::c_order(decoder.forward(rows.view())?)
         .into_shape_with_order((b, h, outputs))
         .map_err(|e| format!("decoder output does not reshape: {e}"))
+}
+
+/// TCN's and DilatedRNN's head: `context_adapter`, a Linear over time from
+/// the `input_size` window to the `h` horizon steps, then the `mlp_decoder`
+/// on `[hidden | futr[L:]]` at each horizon step.
+#[derive(Debug, Clone)]
+pub struct ContextDecoder {
+    context_adapter: Linear,
+    decoder: MlpDecoder,
+    outputs: usize,
+}
+
+impl ContextDecoder {
+    /// For an encoder of `hidden` channels.
+    pub fn load(
+        store: &TensorStore,
+        spec: &ModelSpec,
+        hidden: usize,
+    ) -> Result<ContextDecoder, BuildError> {
+        let outputs = spec.n_outputs();
+        Ok(ContextDecoder {
+            context_adapter: Linear::load(store, "context_adapter", spec.input_size, spec.h, true)?,
+            decoder: MlpDecoder::from_spec(store, spec, hidden + spec.futr_exog.len(), outputs)?,
+            outputs,
+        })
+    }
+
+    /// The encoded window x [B, L, hidden] and futr [B, L + h, F] -> [B, h, outputs].
+    pub fn forward(
+        &self,
+        x: ArrayView3<f32>,
+        futr: Option<ArrayView3<f32>>,
+    ) -> Result<Array3<f32>, String> {
+        let l = x.dim().1;
+        let context = over_time(x, &self.context_adapter)?;
+        decode_horizon(
+            context,
+            futr.map(|f| steps(f, l..)),
+            &self.decoder,
+            self.outputs,
+        )
+    }
 }
 
 #[cfg(test)]

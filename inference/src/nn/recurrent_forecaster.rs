@@ -19,7 +19,7 @@
 
 use super::exog::{step_inputs, steps, ExogWidths, Inputs};
 use super::linear::Linear;
-use super::mlp_decoder::{decode_horizon, decoder_activation, MlpDecoder};
+use super::mlp_decoder::{decode_horizon, MlpDecoder};
 use super::recurrent::{CellKind, LayerShape, RecurrentStack};
 use super::temporal::over_time;
 use crate::bundle::spec::ModelSpec;
@@ -87,15 +87,7 @@ impl RecurrentForecaster {
             };
             (Head::Recurrent { proj }, inference + 1)
         } else {
-            let decoder = MlpDecoder::load(
-                store,
-                "mlp_decoder",
-                hidden + exog.futr,
-                outputs,
-                spec.usize_param("decoder_hidden_size", 128)?,
-                spec.usize_param("decoder_layers", 2)?,
-                decoder_activation(spec).map_err(BuildError::Unsupported)?,
-            )?;
+            let decoder = MlpDecoder::from_spec(store, spec, hidden + exog.futr, outputs)?;
             let upsample = (spec.h > spec.input_size)
                 .then(|| Linear::load(store, "upsample_sequence", spec.input_size, spec.h, true))
                 .transpose()?;

@@ -4,15 +4,27 @@
 //! decoder_input_size_multiplier)` steps of its end followed by the `h`
 //! horizon steps; future exog are their calendar marks (the first
 //! `input_size` steps for the encoder, the last `label_len + h` for the decoder).
+//! `TransSeq2Seq` is what VanillaTransformer and Informer share around their encoders.
 
 use crate::bundle::spec::ModelSpec;
-use crate::models::WindowBatch;
+use crate::bundle::tensors::TensorStore;
+use crate::models::{insample_y, WindowBatch};
 use crate::nn::embedding::DataEmbedding;
+use crate::nn::transformer::{DecoderAttention, TransDecoder, TransDecoderLayer, TransShape};
 use ndarray::{Array2, Array3, ArrayView2, Axis, Slice};
 use serde_json::Value;
 
 /// The encoder's and the decoder's future-exog marks.
 pub type Marks = (Array3<f32>, Array3<f32>);
+
+/// `enc_embedding` and `dec_embedding`: one value channel plus the future
+/// marks, with the positional table (VanillaTransformer, Informer) or
+/// without (Autoformer, FEDformer).
+#[derive(Debug, Clone)]
+pub struct Embeddings {
+    enc: DataEmbedding,
+    dec: DataEmbedding,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Seq2Seq {
@@ -44,6 +56,20 @@ impl Seq2Seq {
             h: spec.h,
             label_len: label_len as usize,
             n_futr: spec.futr_exog.len(),
+        })
+    }
+
+    /// The model's `enc_embedding` and `dec_embedding` to `hidden`.
+    pub fn embeddings(
+        &self,
+        store: &TensorStore,
+        hidden: usize,
+        positional: bool,
+    ) -> Result<Embeddings, String> {
+        let emb = |p: &str| DataEmbedding::load(store, p, 1, self.n_futr, hidden, positional);
+        Ok(Embeddings {
+            enc: emb("enc_embedding")?,
+            dec: emb("dec_embedding")?,
         })
     }
 
@@ -111,8 +137,7 @@ impl Seq2Seq {
         batch: &WindowBatch,
         y: Array2<f32>,
         dec: Array2<f32>,
-        enc_embedding: &DataEmbedding,
-        dec_embedding: &DataEmbedding,
+        embeddings: &Embeddings,
     ) -> Result<(Array3<f32>, Array3<f32>), String> {
         let marks = self.marks(batch)?;
         let (enc_marks, dec_marks) = match &marks {
@@ -120,8 +145,8 @@ impl Seq2Seq {
             None => (None, None),
         };
         Ok((
-            enc_embedding.forward(channel(y).view(), enc_marks)?,
-            dec_embedding.forward(channel(dec).view(), dec_marks)?,
+            embeddings.enc.forward(channel(y).view(), enc_marks)?,
+            embeddings.dec.forward(channel(dec).view(), dec_marks)?,
         ))
     }
 
@@ -150,6 +175,66 @@ impl Seq2Seq {
                 .assign(&y.slice_axis(Axis(0), Slice::from(self.label_len..)));
         }
         Ok(out)
+    }
+}
+
+/// VanillaTransformer's and Informer's pass around their encoders: both
+/// sides embedded with positions, the `decoder` (`decoder_layers`
+/// `TransDecoderLayer`s, its norm and projection) over the encoder's memory.
+pub struct TransSeq2Seq {
+    seq: Seq2Seq,
+    embeddings: Embeddings,
+    decoder: TransDecoder,
+    outputs: usize,
+    exclude_insample_y: bool,
+}
+
+impl TransSeq2Seq {
+    pub fn load(
+        store: &TensorStore,
+        spec: &ModelSpec,
+        seq: Seq2Seq,
+        shape: TransShape,
+        mode: DecoderAttention,
+    ) -> Result<TransSeq2Seq, String> {
+        let TransShape {
+            hidden,
+            heads,
+            ff_hidden,
+            activation,
+        } = shape;
+        Ok(TransSeq2Seq {
+            embeddings: seq.embeddings(store, hidden, true)?,
+            decoder: TransDecoder::load(
+                store,
+                "decoder",
+                spec.usize_param("decoder_layers", 1)?,
+                hidden,
+                spec.n_outputs(),
+                |p| TransDecoderLayer::load(store, p, hidden, heads, ff_hidden, activation, mode),
+            )?,
+            seq,
+            outputs: spec.n_outputs(),
+            exclude_insample_y: spec.exclude_insample_y,
+        })
+    }
+
+    /// The encoder reads the window (zeroed for `exclude_insample_y`), the
+    /// decoder its last `label_len` values then zeros, each embedded;
+    /// `encode` maps a window's encoder input to the decoder's memory.
+    pub fn forward(
+        &self,
+        batch: &WindowBatch,
+        encode: impl Fn(ArrayView2<f32>) -> Result<Array2<f32>, String>,
+    ) -> Result<Array3<f32>, String> {
+        self.seq.insample(batch)?;
+        let y = insample_y(batch, self.exclude_insample_y);
+        let dec = self.seq.label_then(y.view(), |_| 0.0);
+        let (enc, dec) = self.seq.embed(batch, y, dec, &self.embeddings)?;
+        self.seq.per_window(&enc, &dec, self.outputs, |_, e, d| {
+            let memory = encode(e)?;
+            self.decoder.forward(d, memory.view())
+        })
     }
 }
 

@@ -6,12 +6,46 @@
 //! `TransDecoderLayer` / `TransDecoder` add cross-attention to the encoder
 //! output (VanillaTransformer, Informer).
 
+use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::Activation;
 use crate::nn::attention::{HeadLayout, MultiHeadAttention};
 use crate::nn::layer_norm::LayerNorm;
 use crate::nn::linear::Linear;
 use ndarray::{Array2, ArrayView2};
+
+/// `activation` of NeuralForecast's transformer layers: "relu" or "gelu".
+pub fn ff_activation(spec: &ModelSpec) -> Result<Activation, String> {
+    match spec.str_param("activation", "gelu")? {
+        "relu" => Ok(Activation::ReLU),
+        "gelu" => Ok(Activation::GELU),
+        other => Err(format!(
+            "{} activation '{other}' is not relu or gelu",
+            spec.class
+        )),
+    }
+}
+
+/// The layer sizes and feed-forward activation of VanillaTransformer and
+/// Informer: `hidden_size`, `n_head`, `conv_hidden_size`, `activation`.
+#[derive(Debug, Clone, Copy)]
+pub struct TransShape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub ff_hidden: usize,
+    pub activation: Activation,
+}
+
+impl TransShape {
+    pub fn from_spec(spec: &ModelSpec) -> Result<TransShape, String> {
+        Ok(TransShape {
+            hidden: spec.usize_param("hidden_size", 128)?,
+            heads: spec.usize_param("n_head", 4)?,
+            ff_hidden: spec.usize_param("conv_hidden_size", 32)?,
+            activation: ff_activation(spec)?,
+        })
+    }
+}
 
 /// What mixes the tokens of an encoder layer (its `attention` module).
 pub trait TokenMixer {
