@@ -330,6 +330,44 @@ mod tests {
 }
 
 #[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn connection_header_and_series_limits_are_read_and_checked() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            b"[server]\nmax_connections = 12\nheader_read_timeout_ms = 1500\nmax_series = 7\n",
+        )
+        .unwrap();
+        let mut c = Config::from_file(Some(f.path())).unwrap();
+        assert_eq!(c.max_connections, 12);
+        assert_eq!(c.header_read_timeout, Duration::from_millis(1500));
+        assert_eq!(c.max_series, 7);
+        c.apply_env(|k| match k {
+            "MAX_SERIES" => Some("9".into()),
+            "MAX_CONNECTIONS" => Some("3".into()),
+            "HEADER_READ_TIMEOUT_MS" => Some("250".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (c.max_series, c.max_connections, c.header_read_timeout),
+            (9, 3, Duration::from_millis(250))
+        );
+        c.model_path = std::env::temp_dir();
+        assert!(c.validate().is_ok());
+        for broken in ["MAX_SERIES", "MAX_CONNECTIONS", "HEADER_READ_TIMEOUT_MS"] {
+            let mut z = c.clone();
+            z.apply_env(|k| (k == broken).then(|| "0".into())).unwrap();
+            let e = z.validate().unwrap_err();
+            assert!(e.contains("must be positive"), "{broken}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod example_tests {
     #[test]
     fn shipped_example_parses() {

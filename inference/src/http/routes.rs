@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use crate::pipeline;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -199,29 +199,31 @@ where
             format!("the body exceeds the limit of {limit} bytes"),
         )
     };
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit as u64 {
-            return Err(too_large());
+        .and_then(|v| v.parse::<u64>().ok());
+    let requested = query_model(req.uri().query());
+    let mut incoming = std::pin::pin!(req.into_body());
+    if declared.is_some_and(|len| len > limit as u64) {
+        drain(&mut incoming).await;
+        return Err(too_large());
+    }
+    let name = state.cache.resolve(requested.as_deref())?;
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::invalid_request(format!("could not read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if body.len() + data.len() > limit {
+                drain(&mut incoming).await;
+                return Err(too_large());
+            }
+            body.extend_from_slice(&data);
         }
     }
-    let requested = query_model(req.uri().query());
-    let name = state.cache.resolve(requested.as_deref())?;
-    let body = Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::invalid_request(format!("could not read the body: {e}"))
-            }
-        })?
-        .to_bytes();
+    let body = Bytes::from(body);
 
     let cached = match state.cache.get_loaded(&name) {
         Some(b) => b,
@@ -265,6 +267,25 @@ where
         .get_or_create(&labels)
         .observe(start.elapsed().as_secs_f64());
     Ok(json_response(StatusCode::OK, out))
+}
+
+/// Reads and drops what is left of a refused body, bounded (1 MiB, 200 ms):
+/// closing a connection with unread bytes makes the kernel reset it, and a
+/// client still sending would lose the 413 (the lingering close HTTP
+/// servers do). An endless body is cut off at the bound.
+async fn drain<B>(body: &mut B)
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    const MAX_BYTES: usize = 1024 * 1024;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+    let mut seen = 0usize;
+    while seen < MAX_BYTES {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
 }
 
 #[cfg(test)]

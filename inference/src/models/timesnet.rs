@@ -178,7 +178,14 @@ impl TimesNet {
         }
         let widths = ExogWidths::of(spec);
         Ok(TimesNet {
-            embedding: DataEmbedding::load(store, "enc_embedding", 1, widths.futr, hidden, true)?,
+            embedding: DataEmbedding::load(
+                store,
+                "enc_embedding",
+                1,
+                widths.futr,
+                hidden,
+                Some(l + h),
+            )?,
             predict_linear: Linear::load(store, "predict_linear", l, l + h, true)?,
             blocks: (0..layers)
                 .map(|i| {

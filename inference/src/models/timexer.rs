@@ -143,7 +143,13 @@ impl TimeXer {
                 hidden,
                 false,
             )?,
-            position: PositionalEmbedding::load(store, "en_embedding.position_embedding", hidden)?,
+            // One position per patch of the window: at most l.
+            position: PositionalEmbedding::load(
+                store,
+                "en_embedding.position_embedding",
+                hidden,
+                l,
+            )?,
             glb_token: glb
                 .into_shape_with_order((n, hidden))
                 .map_err(|e| format!("glb_token: {e}"))?,

@@ -68,11 +68,14 @@ pub struct PositionalEmbedding {
 }
 
 impl PositionalEmbedding {
-    /// `<prefix>.pe` [1, max_len, hidden].
+    /// `<prefix>.pe` [1, max_len, hidden], of which only the first `keep`
+    /// rows are kept: NeuralForecast saves a 5000-row table, a model reads
+    /// at most its window's length (the caller's bound).
     pub fn load(
         store: &TensorStore,
         prefix: &str,
         hidden: usize,
+        keep: usize,
     ) -> Result<PositionalEmbedding, String> {
         let name = format!("{prefix}.pe");
         let max_len = match store.shape_of(&name)? {
@@ -83,6 +86,9 @@ impl PositionalEmbedding {
             .array_dyn(&name, &[1, max_len, hidden])?
             .into_shape_with_order((max_len, hidden))
             .map_err(|e| format!("{name}: {e}"))?;
+        let pe = pe
+            .slice_axis(Axis(0), Slice::from(..keep.min(max_len)))
+            .to_owned();
         Ok(PositionalEmbedding { pe })
     }
 
@@ -125,16 +131,17 @@ impl DataEmbedding {
         c_in: usize,
         exog: usize,
         hidden: usize,
-        positional: bool,
+        positions: Option<usize>,
     ) -> Result<DataEmbedding, String> {
         Ok(DataEmbedding {
             value: TokenEmbedding::load(store, &format!("{prefix}.value_embedding"), c_in, hidden)?,
-            position: positional
-                .then(|| {
+            position: positions
+                .map(|keep| {
                     PositionalEmbedding::load(
                         store,
                         &format!("{prefix}.position_embedding"),
                         hidden,
+                        keep,
                     )
                 })
                 .transpose()?,

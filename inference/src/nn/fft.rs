@@ -64,7 +64,10 @@ pub fn fft(x: &[Complex]) -> Vec<Complex> {
 /// `torch.fft.rfft` of a real sequence: bins 0..=n/2.
 pub fn rfft(x: &[f32]) -> Vec<Complex> {
     let n = x.len();
-    let mut buf: Vec<Complex64> = x.iter().map(|v| Complex64::new(f64::from(*v), 0.0)).collect();
+    let mut buf: Vec<Complex64> = x
+        .iter()
+        .map(|v| Complex64::new(f64::from(*v), 0.0))
+        .collect();
     transform(&mut buf, false);
     if n == 0 {
         return vec![Complex::default()];

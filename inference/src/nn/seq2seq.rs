@@ -66,7 +66,9 @@ impl Seq2Seq {
         hidden: usize,
         positional: bool,
     ) -> Result<Embeddings, String> {
-        let emb = |p: &str| DataEmbedding::load(store, p, 1, self.n_futr, hidden, positional);
+        // Encoder and decoder read at most input_size + h positions.
+        let positions = positional.then_some(self.input_size + self.h);
+        let emb = |p: &str| DataEmbedding::load(store, p, 1, self.n_futr, hidden, positions);
         Ok(Embeddings {
             enc: emb("enc_embedding")?,
             dec: emb("dec_embedding")?,
