@@ -16,8 +16,11 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(predict_body bundle_loader filter_config comparator dates)
 
 if ! rustup toolchain list | grep -q '^nightly'; then
-    echo "fuzz: cargo-fuzz needs the nightly toolchain (rustup toolchain install nightly)" >&2
-    exit 2
+    echo "fuzz: installing the nightly toolchain cargo-fuzz needs" >&2
+    rustup toolchain install nightly --profile minimal >&2 || {
+        echo "fuzz: cargo-fuzz needs a nightly toolchain and rustup could not install one" >&2
+        exit 2
+    }
 fi
 TOOLS="$(scripts/rust-tools.sh)"
 export PATH="$TOOLS:$PATH"
