@@ -113,6 +113,10 @@ pub enum Offset {
     BusinessDay,
 }
 
+/// Largest multiple of a business-day or anchored offset (`10000B` is 40
+/// years of business days; pandas data uses single digits).
+pub const MAX_STEPPED_MULTIPLE: i64 = 10_000;
+
 /// A frequency: an offset times a multiple (`2D`, `15min`, `3MS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freq {
@@ -150,8 +154,8 @@ impl Freq {
                 .parse()
                 .map_err(|_| format!("bad multiple in freq '{s}'"))?
         };
-        if n == 0 {
-            return Err(format!("freq '{s}' has a zero multiple"));
+        if n < 1 {
+            return Err(format!("freq '{s}' needs a positive multiple"));
         }
         let (base, anchor) = match rest.split_once('-') {
             Some((b, a)) => (b, Some(a)),
@@ -191,6 +195,14 @@ impl Freq {
             )
         {
             return Err(format!("unsupported freq '{s}'"));
+        }
+        // Business days and anchored offsets are added one step at a time:
+        // bound their multiple so one future stamp stays cheap (a bundle
+        // with freq '20000000B' took seconds per stamp; found by fuzzing).
+        if !matches!(offset, Offset::Tick(_)) && n > MAX_STEPPED_MULTIPLE {
+            return Err(format!(
+                "freq '{s}': a multiple above {MAX_STEPPED_MULTIPLE} is not supported for this offset"
+            ));
         }
         Ok(Freq { n, offset })
     }
@@ -397,6 +409,17 @@ mod tests {
         assert_eq!(hz("W", "2024-01-07", 2), ["2024-01-14", "2024-01-21"]);
         assert_eq!(hz("W", "2024-01-03", 1), ["2024-01-07"]);
         assert_eq!(hz("W-MON", "2024-01-07", 1), ["2024-01-08"]);
+    }
+
+    #[test]
+    fn huge_or_negative_multiples_are_refused() {
+        assert!(Freq::parse_alias("20111100B").is_err());
+        assert!(Freq::parse_alias("99999999MS").is_err());
+        assert!(Freq::parse_alias("-1D").is_err());
+        assert!(Freq::parse_alias("0h").is_err());
+        assert!(Freq::parse_alias("10000B").is_ok());
+        // Ticks are one multiplication: a large multiple is fine.
+        assert!(Freq::parse_alias("86400s").is_ok());
     }
 
     #[test]
