@@ -233,10 +233,10 @@ impl ModelCache {
             Fingerprint::of(dir).map_err(|e| fail(format!("cannot list {}: {e}", dir.display())))
         };
         let mut before = list(&dir)?;
-        if let Some(b) = self.current.load().bundles.get(name) {
-            if b.fingerprint == before {
-                return Ok(b.clone());
-            }
+        // The version serving now, if any (we hold the writer lock: it stays).
+        let previous = self.current.load().bundles.get(name).cloned();
+        if let Some(b) = previous.as_ref().filter(|b| b.fingerprint == before) {
+            return Ok(b.clone());
         }
         let age = before.youngest_age();
         if age < SETTLE {
@@ -252,7 +252,6 @@ impl ModelCache {
             }
             before = settled;
         }
-        let previous = self.current.load().bundles.get(name).cloned();
         let result = Bundle::load(&dir).and_then(|bundle| {
             // A bundle rewritten while we read it may mix two versions: refuse it
             // and try again on the next check.

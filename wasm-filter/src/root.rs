@@ -135,21 +135,27 @@ impl Root {
                     plugin.metrics.inc(Metric::ShadowSent(target));
                 }
             }
-            Err(status) => {
-                plugin
-                    .metrics
-                    .inc(Metric::ShadowResult(target, ShadowResult::Error));
-                self.shadow_errors += 1;
-                if host::should_log(self.shadow_errors) {
-                    host::log(
-                        LogLevel::Warn,
-                        &format!(
-                            "nd-filter: shadow call to cluster {:?} failed: {status:?} (unknown cluster?) request_id={request_id}",
-                            t.cluster
-                        ),
-                    );
-                }
-            }
+            Err(status) => self.shadow_error(&plugin.metrics, target, LogLevel::Warn, || {
+                format!(
+                    "nd-filter: shadow call to cluster {:?} failed: {status:?} (unknown cluster?) request_id={request_id}",
+                    t.cluster
+                )
+            }),
+        }
+    }
+
+    /// Counts a shadow error and logs it, rate-limited (`host::should_log`).
+    fn shadow_error(
+        &mut self,
+        metrics: &Metrics,
+        target: Backend,
+        level: LogLevel,
+        message: impl FnOnce() -> String,
+    ) {
+        metrics.inc(Metric::ShadowResult(target, ShadowResult::Error));
+        self.shadow_errors += 1;
+        if host::should_log(self.shadow_errors) {
+            host::log(level, &message());
         }
     }
 
@@ -160,18 +166,13 @@ impl Root {
         let (status, body) = match ready.shadow {
             ShadowAnswer::Response { status, body } => (status, body),
             ShadowAnswer::Failed(why) => {
-                m.inc(Metric::ShadowResult(target, ShadowResult::Error));
-                self.shadow_errors += 1;
-                if host::should_log(self.shadow_errors) {
-                    host::log(
-                        LogLevel::Info,
-                        &format!(
-                            "nd-filter: shadow error request_id={} target={}: {why}",
-                            ready.request_id,
-                            target.as_str()
-                        ),
-                    );
-                }
+                self.shadow_error(m, target, LogLevel::Info, || {
+                    format!(
+                        "nd-filter: shadow error request_id={} target={}: {why}",
+                        ready.request_id,
+                        target.as_str()
+                    )
+                });
                 return;
             }
         };
@@ -217,17 +218,12 @@ impl Root {
                 }
             }
             compare::Outcome::Error(why) => {
-                m.inc(Metric::ShadowResult(target, ShadowResult::Error));
-                self.shadow_errors += 1;
-                if host::should_log(self.shadow_errors) {
-                    host::log(
-                        LogLevel::Info,
-                        &format!(
-                            "nd-filter: shadow not comparable request_id={}: {why}",
-                            ready.request_id
-                        ),
-                    );
-                }
+                self.shadow_error(m, target, LogLevel::Info, || {
+                    format!(
+                        "nd-filter: shadow not comparable request_id={}: {why}",
+                        ready.request_id
+                    )
+                });
             }
         }
     }
