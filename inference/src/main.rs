@@ -142,6 +142,11 @@ fn main() -> ExitCode {
             Ok(b) => {
                 println!("bundle {} ({})", b.name, b.content_hash);
                 println!(
+                    "  format={} written by {}",
+                    b.format.name(),
+                    b.format.writer()
+                );
+                println!(
                     "  h={} freq={} local_scaler={:?} weights={} bytes",
                     b.h, b.freq_json, b.local_scaler, b.memory_bytes
                 );

@@ -1,6 +1,7 @@
 """python -m reference_service --model-path DIR [--port N] [--host H]
 [--default-model NAME] [--max-body-bytes N]; each flag falls back to its
-environment variable (MODEL_PATH, PORT, HOST, DEFAULT_MODEL, MAX_BODY_BYTES, MAX_SERIES)."""
+environment variable (MODEL_PATH, PORT, HOST, DEFAULT_MODEL, MAX_BODY_BYTES, MAX_SERIES,
+ALLOW_PICKLE)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="largest accepted /predict body (MAX_BODY_BYTES, 8 MiB)")
     p.add_argument("--max-series", type=int, default=int(env("MAX_SERIES", "20000")),
                    help="most series in one /predict (MAX_SERIES, 20000): more is 422 too_many_series")
+    p.add_argument("--allow-pickle", action="store_true",
+                   default=env("ALLOW_PICKLE", "").lower() in ("1", "true", "yes"),
+                   help="read bundles written before NeuralForecast 3.3 with pickle, which executes "
+                        "any code they hold; NeuralForecast 3.3's restricted reader refuses those "
+                        "with fitted local scalers or written by 2.x (ALLOW_PICKLE)")
     args = p.parse_args(argv)
     if not args.model_path:
         p.error("--model-path or MODEL_PATH is required")
@@ -49,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(args.model_path, args.default_model, args.max_body_bytes, args.max_series)
+    settings = Settings(args.model_path, args.default_model, args.max_body_bytes, args.max_series,
+                        args.allow_pickle)
     state = State()
     server: Server | None = None
 

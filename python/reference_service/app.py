@@ -31,6 +31,9 @@ class Settings:
     default_model: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     max_series: int = 20_000
+    # Read bundles written before NeuralForecast 3.3 with pickle (ALLOW_PICKLE):
+    # only for bundles as trusted as the service that wrote them.
+    allow_pickle: bool = False
 
 
 @dataclass
@@ -53,7 +56,7 @@ def _load_in_background(settings: Settings, state: State, root_dir: str, on_fail
     meanwhile; a bundle that fails to load stops the service."""
     def run():
         try:
-            loaded = bundles_mod.load_all(settings.model_path, root_dir)
+            loaded = bundles_mod.load_all(settings.model_path, root_dir, settings.allow_pickle)
             if settings.default_model is not None and settings.default_model not in loaded:
                 raise RuntimeError(f"default model {settings.default_model!r} is not a bundle")
             state.bundles = loaded

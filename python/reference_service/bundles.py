@@ -54,6 +54,8 @@ class Bundle:
     futr_exog: list[str]
     hist_exog: list[str]
     stat_exog: list[str]
+    # "safetensors" (NeuralForecast 3.3+) or "pickle" (written before 3.3).
+    format: str
     # nf.predict mutates the models (cached trainer, scalers): one call at a time.
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,6 +71,7 @@ class Bundle:
         return {
             "name": self.name,
             "content_hash": self.content_hash,
+            "format": self.format,
             "h": self.h,
             "freq": self.freq,
             "models": [
@@ -95,11 +98,23 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def load_bundle(name: str, path: str, root_dir: str) -> Bundle:
+def load_bundle(name: str, path: str, root_dir: str, allow_pickle: bool = False) -> Bundle:
+    """allow_pickle: read bundles written before NeuralForecast 3.3 with
+    pickle, which executes any code they hold (NeuralForecast 3.3's own
+    restricted reader refuses those with fitted local scalers or written by
+    2.x); only for bundles from a trusted source, as the service they come
+    from loaded them."""
     from neuralforecast import NeuralForecast  # slow import: keep it off the start path
 
     _quiet_lightning()
-    nf = NeuralForecast.load(path)
+    legacy = not os.path.exists(os.path.join(path, "configuration.json"))
+    nf = NeuralForecast.load(path, allow_pickle=allow_pickle and legacy)
+    if legacy:
+        # NeuralForecast.load takes legacy .ckpt files in directory order:
+        # put them in file-name order, as for 3.3 bundles (and the Rust service).
+        files = sorted(f for f in os.listdir(path) if f.endswith(".ckpt"))
+        order = {"_".join(f.split("_")[:-1]): i for i, f in enumerate(files)}
+        nf.models.sort(key=lambda m: order.get(m.alias, len(order)))
     for m in nf.models:
         m.trainer_kwargs.update(_TRAINER_OVERRIDES, default_root_dir=root_dir)
     return Bundle(
@@ -112,10 +127,11 @@ def load_bundle(name: str, path: str, root_dir: str) -> Bundle:
         futr_exog=_union(m.futr_exog_list for m in nf.models),
         hist_exog=_union(m.hist_exog_list for m in nf.models),
         stat_exog=_union(m.stat_exog_list for m in nf.models),
+        format="pickle" if legacy else "safetensors",
     )
 
 
-def load_all(model_path: str, root_dir: str) -> dict[str, Bundle]:
+def load_all(model_path: str, root_dir: str, allow_pickle: bool = False) -> dict[str, Bundle]:
     """Every subdirectory of model_path is a bundle (hidden entries skipped);
     any bundle that fails to load fails the start. root_dir: Lightning's
     default_root_dir, a directory the caller owns."""
@@ -126,7 +142,7 @@ def load_all(model_path: str, root_dir: str) -> dict[str, Bundle]:
         raise RuntimeError(f"no bundle directories in {model_path}")
     bundles = {}
     for name in names:
-        bundles[name] = load_bundle(name, os.path.join(model_path, name), root_dir)
+        bundles[name] = load_bundle(name, os.path.join(model_path, name), root_dir, allow_pickle)
         log.info("loaded bundle %s (%s)", name, bundles[name].content_hash)
     return bundles
 

@@ -1,8 +1,15 @@
 //! A bundle: the directory NeuralForecast 3.3.0's `nf.save(path,
 //! save_dataset=False)` writes, read as it is (no conversion step).
 
+mod checkpoint;
+mod format;
+mod format_v1;
+mod format_v2;
+pub mod pickle;
 pub mod spec;
 pub mod tensors;
+
+pub use format::Format;
 
 use crate::dates::Freq;
 use crate::models::{self, Forecaster};
@@ -13,7 +20,6 @@ use sha2::{Digest, Sha256};
 use spec::ModelSpec;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tensors::TensorStore;
 
 /// Why a bundle could not be loaded. The message names the file and the fault.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +81,8 @@ pub struct Bundle {
     /// A bundle-level reason no prediction can be served (e.g. an unsupported
     /// local scaler), reported in /models and on /predict.
     pub unsupported: Option<String>,
+    /// The on-disk format, and which NeuralForecast wrote it where known.
+    pub format: Format,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -92,8 +100,8 @@ pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Files of a bundle directory, read once: the hash and the parse use the same bytes,
 /// so a bundle replaced while being read can never mix two versions.
-struct BundleFiles {
-    files: Vec<(String, Vec<u8>)>,
+pub(crate) struct BundleFiles {
+    pub(crate) files: Vec<(String, Vec<u8>)>,
 }
 
 impl BundleFiles {
@@ -123,7 +131,7 @@ impl BundleFiles {
         Ok(BundleFiles { files })
     }
 
-    fn get(&self, name: &str) -> Option<&[u8]> {
+    pub(crate) fn get(&self, name: &str) -> Option<&[u8]> {
         self.files
             .iter()
             .find(|(n, _)| n == name)
@@ -189,26 +197,20 @@ impl Bundle {
             bundle: name.clone(),
             message,
         };
-        let config_bytes = files.get("configuration.json").ok_or_else(|| {
-            err("configuration.json is missing (not a NeuralForecast 3.x bundle)".into())
-        })?;
-        let root: Value = serde_json::from_slice(config_bytes)
-            .map_err(|e| err(format!("configuration.json is not valid JSON: {e}")))?;
-        match root.get("nf_format") {
-            Some(Value::String(s)) if s == "2" => {}
-            other => {
-                let got = other
-                    .map(Value::to_string)
-                    .unwrap_or_else(|| "missing".into());
-                return Err(err(format!(
-                    "configuration.json nf_format is {got}, not \"2\" (NeuralForecast 3.x)"
-                )));
-            }
+        // NeuralForecast.load picks the format by which files are present;
+        // a stray legacy file never downgrades a v2 directory.
+        let parsed = if files.get("configuration.json").is_some() {
+            format_v2::parse(&files)
+        } else if files.get("configuration.pkl").is_some() {
+            format_v1::parse(&files)
+        } else {
+            Err(
+                "neither configuration.json (NeuralForecast 3.3+) nor configuration.pkl (before 3.3) is present: not a NeuralForecast bundle"
+                    .to_string(),
+            )
         }
-        let cfg = root
-            .get("configuration")
-            .filter(|c| c.is_object())
-            .ok_or_else(|| err("configuration.json has no configuration object".into()))?;
+        .map_err(err)?;
+        let cfg = &parsed.config;
         let h = cfg
             .get("h")
             .and_then(Value::as_u64)
@@ -247,55 +249,42 @@ impl Bundle {
         let local_scaler = scaler("local_scaler_type")?;
         let local_static_scaler = scaler("local_static_scaler_type")?;
 
-        let mut model_files: Vec<&(String, Vec<u8>)> = files
-            .files
-            .iter()
-            .filter(|(n, _)| {
-                n.ends_with(".safetensors")
-                    && n != "configuration.safetensors"
-                    && n != "dataset.safetensors"
-            })
-            .collect();
-        // NeuralForecast.load orders models by sorted file name; so do we.
-        model_files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        if model_files.is_empty() {
-            return Err(err("no <alias>_<n>.safetensors model file".into()));
-        }
+        let unsupported = unsupported.or(parsed.unsupported);
         let mut models = Vec::new();
         let mut memory_bytes = 0;
         let mut seen: Vec<(String, usize)> = Vec::new();
-        for (file, bytes) in model_files {
-            let store = TensorStore::from_bytes(bytes).map_err(|e| err(format!("{file}: {e}")))?;
+        for m in parsed.models {
+            let format::ParsedModel {
+                file,
+                class,
+                hparams: hp,
+                store,
+                name: fixed_name,
+            } = m;
             memory_bytes += store.bytes;
-            let class =
-                store.metadata.get("model_class").cloned().ok_or_else(|| {
-                    err(format!("{file}: safetensors metadata has no model_class"))
-                })?;
-            let hp_text = store.metadata.get("hyper_parameters").ok_or_else(|| {
-                err(format!(
-                    "{file}: safetensors metadata has no hyper_parameters"
-                ))
-            })?;
-            let hp: Value = serde_json::from_str(hp_text)
-                .map_err(|e| err(format!("{file}: hyper_parameters is not JSON: {e}")))?;
-            let repr = match hp.get("alias") {
-                Some(Value::String(a)) => a.clone(),
-                _ => class.clone(),
-            };
-            let count = match seen.iter_mut().find(|(n, _)| *n == repr) {
-                Some((_, c)) => {
-                    *c += 1;
-                    *c
-                }
+            let name = match fixed_name {
+                Some(n) => n,
                 None => {
-                    seen.push((repr.clone(), 0));
-                    0
+                    let repr = match hp.get("alias") {
+                        Some(Value::String(a)) => a.clone(),
+                        _ => class.clone(),
+                    };
+                    let count = match seen.iter_mut().find(|(n, _)| *n == repr) {
+                        Some((_, c)) => {
+                            *c += 1;
+                            *c
+                        }
+                        None => {
+                            seen.push((repr.clone(), 0));
+                            0
+                        }
+                    };
+                    if count > 0 {
+                        format!("{repr}{count}")
+                    } else {
+                        repr
+                    }
                 }
-            };
-            let name = if count > 0 {
-                format!("{repr}{count}")
-            } else {
-                repr
             };
             let (spec, net) = match ModelSpec::from_hparams(&class, hp) {
                 Ok(mut spec) => {
@@ -309,7 +298,15 @@ impl Bundle {
                         Ok(n) => Ok(n),
                         Err(models::BuildError::Unsupported(m)) => Err(m),
                         Err(models::BuildError::Invalid(m)) => {
-                            return Err(err(format!("{file}: {m}")))
+                            return Err(err(match &parsed.format {
+                                Format::Safetensors => format!("{file}: {m}"),
+                                // The checkpoint is intact (it was read), so its
+                                // weights are laid out as another release built
+                                // this class: say so rather than "corrupt".
+                                Format::Pickle { writer } => format!(
+                                    "{file}: the {class} weights written by {writer} do not fit NeuralForecast 3.3's {class} ({m}); this release's {class} architecture is not served"
+                                ),
+                            }));
                         }
                     };
                     // The hyperparameters were read by the build; the parsed
@@ -333,7 +330,7 @@ impl Bundle {
             };
             models.push(BundleModel {
                 name,
-                file: file.clone(),
+                file,
                 class,
                 spec,
                 net,
@@ -353,6 +350,7 @@ impl Bundle {
             models,
             memory_bytes,
             unsupported,
+            format: parsed.format,
         })
     }
 

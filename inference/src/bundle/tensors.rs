@@ -59,13 +59,7 @@ impl TensorStore {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-                return Err(format!(
-                    "tensor '{name}' holds a non-finite value at flat index {i}"
-                ));
-            }
-            bytes += data.len() * 4;
-            tensors.insert(name.to_string(), Tensor { shape, data });
+            bytes += admit(&mut tensors, name, shape, data)?;
         }
         let metadata = meta.metadata().clone().unwrap_or_default();
         Ok(TensorStore {
@@ -73,6 +67,27 @@ impl TensorStore {
             tensors,
             metadata,
             bytes,
+        })
+    }
+
+    /// A store from F32 tensors read elsewhere (a pre-3.3 checkpoint's
+    /// state_dict), under the same rules as a safetensors file: finite
+    /// values only, `._mask` buffers skipped.
+    pub(crate) fn from_f32(
+        named: Vec<(String, Vec<usize>, Vec<f32>)>,
+    ) -> Result<TensorStore, String> {
+        let mut tensors = HashMap::new();
+        let mut bytes = 0;
+        for (name, shape, data) in named {
+            if name.ends_with("._mask") {
+                continue;
+            }
+            bytes += admit(&mut tensors, &name, shape, data)?;
+        }
+        Ok(TensorStore {
+            tensors,
+            bytes,
+            ..TensorStore::default()
         })
     }
 
@@ -125,6 +140,23 @@ impl TensorStore {
         ArrayD::from_shape_vec(IxDyn(shape), t.data.clone())
             .map_err(|e| format!("tensor '{name}': {e}"))
     }
+}
+
+/// Keeps one tensor after checking its values; returns the bytes it holds.
+fn admit(
+    tensors: &mut HashMap<String, Tensor>,
+    name: &str,
+    shape: Vec<usize>,
+    data: Vec<f32>,
+) -> Result<usize, String> {
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "tensor '{name}' holds a non-finite value at flat index {i}"
+        ));
+    }
+    let bytes = data.len() * 4;
+    tensors.insert(name.to_string(), Tensor { shape, data });
+    Ok(bytes)
 }
 
 /// The safetensors layout checked with messages that say what is wrong (the

@@ -88,6 +88,8 @@ pub fn models(state: &AppState) -> serde_json::Value {
         out.push(json!({
             "name": name,
             "content_hash": b.content_hash,
+            "format": b.format.name(),
+            "writer": b.format.writer(),
             "h": b.h,
             "freq": b.freq_json,
             "local_scaler_type": b.local_scaler.map(|k| format!("{k:?}")),

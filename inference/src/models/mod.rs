@@ -194,6 +194,18 @@ pub fn supported() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().map(|(name, _)| *name)
 }
 
+/// NeuralForecast classes this service knows by name but does not serve
+/// (beyond [`REFUSED`]): so a bundle naming one is refused with the class
+/// spelled as NeuralForecast spells it.
+const OTHER_CLASSES: &[&str] = &["DeepAR", "HINT", "TimeLLM", "SOFTSSharp"];
+
+/// Every NeuralForecast class name this service knows, served or not.
+pub fn known_classes() -> impl Iterator<Item = &'static str> {
+    supported()
+        .chain(REFUSED.iter().map(|(n, _)| *n))
+        .chain(OTHER_CLASSES.iter().copied())
+}
+
 /// Builds the forward pass for a model file.
 pub fn build(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError> {
     if let Some((_, builder)) = REGISTRY.iter().find(|(name, _)| *name == spec.class) {
