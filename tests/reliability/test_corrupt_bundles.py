@@ -48,7 +48,7 @@ from typing import Callable
 
 import pytest
 
-from reliability_support import BUNDLES, CASES, RELOAD_INTERVAL_MS, wait_until
+from reliability_support import BUNDLES, CASES, RELOAD_INTERVAL_MS, contract_hash, deploy, read_bundle, wait_until
 
 GOOD = "mlp_d_standard"
 MODEL_FILE = "MLP_0.safetensors"
@@ -314,49 +314,6 @@ def catalogue_params(kind: str):
         marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
         out.append(pytest.param(c, id=c.id, marks=marks))
     return out
-
-
-# --- deployment ------------------------------------------------------------------
-
-def read_bundle(d: Path) -> Files:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
-
-
-def deploy(live: Path, files: Files, staging: Path, how: str = "rename", force: bool = False) -> None:
-    """Makes `live` hold exactly `files`. rename: each changed file written under `staging` (same
-    filesystem) and renamed over the live one, as a deployment does; inplace: each changed file
-    rewritten in place (same-size files without truncating, like rsync --inplace; others truncated
-    and rewritten, like cp). force: rewrite unchanged files too (new mtime)."""
-    staging.mkdir(parents=True, exist_ok=True)
-    current = read_bundle(live)
-    for name, data in files.items():
-        if not force and current.get(name) == data:
-            continue
-        if how == "rename":
-            tmp = staging / name
-            tmp.write_bytes(data)
-            os.replace(tmp, live / name)
-        elif how == "inplace":
-            path = live / name
-            if path.exists() and path.stat().st_size == len(data):
-                with open(path, "r+b") as f:
-                    f.write(data)
-            else:
-                with open(path, "wb") as f:
-                    f.write(data)
-        else:
-            raise ValueError(how)
-    for name in current:
-        if name not in files:
-            (live / name).unlink()
-
-
-def contract_hash(files: Files) -> str:
-    """docs/contract.md: sha256 over name, NUL, u64 LE size, bytes of every file, sorted by name."""
-    h = hashlib.sha256()
-    for name in sorted(files, key=lambda n: n.encode()):
-        h.update(name.encode() + b"\0" + struct.pack("<Q", len(files[name])) + files[name])
-    return "sha256:" + h.hexdigest()
 
 
 # --- fixtures ----------------------------------------------------------------------

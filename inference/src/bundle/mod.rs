@@ -205,7 +205,7 @@ impl Bundle {
             format_v1::parse(&files)
         } else {
             Err(
-                "neither configuration.json (NeuralForecast 3.3+) nor configuration.pkl (before 3.3) is present: not a NeuralForecast bundle"
+                "configuration.json is missing (and there is no configuration.pkl of a bundle written before NeuralForecast 3.3): not a NeuralForecast bundle"
                     .to_string(),
             )
         }
