@@ -12,7 +12,7 @@ PORT ?= 8080
 VENV = $(shell scripts/python-env.sh)
 PY = $(VENV)/bin/python
 
-.PHONY: help setup build static wasm run run-rust run-python loadtest migrate soak test test-rust test-contract test-reliability test-abuse test-filter test-k8s test-e2e lint deny fuzz fuzz-smoke fmt bench bench-bundles fixtures clean
+.PHONY: help setup build static wasm run run-rust run-python loadtest migrate soak test test-rust test-contract test-reliability test-abuse test-filter test-k8s test-e2e lint deny fuzz fuzz-smoke fmt bench bench-bundles fixtures legacy-fixtures clean
 
 help:
 	@echo "make run        the whole mesh on 127.0.0.1: Python + Rust services, Envoy with the filter, Prometheus"
@@ -140,6 +140,11 @@ bench: setup build
 # against its safetensors size, every fixture bundle (about 3-4 minutes).
 bench-bundles: setup build
 	$(PY) bench/per_bundle.py
+
+# Bundles written by NeuralForecast 3.2.2, 3.1.9, 3.0.2, 2.0.1 and 1.7.7 themselves (their
+# hash-pinned wheels from python/legacy-writers.lock, first on PYTHONPATH of the venv).
+legacy-fixtures: setup
+	$(PY) python/make_legacy_fixtures.py --out tests/fixtures/legacy
 
 fixtures: setup
 	$(PY) python/make_fixtures.py --out tests/fixtures

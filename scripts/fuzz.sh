@@ -2,6 +2,7 @@
 # cargo-fuzz (libFuzzer) on every boundary that takes outside bytes:
 #   predict_body   the /predict body: parse, validate, forecast (5 bundles)
 #   bundle_loader  safetensors header/tensors/metadata and configuration.json
+#   legacy_bundle  pre-3.3 bundles: the pickle reader, configuration.pkl, .ckpt zips
 #   filter_config  the filter's plugin configuration
 #   comparator     the filter's shadow response comparator
 #   dates          ds / freq parsing and the future grid
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(predict_body bundle_loader filter_config comparator dates)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(predict_body bundle_loader legacy_bundle filter_config comparator dates)
 
 if ! rustup toolchain list | grep -q '^nightly'; then
     echo "fuzz: installing the nightly toolchain cargo-fuzz needs" >&2

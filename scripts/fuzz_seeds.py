@@ -4,6 +4,7 @@
 
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +35,16 @@ def main(out: Path) -> None:
                 write(out / "bundle_loader", f"{b.name}_{f.stem}", b"\x00" + f.read_bytes())
             elif f.name == "configuration.json":
                 write(out / "bundle_loader", f"{b.name}_config", b"\x01" + f.read_bytes())
+    legacy = FIX / "legacy" / "bundles"
+    for b in sorted(legacy.iterdir()) if legacy.is_dir() else []:
+        for f in sorted(b.iterdir()):
+            if f.suffix == ".ckpt" and f.stat().st_size <= 32 * 1024:
+                write(out / "legacy_bundle", f"{b.name}_{f.stem}", b"\x02" + f.read_bytes())
+                with zipfile.ZipFile(f) as z:
+                    pkl = next(n for n in z.namelist() if n.endswith("data.pkl"))
+                    write(out / "legacy_bundle", f"{b.name}_{f.stem}_pkl", b"\x81" + z.read(pkl))
+            elif f.name == "configuration.pkl":
+                write(out / "legacy_bundle", f"{b.name}_config", b"\x01" + f.read_bytes())
     configs = [REPO / "wasm-filter" / "config.example.json"] + sorted(
         (REPO / "deploy" / "local" / "envoy").glob("*.json"))
     for i, p in enumerate(configs):

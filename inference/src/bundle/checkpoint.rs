@@ -100,9 +100,20 @@ impl<'a> Checkpoint<'a> {
                     f32::from_le_bytes([a[0], a[1], a[2], a[3]])
                 })
                 .collect(),
+            // Each element is an (re, im) pair, as torch.view_as_real lays it out.
+            StorageDtype::C64 => idx
+                .into_iter()
+                .flat_map(|i| {
+                    let a = at(i);
+                    [
+                        f32::from_le_bytes([a[0], a[1], a[2], a[3]]),
+                        f32::from_le_bytes([a[4], a[5], a[6], a[7]]),
+                    ]
+                })
+                .collect(),
             other => {
                 return Err(CheckpointError::Layout(format!(
-                    "tensor '{name}' has dtype {other:?}; only F32 is read"
+                    "tensor '{name}' has dtype {other:?}; only F32 and C64 are read"
                 )))
             }
         })

@@ -42,6 +42,7 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
     };
     let mut models = Vec::new();
     let mut lightning: Option<String> = None;
+    let mut family = Family::V3_2;
     // Sorted by name (BundleFiles keeps them so), as for v2 bundles.
     for (file, bytes) in files.files.iter().filter(|(n, _)| n.ends_with(".ckpt")) {
         let alias = file
@@ -63,7 +64,7 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
         {
             lightning = Some(v.to_string());
         }
-        let hparams = match ckpt.root.get("hyper_parameters") {
+        let mut hparams = match ckpt.root.get("hyper_parameters") {
             Some(hp @ Py::Dict(_)) => to_json(hp),
             _ => {
                 return Err(format!(
@@ -71,6 +72,9 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
                 ))
             }
         };
+        let fam = Family::of(&hparams, &config);
+        family = family.min(fam);
+        writer_semantics(fam, &class, &mut hparams);
         let Some(Py::Dict(state)) = ckpt.root.get("state_dict").cloned() else {
             return Err(format!("{file}: the checkpoint has no state_dict"));
         };
@@ -83,14 +87,20 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
                     v.kind()
                 ));
             };
-            // BatchNorm's step counter: a training statistic eval never reads.
-            if name.ends_with(".num_batches_tracked") && t.dtype == pickle::StorageDtype::I64 {
+            // Integer buffers (BatchNorm's step counter, index tables a
+            // forward pass rebuilds itself) are not weights: a model that
+            // needed one would be refused for the missing tensor, never fed
+            // a wrong one.
+            if t.dtype == pickle::StorageDtype::I64 {
                 continue;
             }
             let data = ckpt
                 .f32_values(name, t)
                 .map_err(|e| format!("{file}: {e}"))?;
-            let shape = t.size.iter().map(|d| *d as usize).collect();
+            let mut shape: Vec<usize> = t.size.iter().map(|d| *d as usize).collect();
+            if t.dtype == pickle::StorageDtype::C64 {
+                shape.push(2);
+            }
             named.push((name.clone(), shape, data));
         }
         let store = TensorStore::from_f32(named).map_err(|e| format!("{file}: {e}"))?;
@@ -105,15 +115,26 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
     if models.is_empty() {
         return Err("no <alias>_<n>.ckpt model file".into());
     }
-    let mut writer = "NeuralForecast before 3.3".to_string();
+    let mut writer = family.name().to_string();
     if let Some(v) = lightning {
         writer.push_str(&format!(" (PyTorch Lightning {v})"));
     }
+    // Up to 3.0, predict applied the local scalers fitted at training time
+    // to the request's series by position; 3.1 and later (and this service)
+    // refit them on the request: other numbers, so refused.
+    let unsupported = match config.get("local_scaler_type") {
+        Some(Value::String(kind)) if family <= Family::V3_0 => Some(format!(
+            "{} with local_scaler_type '{kind}' ({}): {writer} scaled each request series with the scaler fitted to the training series at the same position, which this service does not reproduce (3.1 and later refit it on the request)",
+            models.iter().map(|m| m.class.as_str()).collect::<Vec<_>>().join(", "),
+            models.iter().map(|m| m.file.as_str()).collect::<Vec<_>>().join(", "),
+        )),
+        _ => None,
+    };
     Ok(Parsed {
         format: Format::Pickle { writer },
         config,
         models,
-        unsupported: None,
+        unsupported,
     })
 }
 
@@ -168,5 +189,58 @@ fn to_json(v: &Py) -> Value {
             );
             Value::Object(m)
         }
+    }
+}
+
+/// The NeuralForecast release family that wrote a checkpoint, from the
+/// hyperparameter keys each release added (no version is recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Family {
+    V1,
+    V2,
+    V3_0,
+    V3_1,
+    V3_2,
+}
+
+impl Family {
+    fn of(hp: &Value, config: &Value) -> Family {
+        let has = |k: &str| hp.get(k).is_some();
+        if has("cat_exog_list") {
+            Family::V3_2
+        } else if has("training_data_availability_threshold") || has("val_monitor") {
+            Family::V3_1
+        } else if has("h_train") || has("n_samples") {
+            Family::V3_0
+        } else if has("num_workers_loader") || config.get("sort_df").is_some() {
+            Family::V1
+        } else {
+            Family::V2
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::V1 => "NeuralForecast 1.x",
+            Family::V2 => "NeuralForecast 2.x",
+            Family::V3_0 => "NeuralForecast 3.0",
+            Family::V3_1 => "NeuralForecast 3.1",
+            Family::V3_2 => "NeuralForecast 3.2",
+        }
+    }
+}
+
+/// Where a release built a model differently from 3.3 under the same
+/// hyperparameters, the hyperparameters that make 3.3's build the writer's.
+fn writer_semantics(family: Family, class: &str, hp: &mut Value) {
+    // Up to 3.0 the recurrent models' MLP decoder of `decoder_layers=1` was
+    // Linear, activation, Linear (common/_modules.py MLP); since 3.1 it is one
+    // Linear, and 3.3 builds the old shape for `decoder_layers=2`.
+    const MLP_DECODER: &[&str] = &["RNN", "LSTM", "GRU", "DilatedRNN", "TCN"];
+    if family <= Family::V3_0
+        && MLP_DECODER.contains(&class)
+        && hp.get("decoder_layers").and_then(Value::as_u64) == Some(1)
+    {
+        hp["decoder_layers"] = Value::from(2);
     }
 }

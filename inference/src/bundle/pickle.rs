@@ -65,12 +65,14 @@ pub enum StorageDtype {
     I8,
     U8,
     Bool,
+    /// complex64: (re, im) f32 pairs (FEDformer's Fourier weights).
+    C64,
 }
 
 impl StorageDtype {
     pub fn width(self) -> u64 {
         match self {
-            StorageDtype::F64 | StorageDtype::I64 => 8,
+            StorageDtype::F64 | StorageDtype::I64 | StorageDtype::C64 => 8,
             StorageDtype::F32 | StorageDtype::I32 => 4,
             StorageDtype::F16 | StorageDtype::BF16 | StorageDtype::I16 => 2,
             StorageDtype::I8 | StorageDtype::U8 | StorageDtype::Bool => 1,
@@ -107,6 +109,10 @@ pub const ALLOWLIST: &[(&str, Known)] = &[
     ("torch.CharStorage", Known::Storage(StorageDtype::I8)),
     ("torch.ByteStorage", Known::Storage(StorageDtype::U8)),
     ("torch.BoolStorage", Known::Storage(StorageDtype::Bool)),
+    (
+        "torch.ComplexFloatStorage",
+        Known::Storage(StorageDtype::C64),
+    ),
     (
         "numpy.core.multiarray._reconstruct",
         Known::NumpyReconstruct,

@@ -1,0 +1,259 @@
+//! Bundles written before NeuralForecast 3.3 (tests/fixtures/legacy: each
+//! release family's own `nf.save` and `predict`): every one either answers
+//! exactly what its writer answered (1e-4 + 1e-5*|expected|) or is refused
+//! with a reason naming release and class; never other numbers. The
+//! compatibility matrix in docs/compatibility.md is generated from this run
+//! (`ND_UPDATE_DOCS=1 cargo test --release --test legacy` rewrites it; the
+//! test fails while the committed one differs).
+
+use neuro_divergent::bundle::{Bundle, Format};
+use neuro_divergent::contract::PredictRequest;
+use neuro_divergent::pipeline;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn legacy() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/legacy")
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// What the service does with one fixture bundle.
+enum Outcome {
+    /// Every case within tolerance: the worst |a-b|/tol.
+    Parity(f64, usize),
+    Refused(String),
+}
+
+/// Runs every case of `name` and returns the outcome; panics on an answer
+/// that differs from the writer's (the one thing that must never happen).
+fn run_bundle(name: &str, dir: &Path, cases: &[PathBuf]) -> Outcome {
+    let bundle = match Bundle::load(dir) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Refused(e.message),
+    };
+    assert!(
+        matches!(bundle.format, Format::Pickle { .. }),
+        "{name}: read as {:?}",
+        bundle.format
+    );
+    if let Some(why) = bundle.unsupported_reason() {
+        return Outcome::Refused(why);
+    }
+    assert!(!cases.is_empty(), "{name}: no golden case");
+    let mut worst = 0.0f64;
+    for path in cases {
+        let case = read_json(path);
+        let body = serde_json::to_vec(&case["request"]).unwrap();
+        let req = PredictRequest::from_slice(&body).unwrap();
+        let got = match pipeline::predict(&bundle, &req) {
+            Ok(p) => p,
+            Err(e) => panic!(
+                "{}: the bundle loads but its writer's request is refused: {e}",
+                path.display()
+            ),
+        };
+        let got: Value = serde_json::from_str(&got.to_json(name)).unwrap();
+        let want = &case["expected"]["predictions"];
+        let (g, w) = (
+            got["predictions"].as_array().unwrap(),
+            want.as_array().unwrap(),
+        );
+        assert_eq!(g.len(), w.len(), "{}: row count", path.display());
+        for (gr, wr) in g.iter().zip(w) {
+            let (go, wo) = (gr.as_object().unwrap(), wr.as_object().unwrap());
+            assert_eq!(
+                go.keys().collect::<Vec<_>>(),
+                wo.keys().collect::<Vec<_>>(),
+                "{}: columns",
+                path.display()
+            );
+            for (k, wv) in wo {
+                if wv.is_number() {
+                    let (a, b) = (go[k].as_f64().unwrap(), wv.as_f64().unwrap());
+                    let tol = 1e-4 + 1e-5 * b.abs();
+                    worst = worst.max((a - b).abs() / tol);
+                    assert!(
+                        (a - b).abs() <= tol,
+                        "{}: {} {} {k}: rust {a}, the writer {b}: a legacy bundle answered other numbers than its writer",
+                        path.display(),
+                        gr["unique_id"],
+                        gr["ds"]
+                    );
+                } else {
+                    assert_eq!(&go[k], wv, "{}: {k}", path.display());
+                }
+            }
+        }
+    }
+    Outcome::Parity(worst, cases.len())
+}
+
+#[test]
+fn legacy_bundles_answer_as_their_writer_or_are_refused() {
+    let manifest = read_json(&legacy().join("manifest.json"));
+    let bundles = manifest["bundles"].as_object().expect("manifest.bundles");
+    let mut cases: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for e in std::fs::read_dir(legacy().join("cases")).unwrap() {
+        let p = e.unwrap().path();
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        if let Some((b, _)) = stem.split_once("__") {
+            cases.entry(b.to_string()).or_default().push(p);
+        }
+    }
+    // family -> class -> outcomes
+    let mut matrix: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> = BTreeMap::new();
+    let mut rows = Vec::new();
+    let mut worst = (0.0f64, String::new());
+    let mut n_cases = 0;
+    for (name, info) in bundles {
+        let family = info["family"].as_str().unwrap_or("?").to_string();
+        let classes: Vec<String> = info["classes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dir = legacy().join("bundles").join(name);
+        if !dir.is_dir() {
+            // Listed as skipped by the generator (the old release could not write it).
+            let why = info["skipped"]
+                .as_str()
+                .unwrap_or("not written")
+                .to_string();
+            for c in &classes {
+                matrix
+                    .entry(family.clone())
+                    .or_default()
+                    .entry(c.clone())
+                    .or_default()
+                    .push((name.clone(), format!("not written: {why}")));
+            }
+            continue;
+        }
+        let mut mine = cases.remove(name).unwrap_or_default();
+        mine.sort();
+        let outcome = run_bundle(name, &dir, &mine);
+        let cell = match &outcome {
+            Outcome::Parity(w, n) => {
+                n_cases += n;
+                if *w > worst.0 {
+                    worst = (*w, name.clone());
+                }
+                "parity".to_string()
+            }
+            Outcome::Refused(why) => {
+                assert!(
+                    classes.iter().any(|c| why.contains(c.as_str())),
+                    "{name}: a refusal must name the class ({classes:?}): {why}"
+                );
+                format!("refused: {why}")
+            }
+        };
+        for c in &classes {
+            matrix
+                .entry(family.clone())
+                .or_default()
+                .entry(c.clone())
+                .or_default()
+                .push((name.clone(), cell.clone()));
+        }
+        rows.push(format!(
+            "| `{name}` | {} | {} | {} |",
+            info["writer_version"].as_str().unwrap_or("?"),
+            classes.join(" + "),
+            match &outcome {
+                Outcome::Parity(w, n) => format!("parity ({n} cases, worst {w:.3} of tolerance)"),
+                Outcome::Refused(why) => format!("refused: {}", why.replace('|', "\\|")),
+            }
+        ));
+    }
+    assert!(
+        cases.is_empty(),
+        "cases without a bundle: {:?}",
+        cases.keys()
+    );
+    println!(
+        "{} legacy bundles, {n_cases} cases, worst |a-b|/tol = {:.4} ({})",
+        rows.len(),
+        worst.0,
+        worst.1
+    );
+    check_doc(&render(&matrix, &rows));
+}
+
+fn render(
+    matrix: &BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>,
+    rows: &[String],
+) -> String {
+    let families: Vec<&String> = matrix.keys().rev().collect();
+    let mut classes: Vec<&String> = matrix.values().flat_map(|m| m.keys()).collect();
+    classes.sort();
+    classes.dedup();
+    let mut out = String::new();
+    out.push_str("| class |");
+    for f in &families {
+        out.push_str(&format!(" {f} |"));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(families.len()));
+    out.push('\n');
+    for c in classes {
+        out.push_str(&format!("| {c} |"));
+        for f in &families {
+            let cell = match matrix[*f].get(c) {
+                None => "-".to_string(),
+                Some(v) if v.iter().all(|(_, s)| s == "parity") => "parity".to_string(),
+                Some(v) => v
+                    .iter()
+                    .filter(|(_, s)| s != "parity")
+                    .map(|(b, s)| format!("{s} (`{b}`)"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+                    .replace('|', "\\|"),
+            };
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "\nPer bundle:\n\n| bundle | written by | models | outcome |\n|---|---|---|---|\n",
+    );
+    for r in rows {
+        out.push_str(r);
+        out.push('\n');
+    }
+    out
+}
+
+const BEGIN: &str = "<!-- BEGIN generated by inference/tests/legacy.rs -->";
+const END: &str = "<!-- END generated -->";
+
+/// The generated part of docs/compatibility.md must be what this run found.
+fn check_doc(generated: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/compatibility.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
+        panic!("{} lacks the {BEGIN} ... {END} markers", path.display());
+    };
+    let current = &doc[b + BEGIN.len()..e];
+    let wanted = format!("\n{generated}");
+    if current == wanted {
+        return;
+    }
+    if std::env::var_os("ND_UPDATE_DOCS").is_some() {
+        let new = format!("{}{BEGIN}{wanted}{}", &doc[..b], &doc[e..]);
+        std::fs::write(&path, new).unwrap();
+        return;
+    }
+    panic!(
+        "docs/compatibility.md is not what the legacy fixtures give; regenerate it with \
+         `ND_UPDATE_DOCS=1 cargo test --release -p neuro-divergent --test legacy`. Generated:\n{wanted}"
+    );
+}
