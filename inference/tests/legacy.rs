@@ -22,6 +22,9 @@ fn read_json(p: &Path) -> Value {
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// family -> class -> (bundle, outcome) of every bundle holding that class.
+type Matrix = BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>;
+
 /// What the service does with one fixture bundle.
 enum Outcome {
     /// Every case within tolerance: the worst |a-b|/tol.
@@ -106,7 +109,7 @@ fn legacy_bundles_answer_as_their_writer_or_are_refused() {
         }
     }
     // family -> class -> outcomes
-    let mut matrix: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> = BTreeMap::new();
+    let mut matrix: Matrix = BTreeMap::new();
     let mut rows = Vec::new();
     let mut worst = (0.0f64, String::new());
     let mut n_cases = 0;
@@ -188,10 +191,7 @@ fn legacy_bundles_answer_as_their_writer_or_are_refused() {
     check_doc(&render(&matrix, &rows));
 }
 
-fn render(
-    matrix: &BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>,
-    rows: &[String],
-) -> String {
+fn render(matrix: &Matrix, rows: &[String]) -> String {
     let families: Vec<&String> = matrix.keys().rev().collect();
     let mut classes: Vec<&String> = matrix.values().flat_map(|m| m.keys()).collect();
     classes.sort();

@@ -15,7 +15,7 @@ pub fn log(level: LogLevel, msg: &str) {
 /// Logs the first ten occurrences, then every hundredth: bounded log volume
 /// for things that can happen on every request.
 pub fn should_log(nth: u64) -> bool {
-    nth <= 10 || nth % 100 == 0
+    nth <= 10 || nth.is_multiple_of(100)
 }
 
 pub fn now_ms() -> Option<u64> {

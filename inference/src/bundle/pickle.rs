@@ -995,7 +995,7 @@ impl<'a> Vm<'a> {
 }
 
 fn pairs(items: Vec<Id>) -> Result<Vec<(Id, Id)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("odd number of items for a dict".into());
     }
     Ok(items.chunks_exact(2).map(|c| (c[0], c[1])).collect())
@@ -1055,7 +1055,7 @@ fn scalar(code: &str, b: &[u8]) -> Result<Node, String> {
         "b1" | "?" => Node::Bool(fixed(1)?[0] != 0),
         s if s.starts_with('U') => {
             // UTF-32 code units, NUL padded.
-            if b.len() % 4 != 0 {
+            if !b.len().is_multiple_of(4) {
                 return Err("numpy unicode scalar is not whole code units".into());
             }
             let mut out = String::new();

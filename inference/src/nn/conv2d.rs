@@ -27,7 +27,7 @@ impl Conv2d {
         out_channels: usize,
         kernel: usize,
     ) -> Result<Conv2d, String> {
-        if kernel % 2 == 0 {
+        if kernel.is_multiple_of(2) {
             return Err(format!("{prefix}: only odd kernels pad to the same size"));
         }
         let w = store.array_dyn(

@@ -450,7 +450,7 @@ impl<E: Correlation, S: Correlation, X: Correlation> DecompForecaster<E, S, X> {
 
 /// The decomposition window: odd, as torch's shapes only agree then.
 pub fn moving_avg_window(kernel: usize) -> Result<usize, String> {
-    if kernel % 2 == 0 {
+    if kernel.is_multiple_of(2) {
         return Err(format!(
             "MovingAvg_window {kernel} is even: the trend would be one step short"
         ));

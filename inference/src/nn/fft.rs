@@ -95,7 +95,7 @@ pub fn irfft(x: &[Complex], n: usize) -> Vec<f32> {
         buf[k] = v;
         buf[n - k] = v.conj();
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         buf[n / 2] = Complex64::new(bin(n / 2).re, 0.0);
     }
     transform(&mut buf, true);

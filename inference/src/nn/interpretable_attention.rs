@@ -26,7 +26,7 @@ impl InterpretableAttention {
         hidden: usize,
         heads: usize,
     ) -> Result<InterpretableAttention, String> {
-        if heads == 0 || hidden % heads != 0 {
+        if heads == 0 || !hidden.is_multiple_of(heads) {
             return Err(format!(
                 "{heads} heads do not divide a hidden size of {hidden}"
             ));

@@ -62,7 +62,7 @@ impl LayerNorm {
         let data = x
             .as_slice_mut()
             .ok_or("layer norm input is not contiguous in row-major order")?;
-        if d == 0 || n % d != 0 {
+        if d == 0 || !n.is_multiple_of(d) {
             return Err(format!(
                 "layer norm over {d} values cannot split an input of {n}"
             ));

@@ -54,7 +54,7 @@ fn adjust_heap(q: &mut [Elem], mut hole: usize, len: usize, value: Elem) {
         q[hole] = q[second];
         hole = second;
     }
-    if len % 2 == 0 && len >= 2 && second == (len - 2) / 2 {
+    if len.is_multiple_of(2) && len >= 2 && second == (len - 2) / 2 {
         second = 2 * (second + 1);
         q[hole] = q[second - 1];
         hole = second - 1;

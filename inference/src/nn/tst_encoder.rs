@@ -50,7 +50,7 @@ pub type Scores = Vec<Array2<f32>>;
 impl TstEncoderLayer {
     /// `<prefix>.self_attn.{W_Q,W_K,W_V,to_out.0}`, `.norm_attn.1`, `.norm_ffn.1`, `.ff.{0,3}`.
     pub fn load(store: &TensorStore, prefix: &str, s: TstShape) -> Result<TstEncoderLayer, String> {
-        if s.heads == 0 || s.hidden % s.heads != 0 {
+        if s.heads == 0 || !s.hidden.is_multiple_of(s.heads) {
             return Err(format!(
                 "hidden_size {} is not divisible by n_heads {}",
                 s.hidden, s.heads
@@ -186,7 +186,7 @@ impl TstEncoder {
 
     /// x [windows * q_len, hidden]: the patches of each window, consecutive.
     pub fn forward(&self, x: ArrayView2<f32>, q_len: usize) -> Result<Array2<f32>, String> {
-        if q_len == 0 || x.nrows() % q_len != 0 {
+        if q_len == 0 || !x.nrows().is_multiple_of(q_len) {
             return Err(format!(
                 "{} tokens are not whole windows of {q_len} patches",
                 x.nrows()
