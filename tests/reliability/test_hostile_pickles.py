@@ -86,8 +86,10 @@ def replace_once(old: bytes, new: bytes) -> Callable[[bytes], bytes]:
 
 def storage_numel(numel: int) -> Callable[[bytes], bytes]:
     """The first storage's persistent id ('storage', FloatStorage, key, 'cpu', numel) declares
-    another element count (protocol 2: 'cpu', an optional BINPUT, then BININT1/BININT2/BININT)."""
-    pat = re.compile(rb"(X\x03\x00\x00\x00cpu(?:q.)?)(K.|M..|J....)t", re.S)
+    another element count (protocol 2: the FloatStorage global, the key, 'cpu' as a string or a
+    memo reference, each maybe memoized, then BININT1/BININT2/BININT and TUPLE)."""
+    pat = re.compile(rb"(ctorch\nFloatStorage\n(?:q.)?X\x01\x00\x00\x00\d(?:q.)?"
+                     rb"(?:h.|X\x03\x00\x00\x00cpu(?:q.)?))(K.|M..|J....)t", re.S)
 
     def edit(b: bytes) -> bytes:
         out, n = pat.subn(lambda m: m.group(1) + b"J" + struct.pack("<i", numel) + b"t", b, count=1)
