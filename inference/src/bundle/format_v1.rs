@@ -13,32 +13,14 @@ use crate::models;
 use serde_json::{Map, Value};
 
 pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
-    let config_bytes = files
-        .get("configuration.pkl")
-        .ok_or("configuration.pkl is missing")?;
-    let config = match pickle::read(config_bytes, false) {
-        Ok(v @ Py::Dict(_)) => to_json(&v),
-        Ok(other) => {
-            return Err(format!(
-                "configuration.pkl holds a {}, not a dict",
-                other.kind()
-            ))
-        }
-        Err(e) => return Err(format!("configuration.pkl cannot be read: {e}")),
+    let config = match files.get("configuration.pkl") {
+        Some(b) => dict_pickle("configuration.pkl", b)?,
+        None => return Err("configuration.pkl is missing".into()),
     };
     // Older releases wrote no alias map: the file name is then the class.
     let aliases = match files.get("alias_to_model.pkl") {
+        Some(b) => dict_pickle("alias_to_model.pkl", b)?,
         None => Value::Null,
-        Some(b) => match pickle::read(b, false) {
-            Ok(v @ Py::Dict(_)) => to_json(&v),
-            Ok(other) => {
-                return Err(format!(
-                    "alias_to_model.pkl holds a {}, not a dict",
-                    other.kind()
-                ))
-            }
-            Err(e) => return Err(format!("alias_to_model.pkl cannot be read: {e}")),
-        },
     };
     let mut models = Vec::new();
     let mut lightning: Option<String> = None;
@@ -136,6 +118,15 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
         models,
         unsupported,
     })
+}
+
+/// A sidecar pickle that must hold a dict, as JSON.
+fn dict_pickle(file: &str, bytes: &[u8]) -> Result<Value, String> {
+    match pickle::read(bytes, false) {
+        Ok(v @ Py::Dict(_)) => Ok(to_json(&v)),
+        Ok(other) => Err(format!("{file} holds a {}, not a dict", other.kind())),
+        Err(e) => Err(format!("{file} cannot be read: {e}")),
+    }
 }
 
 /// NeuralForecast's class for an `alias_to_model` value (`mlp`, `autonhits`)
