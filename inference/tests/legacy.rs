@@ -130,14 +130,13 @@ fn legacy_bundles_answer_as_their_writer_or_are_refused() {
                 .as_str()
                 .unwrap_or("not written")
                 .to_string();
-            for c in &classes {
-                matrix
-                    .entry(family.clone())
-                    .or_default()
-                    .entry(c.clone())
-                    .or_default()
-                    .push((name.clone(), format!("not written: {why}")));
-            }
+            record(
+                &mut matrix,
+                &family,
+                &classes,
+                name,
+                format!("not written: {why}"),
+            );
             continue;
         }
         let mut mine = cases.remove(name).unwrap_or_default();
@@ -159,14 +158,7 @@ fn legacy_bundles_answer_as_their_writer_or_are_refused() {
                 format!("refused: {why}")
             }
         };
-        for c in &classes {
-            matrix
-                .entry(family.clone())
-                .or_default()
-                .entry(c.clone())
-                .or_default()
-                .push((name.clone(), cell.clone()));
-        }
+        record(&mut matrix, &family, &classes, name, cell);
         rows.push(format!(
             "| `{name}` | {} | {} | {} |",
             info["writer_version"].as_str().unwrap_or("?"),
@@ -189,6 +181,18 @@ fn legacy_bundles_answer_as_their_writer_or_are_refused() {
         worst.1
     );
     check_doc(&render(&matrix, &rows));
+}
+
+/// One bundle's outcome under each of its classes.
+fn record(matrix: &mut Matrix, family: &str, classes: &[String], bundle: &str, cell: String) {
+    for c in classes {
+        matrix
+            .entry(family.to_string())
+            .or_default()
+            .entry(c.clone())
+            .or_default()
+            .push((bundle.to_string(), cell.clone()));
+    }
 }
 
 fn render(matrix: &Matrix, rows: &[String]) -> String {
