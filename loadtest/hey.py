@@ -72,7 +72,10 @@ def parse(text: str) -> dict:
         except ValueError:
             return None
 
-    lat = {f"p{int(p)}": float(s) * 1000 for p, s in re.findall(r"^\s+(\d+)%+ in ([\d.]+) secs", text, re.M)}
+    # hey prints "99% in 0.0000 secs" when a run has too few requests to fill a
+    # percentile; such a line carries no measurement, so it is left out.
+    lat = {f"p{int(p)}": float(s) * 1000 for p, s in re.findall(r"^\s+(\d+)%+ in ([\d.]+) secs", text, re.M)
+           if float(s) > 0}
     status = {int(code): int(n) for code, n in re.findall(r"^\s+\[(\d{3})\]\s+(\d+) responses", text, re.M)}
     errors = {}
     if "Error distribution:" in text:

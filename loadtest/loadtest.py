@@ -123,8 +123,8 @@ def run_scenario(mesh: Mesh, name: str, duration: str, c: int, q: float | None, 
         "rss_mb": peak,
     }
     lat = res["latency_ms"]
-    log(f"  {name:<16} {res['rps']:9.1f} req/s  p50 {lat.get('p50', 0):7.1f}  p90 {lat.get('p90', 0):7.1f}  "
-        f"p99 {lat.get('p99', 0):7.1f} ms  failed {res['failed']}  served {served}")
+    log(f"  {name:<16} {res['rps']:9.1f} req/s  p50 {fmt(lat.get('p50'), '7.1f')}  p90 {fmt(lat.get('p90'), '7.1f')}  "
+        f"p99 {fmt(lat.get('p99'), '7.1f')} ms  failed {res['failed']}  served {served}")
     return out
 
 
@@ -142,6 +142,12 @@ def ratios(results: dict) -> dict:
     return out
 
 
+def fmt(value, spec: str) -> str:
+    """A number for the report, or "n/a" where the run could not measure it
+    (hey leaves out percentiles a short run cannot fill)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def markdown(report: dict) -> str:
     rows = report["results"]
     lines = [
@@ -157,17 +163,18 @@ def markdown(report: dict) -> str:
     if "mesh100_vs_python_throughput" in r:
         lines += [
             "**Through the mesh at 100% Rust vs Python direct, same load:** "
-            f"throughput x{r['mesh100_vs_python_throughput']:.1f}, "
-            f"p99 x{r['mesh100_vs_python_p99']:.3f} "
+            f"throughput x{fmt(r['mesh100_vs_python_throughput'], '.1f')}, "
+            f"p99 x{fmt(r['mesh100_vs_python_p99'], '.3f')} "
             f"({rows['envoy-rust-100']['rps']:.0f} vs {rows['python-direct']['rps']:.0f} req/s, "
-            f"p99 {rows['envoy-rust-100']['latency_ms'].get('p99', 0):.1f} vs "
-            f"{rows['python-direct']['latency_ms'].get('p99', 0):.1f} ms).",
+            f"p99 {fmt(rows['envoy-rust-100']['latency_ms'].get('p99'), '.1f')} vs "
+            f"{fmt(rows['python-direct']['latency_ms'].get('p99'), '.1f')} ms).",
             "",
         ]
     if "mesh100_vs_rust_direct_throughput" in r:
         lines += [
-            f"Envoy + filter in front of Rust vs Rust direct: throughput x{r['mesh100_vs_rust_direct_throughput']:.2f}, "
-            f"p99 x{r['mesh100_vs_rust_direct_p99']:.2f}.",
+            f"Envoy + filter in front of Rust vs Rust direct: "
+            f"throughput x{fmt(r['mesh100_vs_rust_direct_throughput'], '.2f')}, "
+            f"p99 x{fmt(r['mesh100_vs_rust_direct_p99'], '.2f')}.",
             "",
         ]
     lines += [
@@ -181,8 +188,8 @@ def markdown(report: dict) -> str:
         if x.get("shadow"):
             served += f" (Rust's count includes the shadow calls; compared: {', '.join(f'{k} {v:.0f}' for k, v in sorted(x['shadow'].items()))})"
         lines.append(
-            f"| {x['description']} | {x['rps']:.1f} | {lat.get('p50', 0):.1f} | {lat.get('p90', 0):.1f} | "
-            f"{lat.get('p99', 0):.1f} | {x['failed']} | {served} | "
+            f"| {x['description']} | {x['rps']:.1f} | {fmt(lat.get('p50'), '.1f')} | {fmt(lat.get('p90'), '.1f')} | "
+            f"{fmt(lat.get('p99'), '.1f')} | {x['failed']} | {served} | "
             + " | ".join(f"{rss.get(p, 0):.0f}" for p in PROCS) + " |")
     lines += [
         "",
