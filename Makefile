@@ -116,6 +116,7 @@ test-abuse: build
 test-filter: build wasm
 	cd tests/filter && $(PY) -m pytest -q -m "not real_backends"
 	tests/filter/real_backends.sh
+	tests/filter/real_backends.sh --legacy
 
 # Kubernetes delivery validated offline with real tools (helm, schemas,
 # promtool, envoy --mode validate) and a live Prometheus.

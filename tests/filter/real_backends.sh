@@ -5,22 +5,34 @@
 # by PID. Needs target/release/neuro-divergent (or ND_RUST_BIN) and the .wasm
 # (wasm-filter/build.sh). To use services already running, skip this script and
 # set ND_FILTER_PYTHON_URL / ND_FILTER_RUST_URL for pytest directly.
+#
+# --legacy: the same run on the pre-3.3 (pickle format) fixture bundles that
+# NeuralForecast 3.3 answers as their writer did (tests/filter/legacy_set.py),
+# with the Python service reading pickles (ALLOW_PICKLE=1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 V=$(scripts/python-env.sh)
 rust_bin=${ND_RUST_BIN:-$root/target/release/neuro-divergent}
 bundles=${ND_FILTER_BUNDLES:-$root/tests/fixtures/bundles}
+logs=$(mktemp -d)
+allow_pickle=
+if [ "${1:-}" = "--legacy" ]; then
+  shift
+  "$V/bin/python" tests/filter/legacy_set.py "$logs/legacy"
+  bundles=$logs/legacy/bundles
+  export ND_FILTER_CASES=$logs/legacy/cases
+  allow_pickle=1
+fi
 free_port() { "$V/bin/python" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
 py_port=$(free_port)
 rs_port=$(free_port)
-logs=$(mktemp -d)
-(cd python && exec setsid "$V/bin/python" -m reference_service --model-path "$bundles" --host 127.0.0.1 --port "$py_port") >"$logs/python.log" 2>&1 &
+(cd python && ALLOW_PICKLE=$allow_pickle exec setsid "$V/bin/python" -m reference_service --model-path "$bundles" --host 127.0.0.1 --port "$py_port") >"$logs/python.log" 2>&1 &
 py_pid=$!
 setsid "$rust_bin" serve --model-path "$bundles" --host 127.0.0.1 --port "$rs_port" >"$logs/rust.log" 2>&1 &
 rs_pid=$!
 trap 'kill "$py_pid" "$rs_pid" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-for _ in $(seq 120); do
+for _ in $(seq 300); do
   if curl -sf "http://127.0.0.1:$py_port/ready" >/dev/null && curl -sf "http://127.0.0.1:$rs_port/ready" >/dev/null; then
     break
   fi

@@ -133,12 +133,14 @@ def test_half_open_admits_limited_probes(filtered_envoy, upstreams):
 
     py, rs = upstreams
     rs.control(mode="status", status=500)
-    envoy = filtered_envoy(rust_weight_bp=10000,
-                           breaker=breaker(threshold=1, recovery_ms=300, half_open_max_probes=1))
+    # A probe out for longer than recovery_ms counts as lost and frees its slot:
+    # the other requests must all be decided within recovery_ms of the probe.
+    envoy = filtered_envoy(rust_weight_bp=10000, route_timeout="5s",
+                           breaker=breaker(threshold=1, recovery_ms=1500, half_open_max_probes=1))
     with httpx.Client(timeout=5) as c:
         assert post(envoy, c).status_code == 500
-    time.sleep(0.4)
-    rs.control(mode="sleep", delay=1.5)
+    time.sleep(1.6)
+    rs.control(mode="sleep", delay=3.0)
 
     def one(_):
         with httpx.Client(timeout=5) as c:

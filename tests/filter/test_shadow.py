@@ -1,6 +1,8 @@
 """Shadow mirroring with numeric comparison, in a real Envoy."""
 
 import concurrent.futures
+import json
+import socket
 import time
 
 import httpx
@@ -206,6 +208,28 @@ def test_client_gone_before_the_primary_answers_is_cleaned_up(filtered_envoy, up
     assert m("nd_filter_shadow_in_flight") == 0
     assert m("nd_filter_requests_total", backend="python", outcome="aborted") == 2
     assert sum(results(envoy).values()) == 0
+
+
+def test_primary_answering_before_the_body_arrives_is_a_counted_skip(filtered_envoy, upstreams):
+    py, rs = upstreams
+    py.control(mode="early")
+    envoy = filtered_envoy(rust_weight_bp=0, shadow=mirror())
+    body = json.dumps(PREDICT).encode()
+    host, port = envoy.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                  b"content-length: %d\r\n\r\n" % len(body))
+        assert s.recv(64).startswith(b"HTTP/1.1 400"), "the primary answers before the body is sent"
+        try:
+            s.sendall(body)
+        except OSError:
+            pass  # Envoy may already have closed the stream
+    envoy.wait_for(lambda: envoy.metric("nd_filter_shadow_skipped_total", reason="answered_early") == 1,
+                   what="the answered_early skip")
+    m = envoy.snapshot()
+    assert m("nd_filter_shadow_sent_total", target="rust") == 0
+    assert m("nd_filter_shadow_in_flight") == 0
+    assert rs.stats()["requests"] == 0 and py.stats()["requests"] == 1
 
 
 def test_no_shadow_to_an_open_circuit_or_from_a_fallback(filtered_envoy, upstreams):

@@ -8,6 +8,7 @@ POST /predict*  answers per the current mode (set with POST /__control):
   {"mode": "status", "status": 500}      that status with a contract error body
   {"mode": "sleep", "delay": 2.0}        sleeps, then answers like "ok"
   {"mode": "close"}                      closes the connection without an answer
+  {"mode": "early"}                      400 from the headers alone, before reading the body
   "body": {...} replaces the canned body (any mode that answers 200).
 GET  /__stats   {"requests", "shadow", "routing": {value: n}, "last": {headers of the last /predict}}
 POST /__reset   zeroes the counters
@@ -77,6 +78,13 @@ def make_handler(state):
                 self._send(200, {"status": "ok", "upstream": state.name})
 
         def do_POST(self):
+            if self.path.startswith("/predict") and state.control.get("mode") == "early":
+                # As a service may answer a bad query: without waiting for the body.
+                with state.lock:
+                    state.requests += 1
+                self.close_connection = True
+                self._send(400, {"error": {"code": "model_required", "message": f"{state.name} answered early"}})
+                return
             body = self._body()
             if self.path == "/__control":
                 with state.lock:

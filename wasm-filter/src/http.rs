@@ -335,7 +335,11 @@ impl HttpContext for Filter {
                 }
             }
             // The primary answered before the request ended: nothing to mirror.
-            Some(_) => self.shadow = None,
+            Some(_) => {
+                self.shadow = None;
+                p.metrics
+                    .inc(Metric::ShadowSkipped(SkipReason::AnsweredEarly));
+            }
             None => {}
         }
         Action::Continue

@@ -24,16 +24,21 @@ pub enum SkipReason {
     Expired,
     /// The shared queue refused the message.
     Queue,
+    /// The primary answered before the client's request body had all
+    /// arrived (a backend may answer an error from the headers alone), so
+    /// there was no whole request to mirror.
+    AnsweredEarly,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::BodyTooLarge,
         SkipReason::InFlightLimit,
         SkipReason::BreakerOpen,
         SkipReason::Abandoned,
         SkipReason::Expired,
         SkipReason::Queue,
+        SkipReason::AnsweredEarly,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +49,7 @@ impl SkipReason {
             SkipReason::Abandoned => "abandoned",
             SkipReason::Expired => "expired",
             SkipReason::Queue => "queue",
+            SkipReason::AnsweredEarly => "answered_early",
         }
     }
 
@@ -55,6 +61,7 @@ impl SkipReason {
             SkipReason::Abandoned => 3,
             SkipReason::Expired => 4,
             SkipReason::Queue => 5,
+            SkipReason::AnsweredEarly => 6,
         }
     }
 
