@@ -133,6 +133,7 @@ test: setup lint deny test-rust test-contract test-reliability test-abuse fuzz-s
 	@echo "make test: all green"
 
 bench: setup build
+	$(PY) bench/legacy_formats.py
 	$(CARGO) bench --locked -p neuro-divergent --bench forward
 	scripts/bench-http.sh
 	$(PY) bench/per_bundle.py

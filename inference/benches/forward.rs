@@ -1,6 +1,7 @@
 //! Forward passes of each served model (1 series and a batch of 64), and the
 //! whole pipeline (parse + validate + scale + forward + serialise) for one
-//! golden request. Run: `make bench` (numbers in BENCHMARKS.md).
+//! golden request, and loading one bundle in each format. Run: `make bench`
+//! (numbers in BENCHMARKS.md).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ndarray::{Array2, Array3};
@@ -163,5 +164,32 @@ fn end_to_end(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, forward, end_to_end);
+/// `Bundle::load` of the same weights in the pickle format NeuralForecast
+/// wrote before 3.3 (v1) and in 3.3's safetensors format (v2), as
+/// `bench/legacy_formats.py` writes them (`make bench` runs it first).
+fn load(c: &mut Criterion) {
+    let dir = std::env::var_os("ND_BENCH_FORMATS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/results/formats"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("load: {} is missing; run bench/legacy_formats.py", dir.display());
+        return;
+    };
+    let mut names: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    let mut g = c.benchmark_group("load");
+    for name in &names {
+        for format in ["v1", "v2"] {
+            let path = dir.join(name).join(format);
+            g.bench_with_input(BenchmarkId::new(format, name), &path, |b, p| {
+                b.iter(|| Bundle::load(black_box(p)).expect("load"))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, forward, end_to_end, load);
 criterion_main!(benches);
