@@ -6,6 +6,9 @@
 //! (`ND_UPDATE_DOCS=1 cargo test --release --test legacy` rewrites it; the
 //! test fails while the committed one differs).
 
+mod common;
+
+use common::read_json;
 use neuro_divergent::bundle::{Bundle, Format};
 use neuro_divergent::contract::PredictRequest;
 use neuro_divergent::pipeline;
@@ -15,11 +18,6 @@ use std::path::{Path, PathBuf};
 
 fn legacy() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/legacy")
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// family -> class -> (bundle, outcome) of every bundle holding that class.
@@ -61,37 +59,15 @@ fn run_bundle(name: &str, dir: &Path, cases: &[PathBuf]) -> Outcome {
             ),
         };
         let got: Value = serde_json::from_str(&got.to_json(name)).unwrap();
-        let want = &case["expected"]["predictions"];
-        let (g, w) = (
-            got["predictions"].as_array().unwrap(),
-            want.as_array().unwrap(),
+        worst = worst.max(
+            common::assert_predictions_match(
+                path,
+                &got["predictions"],
+                &case["expected"]["predictions"],
+                "the writer (a legacy bundle must answer its writer's numbers)",
+            )
+            .ratio,
         );
-        assert_eq!(g.len(), w.len(), "{}: row count", path.display());
-        for (gr, wr) in g.iter().zip(w) {
-            let (go, wo) = (gr.as_object().unwrap(), wr.as_object().unwrap());
-            assert_eq!(
-                go.keys().collect::<Vec<_>>(),
-                wo.keys().collect::<Vec<_>>(),
-                "{}: columns",
-                path.display()
-            );
-            for (k, wv) in wo {
-                if wv.is_number() {
-                    let (a, b) = (go[k].as_f64().unwrap(), wv.as_f64().unwrap());
-                    let tol = 1e-4 + 1e-5 * b.abs();
-                    worst = worst.max((a - b).abs() / tol);
-                    assert!(
-                        (a - b).abs() <= tol,
-                        "{}: {} {} {k}: rust {a}, the writer {b}: a legacy bundle answered other numbers than its writer",
-                        path.display(),
-                        gr["unique_id"],
-                        gr["ds"]
-                    );
-                } else {
-                    assert_eq!(&go[k], wv, "{}: {k}", path.display());
-                }
-            }
-        }
     }
     Outcome::Parity(worst, cases.len())
 }

@@ -2,6 +2,8 @@
 //! `predict()` on the loaded bundle) through the Rust pipeline: same rows in
 //! the same order, same columns, every value within 1e-4 + 1e-5*|expected|.
 
+mod common;
+
 use neuro_divergent::bundle::Bundle;
 use neuro_divergent::contract::PredictRequest;
 use neuro_divergent::pipeline;
@@ -28,9 +30,9 @@ fn every_golden_case_matches_pytorch() {
         paths.len()
     );
     let mut bundles: BTreeMap<String, Bundle> = BTreeMap::new();
-    let mut worst = (0.0f64, String::new());
+    let mut worst = common::Worst::default();
     for path in &paths {
-        let case: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let case = common::read_json(path);
         let name = case["bundle"].as_str().unwrap().to_string();
         let bundle = bundles
             .entry(name.clone())
@@ -45,49 +47,18 @@ fn every_golden_case_matches_pytorch() {
         .unwrap();
         let want = &case["expected"];
         assert_eq!(got["model"], want["model"]);
-        let (g, w) = (
-            got["predictions"].as_array().unwrap(),
-            want["predictions"].as_array().unwrap(),
-        );
-        assert_eq!(g.len(), w.len(), "{}: row count", path.display());
-        for (gr, wr) in g.iter().zip(w) {
-            let (go, wo) = (gr.as_object().unwrap(), wr.as_object().unwrap());
-            assert_eq!(
-                go.keys().collect::<Vec<_>>(),
-                wo.keys().collect::<Vec<_>>(),
-                "{}: columns",
-                path.display()
-            );
-            assert_eq!(gr["unique_id"], wr["unique_id"], "{}", path.display());
-            assert_eq!(gr["ds"], wr["ds"], "{}", path.display());
-            for (k, wv) in wo {
-                if k == "unique_id" || k == "ds" {
-                    continue;
-                }
-                let (a, b) = (go[k].as_f64().unwrap(), wv.as_f64().unwrap());
-                let tol = 1e-4 + 1e-5 * b.abs();
-                let ratio = (a - b).abs() / tol;
-                if ratio > worst.0 {
-                    worst = (
-                        ratio,
-                        format!("{} {} {} {k}", path.display(), gr["unique_id"], gr["ds"]),
-                    );
-                }
-                assert!(
-                    (a - b).abs() <= tol,
-                    "{}: {} {} {k}: rust {a} torch {b}",
-                    path.display(),
-                    gr["unique_id"],
-                    gr["ds"]
-                );
-            }
-        }
+        worst.merge(common::assert_predictions_match(
+            path,
+            &got["predictions"],
+            &want["predictions"],
+            "torch",
+        ));
     }
     println!(
         "{} cases, worst |a-b|/tol = {:.4} at {}",
         paths.len(),
-        worst.0,
-        worst.1
+        worst.ratio,
+        worst.at
     );
 }
 
