@@ -170,9 +170,14 @@ fn end_to_end(c: &mut Criterion) {
 fn load(c: &mut Criterion) {
     let dir = std::env::var_os("ND_BENCH_FORMATS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/results/formats"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/results/formats")
+        });
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("load: {} is missing; run bench/legacy_formats.py", dir.display());
+        eprintln!(
+            "load: {} is missing; run bench/legacy_formats.py",
+            dir.display()
+        );
         return;
     };
     let mut names: Vec<_> = entries

@@ -85,6 +85,7 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
             }
             named.push((name.clone(), shape, data));
         }
+        writer_tensors(fam, &class, &mut named);
         let store = TensorStore::from_f32(named).map_err(|e| format!("{file}: {e}"))?;
         models.push(ParsedModel {
             file: file.clone(),
@@ -233,5 +234,41 @@ fn writer_semantics(family: Family, class: &str, hp: &mut Value) {
         && hp.get("decoder_layers").and_then(Value::as_u64) == Some(1)
     {
         hp["decoder_layers"] = Value::from(2);
+    }
+    // 1.x and 2.x spelled RMoK's argument `revine_affine`.
+    if family <= Family::V2 && class == "RMoK" && hp.get("revin_affine").is_none() {
+        if let Some(v) = hp.get("revine_affine").cloned() {
+            hp["revin_affine"] = v;
+        }
+    }
+}
+
+/// A named f32 tensor as read from a checkpoint: name, shape, values.
+type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
+/// Where a release stored the same weights under another name or shape, the
+/// names and shapes 3.3 reads. The arithmetic is the same: 1.x and 2.x
+/// TSMixer/TSMixerx normalised with their own `ReversibleInstanceNorm1d`
+/// (`norm.weight`/`norm.bias`, shape `[1, 1, n_series]`, TSMixerx
+/// `[1, 1, 1, n_series]`), 3.0 and later with `RevINMultivariate`
+/// (`norm.affine_weight`/`norm.affine_bias`, `[1, 1, n_series]`, same
+/// formula); 1.x and 2.x RMoK with `RevIN` (affine `[n_series]`, dividing
+/// by `weight + eps²` on the way back, a 1e-10 change below f32 resolution),
+/// 3.x with `RevINMultivariate` (`[1, 1, n_series]`).
+fn writer_tensors(family: Family, class: &str, named: &mut [NamedTensor]) {
+    if family > Family::V2 {
+        return;
+    }
+    for (name, shape, values) in named.iter_mut() {
+        let renamed = match (class, name.as_str()) {
+            ("TSMixer" | "TSMixerx", "norm.weight") => "norm.affine_weight",
+            ("TSMixer" | "TSMixerx", "norm.bias") => "norm.affine_bias",
+            ("RMoK", "rev.affine_weight" | "rev.affine_bias") => name.as_str(),
+            _ => continue,
+        };
+        *name = renamed.to_string();
+        // One value per series either way; 1.x/2.x TSMixerx held them as
+        // [1, 1, 1, n_series] (its window carried a channel axis).
+        *shape = vec![1, 1, values.len()];
     }
 }
