@@ -164,18 +164,67 @@ impl Kinds {
     }
 }
 
+/// NeuralForecast's own column in `df` marking a row available (1) or not (0).
+pub const AVAILABLE_MASK: &str = "available_mask";
+
+/// The columns of each table some model of the bundle reads; `nf.predict`
+/// ignores every other column, whatever it holds, and so does this service.
+struct UsedColumns {
+    df: Vec<String>,
+    futr_df: Vec<String>,
+    static_df: Vec<String>,
+}
+
+impl UsedColumns {
+    fn of(b: &Bundle) -> UsedColumns {
+        let c = &b.columns;
+        let mut df = vec![
+            c.id.clone(),
+            c.time.clone(),
+            c.target.clone(),
+            AVAILABLE_MASK.to_string(),
+        ];
+        df.extend(b.df_exog());
+        let mut futr_df = vec![c.id.clone(), c.time.clone()];
+        futr_df.extend(b.futr_exog());
+        let mut static_df = vec![c.id.clone()];
+        static_df.extend(b.stat_exog());
+        UsedColumns {
+            df,
+            futr_df,
+            static_df,
+        }
+    }
+
+    fn get(&self, table: &str) -> &[String] {
+        match table {
+            "df" => &self.df,
+            "futr_df" => &self.futr_df,
+            _ => &self.static_df,
+        }
+    }
+}
+
 /// The wrong-type checks over the whole body come before any check of
 /// meaning, so a request with both faults gets the same answer from both
-/// services.
-fn check_types(req: &PredictRequest, cols: &crate::bundle::Columns) -> Result<(), ApiError> {
+/// services. Columns no model uses are not checked (nor read).
+fn check_types(req: &PredictRequest, b: &Bundle) -> Result<(), ApiError> {
+    let cols = &b.columns;
+    let used = UsedColumns::of(b);
     let tables = [
         ("df", Some(&req.df)),
         ("futr_df", req.futr_df.as_ref()),
         ("static_df", req.static_df.as_ref()),
     ];
+    let mut ignored = 0usize;
     for (table, rows) in tables {
+        let used = used.get(table);
         for (i, row) in rows.into_iter().flatten().enumerate() {
             for (k, v) in row.iter() {
+                if !used.iter().any(|u| u == k) {
+                    ignored += 1;
+                    continue;
+                }
                 let ok = if k == cols.id {
                     matches!(v, Cell::Str(_) | Cell::Int(_))
                 } else if k == cols.time && table != "static_df" {
@@ -191,6 +240,13 @@ fn check_types(req: &PredictRequest, cols: &crate::bundle::Columns) -> Result<()
                 }
             }
         }
+    }
+    if ignored > 0 {
+        tracing::debug!(
+            bundle = %b.name,
+            cells = ignored,
+            "ignored cells of columns no model uses"
+        );
     }
     Ok(())
 }
@@ -219,21 +275,6 @@ impl Panel {
         let mut index: HashMap<SeriesId, usize> = HashMap::new();
         let mut groups: Vec<(SeriesId, Vec<HistoryRow>)> = Vec::new();
         for (i, row) in req.df.iter().enumerate() {
-            for k in row.keys() {
-                if k != cols.id
-                    && k != cols.time
-                    && k != cols.target
-                    && !exog.iter().any(|e| e == k)
-                {
-                    return Err(ApiError::unprocessable(
-                        "unknown_column",
-                        format!(
-                            "df[{i}] has column '{k}', which no model of bundle '{}' uses",
-                            b.name
-                        ),
-                    ));
-                }
-            }
             let id = kinds.id(row, &cols.id, "df", i)?;
             let ds = kinds.ds(row, &cols.time, "df", i, int_freq)?;
             let y = number(
@@ -263,6 +304,17 @@ impl Panel {
             groups[g].1.push((ds, y, x));
         }
         groups.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, row) in req.df.iter().enumerate() {
+            if let Some(v) = row.get(AVAILABLE_MASK) {
+                let m = number(v, AVAILABLE_MASK, "df", i)?;
+                if m != 1.0 {
+                    return Err(ApiError::unprocessable(
+                        "invalid_value",
+                        format!("df[{i}].{AVAILABLE_MASK} = {m}: rows marked unavailable are not served yet (every row must have available_mask 1)"),
+                    ));
+                }
+            }
+        }
 
         // futr_df, when given, must be exactly the horizon grid of every series;
         // static_df exactly one row per series (NeuralForecast's own checks are
@@ -545,15 +597,6 @@ fn keyed_rows(
 ) -> Result<KeyedRows, ApiError> {
     let mut out = HashMap::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
-        for k in row.keys() {
-            let key_col = k == cols.id || (with_ds && k == cols.time);
-            if !key_col && !wanted.iter().any(|w| w == k) {
-                return Err(ApiError::unprocessable(
-                    "unknown_column",
-                    format!("{table}[{i}] has column '{k}', which no model uses there"),
-                ));
-            }
-        }
         let id = kinds.id(row, &cols.id, table, i)?;
         let ds = if with_ds {
             Some(kinds.ds(row, &cols.time, table, i, int_freq)?)
@@ -654,7 +697,7 @@ pub fn predict_with_limit(
             format!("bundle '{}' cannot be served: {why}", b.name),
         ));
     }
-    check_types(req, &b.columns)?;
+    check_types(req, b)?;
     let wanted = requested_horizon(b, req)?;
     // The grid every model forecasts on: whole passes of the model's h.
     let passes = wanted.div_ceil(b.h);

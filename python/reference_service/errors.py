@@ -16,7 +16,6 @@ STATUS = {
     "unsupported_media_type": 415,
     "empty_df": 422,
     "missing_column": 422,
-    "unknown_column": 422,
     "non_finite_value": 422,
     "invalid_ds": 422,
     "duplicate_rows": 422,

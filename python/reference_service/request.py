@@ -3,8 +3,10 @@ all before NeuralForecast sees a DataFrame. docs/contract.md is the spec.
 
 Checks run in this order; the first failure is the answer:
   malformed_json -> invalid_request -> empty_df -> missing_column ->
-  unknown_column -> invalid_ds -> non_finite_value -> duplicate_rows ->
-  invalid_exogenous
+  invalid_ds -> non_finite_value -> invalid_value (available_mask) ->
+  duplicate_rows -> invalid_exogenous
+
+Columns no model uses are ignored in every table, as nf.predict ignores them.
 """
 
 from __future__ import annotations
@@ -103,9 +105,26 @@ def _is_int(v) -> bool:
     return type(v) is int and I64_MIN <= v <= I64_MAX
 
 
+AVAILABLE_MASK = "available_mask"  # NeuralForecast's own df column: 1 available, 0 not
+
+
+def used_columns(bundle: Bundle) -> dict[str, list[str]]:
+    """Per table, the columns some model reads (df's `available_mask` too);
+    nf.predict ignores every other column, whatever it holds, and so do we."""
+    idc, tc, yc = bundle.id_col, bundle.time_col, bundle.target_col
+    return {
+        "df": list(dict.fromkeys([idc, tc, yc, *bundle.hist_exog, *bundle.futr_exog])),
+        "futr_df": [idc, tc, *bundle.futr_exog],
+        "static_df": [idc, *bundle.stat_exog],
+    }
+
+
 def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
     """Types only: the body is an object of known keys, tables are arrays of
-    objects, ids/ds are strings or integers, other values numbers or null."""
+    objects, ids/ds are strings or integers, other used values numbers or
+    null. Columns no model uses are not checked."""
+    used = used_columns(bundle)
+    used["df"] = [*used["df"], AVAILABLE_MASK]
     if not isinstance(body, dict):
         _invalid("body must be a JSON object")
     unknown = sorted(set(body) - set(TABLES) - {"h"})
@@ -127,6 +146,8 @@ def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
             if not isinstance(row, dict):
                 _invalid(f"{key}[{i}] must be an object")
             for col, v in row.items():
+                if col not in used[key]:
+                    continue
                 if col == bundle.id_col:
                     if not (isinstance(v, str) or _is_int(v)):
                         _invalid(f"{key}[{i}].{col} must be a string or a 64-bit integer")
@@ -212,11 +233,7 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
     if not tables["df"]:
         _unprocessable("empty_df", "df has no rows")
 
-    columns = {
-        "df": list(dict.fromkeys([idc, tc, yc, *bundle.hist_exog, *bundle.futr_exog])),
-        "futr_df": [idc, tc, *bundle.futr_exog],
-        "static_df": [idc, *bundle.stat_exog],
-    }
+    columns = used_columns(bundle)
     given = [(k, rows, columns[k]) for k, rows in tables.items() if rows is not None]
 
     for key, rows, cols in given:
@@ -224,12 +241,6 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
             for c in cols:
                 if c not in row:
                     _unprocessable("missing_column", f"{key}[{i}] lacks column {c!r}")
-    for key, rows, cols in given:
-        allowed = set(cols)
-        for i, row in enumerate(rows):
-            for c in row:
-                if c not in allowed:
-                    _unprocessable("unknown_column", f"{key}[{i}].{c}: no model of bundle {bundle.name!r} uses it")
 
     # One kind of unique_id across all tables, one kind of ds across df and
     # futr_df, and the ds kind the bundle's freq implies.
@@ -266,6 +277,14 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
                     _unprocessable("non_finite_value", f"{key}[{i}].{c} is null")
                 if not _fits_f32(v):
                     _unprocessable("non_finite_value", f"{key}[{i}].{c} = {v:g} overflows float32")
+
+    for i, row in enumerate(tables["df"]):
+        m = row.get(AVAILABLE_MASK, 1)
+        if m is None:
+            _unprocessable("non_finite_value", f"df[{i}].{AVAILABLE_MASK} is null")
+        if m != 1:
+            _unprocessable("invalid_value", f"df[{i}].{AVAILABLE_MASK} = {m}: rows marked unavailable are not "
+                           "served yet (every row must have available_mask 1)")
 
     for key in ("df", "futr_df"):
         if key in ds:

@@ -23,7 +23,7 @@ BUNDLE_NAMES = sorted(p.name for p in BUNDLES.iterdir() if p.is_dir() and not p.
 ALL_CODES = {
     "malformed_json", "invalid_request", "model_required", "unknown_model", "not_found",
     "method_not_allowed", "body_too_large", "unsupported_media_type", "empty_df", "missing_column",
-    "unknown_column", "non_finite_value", "invalid_ds", "duplicate_rows", "invalid_exogenous",
+    "non_finite_value", "invalid_ds", "duplicate_rows", "invalid_exogenous",
     "invalid_value", "invalid_series", "invalid_horizon", "too_many_series", "unsupported_model", "overloaded", "not_ready", "timeout",
     "internal_error",
 }
@@ -217,7 +217,6 @@ INVALID_REQUEST = {
     "unique_id_null": {"df": _set(H, 0, unique_id=None)},
     "ds_null": {"df": _set(H, 0, ds=None)},
     "ds_array": {"df": _set(H, 0, ds=[2024, 1, 1])},
-    "exog_string": {"df": _set(H, 0, temp="warm")},
     "h_string": {"df": H, "h": "7"},
     "h_float": {"df": H, "h": 7.5},
     "h_bool": {"df": H, "h": True},
@@ -237,8 +236,8 @@ UNPROCESSABLE = {
     "missing_unique_id": ({"df": _drop(H, 5, "unique_id")}, "missing_column"),
     "null_y": ({"df": _set(H, 5, y=None)}, "non_finite_value"),
     "y_beyond_float32": ({"df": _set(H, 5, y=1e39)}, "non_finite_value"),  # the models compute in float32
-    "unknown_column": ({"df": [{**r, "price": 1.0} for r in H]}, "unknown_column"),
-    "unknown_column_one_row": ({"df": _set(H, 2, extra=0.0)}, "unknown_column"),
+    "available_mask_zero": ({"df": _set(H, 4, available_mask=0)}, "invalid_value"),  # not served yet
+    "available_mask_null": ({"df": _set(H, 4, available_mask=None)}, "non_finite_value"),
     "ds_not_a_date": ({"df": _set(H, 4, ds="yesterday")}, "invalid_ds"),
     "ds_bad_month": ({"df": _set(H, 4, ds="2024-13-01")}, "invalid_ds"),
     "ds_bad_day": ({"df": _set(H, 4, ds="2023-02-29")}, "invalid_ds"),
@@ -319,12 +318,8 @@ def test_exogenous_errors(service):
         "futr_df_null": (dict(body, futr_df=_set(body["futr_df"], 0, **{futr_col: None})), "non_finite_value"),
         "df_exog_null": (dict(body, df=_set(body["df"], 0, **{futr_col: None})), "non_finite_value"),
         "static_null": (dict(body, static_df=_set(body["static_df"], 0, **{stat_col: None})), "non_finite_value"),
-        "futr_df_unknown_column": (dict(body, futr_df=_set(body["futr_df"], 0, bogus=1.0)), "unknown_column"),
         "futr_df_duplicate": (dict(body, futr_df=body["futr_df"] + [body["futr_df"][0]]), "duplicate_rows"),
     }
-    if df_only:  # a hist_exog column in futr_df is not a future column
-        checks["futr_df_hist_column"] = (dict(body, futr_df=_set(body["futr_df"], 0, **{df_only[-1]: 1.0})),
-                                         "unknown_column")
     assert predict(service, body, model=bundle).status_code == 200
     failures = []
     for name, (b, code) in checks.items():
@@ -334,6 +329,40 @@ def test_exogenous_errors(service):
         except AssertionError as e:
             failures.append(f"{name}: {e}")
     assert not failures, "\n".join(failures)
+
+
+def _with_unused(rows, **extra):
+    return [{**r, **extra} for r in rows]
+
+
+UNUSED = {"price": 1.5, "note": "promo", "flag": True, "tags": ["a"], "meta": {"k": 1}, "gap": None}
+
+
+def test_columns_no_model_uses_are_ignored(service):
+    """As nf.predict: a column no model reads, whatever it holds, changes
+    nothing in any table (a hist_exog column in futr_df, ds in static_df,
+    an all-ones available_mask included)."""
+    bundle, body = _exog_body()
+    futr_col = next(k for k in body["futr_df"][0] if k not in ("unique_id", "ds"))
+    df_only = [k for k in body["df"][0] if k not in body["futr_df"][0] and k != "y"]
+    base = predict(service, body, model=bundle)
+    assert base.status_code == 200, base.text[:500]
+    variants = {
+        "df": dict(body, df=_with_unused(body["df"], **UNUSED, available_mask=1)),
+        "futr_df": dict(body, futr_df=_with_unused(body["futr_df"], **UNUSED, **{k: 0.0 for k in df_only})),
+        "static_df": dict(body, static_df=_with_unused(body["static_df"], **UNUSED, ds="2024-01-01")),
+        "one_row_only": dict(body, df=_set(body["df"], 2, extra="x")),
+    }
+    for name, variant in variants.items():
+        r = predict(service, variant, model=bundle)
+        assert r.status_code == 200, (name, r.text[:500])
+        assert r.json() == base.json(), name
+    plain = predict(service, {"df": H}, model=PLAIN)
+    r = predict(service, {"df": _with_unused(H, **UNUSED)}, model=PLAIN)
+    assert r.status_code == 200 and r.json() == plain.json()
+    # A column a model does read keeps its type check.
+    assert_error(predict(service, dict(body, futr_df=_set(body["futr_df"], 0, **{futr_col: "warm"})), model=bundle),
+                 400, "invalid_request")
 
 
 def test_multivariate_needs_its_trained_series(service):
