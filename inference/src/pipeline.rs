@@ -205,6 +205,37 @@ impl UsedColumns {
     }
 }
 
+/// A value in a column no model reads that `nf.predict` still takes:
+/// NeuralForecast turns every `df` column into float32 (numbers, booleans,
+/// numeric strings convert) and every `static_df` column into a float
+/// tensor; `futr_df` keeps only the columns it needs. `null` passes here and
+/// is refused with the other missing values (`unused_nulls`).
+fn unused_ok(table: &str, v: &Cell) -> bool {
+    match (table, v) {
+        ("futr_df", _) => true,
+        (_, Cell::Int(_) | Cell::Float(_) | Cell::Null) => true,
+        ("df", Cell::Bool(_)) => true,
+        ("df", Cell::Str(s)) => s.trim().parse::<f64>().is_ok_and(|x| !x.is_nan()),
+        _ => false,
+    }
+}
+
+/// NeuralForecast refuses a missing value in any `df` or `static_df`
+/// column, used or not (`Found missing values in [...]`).
+fn unused_nulls(rows: &[Row], used: &[String], table: &str) -> Result<(), ApiError> {
+    for (i, row) in rows.iter().enumerate() {
+        for (k, v) in row.iter() {
+            if matches!(v, Cell::Null) && !used.iter().any(|u| u == k) {
+                return Err(ApiError::unprocessable(
+                    "non_finite_value",
+                    format!("{table}[{i}].{k} is null: NeuralForecast refuses missing values in every {table} column, even one no model reads"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The wrong-type checks over the whole body come before any check of
 /// meaning, so a request with both faults gets the same answer from both
 /// services. Columns no model uses are not checked (nor read).
@@ -222,6 +253,12 @@ fn check_types(req: &PredictRequest, b: &Bundle) -> Result<(), ApiError> {
         for (i, row) in rows.into_iter().flatten().enumerate() {
             for (k, v) in row.iter() {
                 if !used.iter().any(|u| u == k) {
+                    if !unused_ok(table, v) {
+                        return Err(ApiError::invalid_request(format!(
+                            "{table}[{i}].{k} is {}: no model reads it, but nf.predict converts every {table} column to numbers and refuses this",
+                            kind_of(v)
+                        )));
+                    }
                     ignored += 1;
                     continue;
                 }
@@ -304,6 +341,11 @@ impl Panel {
             groups[g].1.push((ds, y, x));
         }
         groups.sort_by(|a, b| a.0.cmp(&b.0));
+        let used = UsedColumns::of(b);
+        unused_nulls(&req.df, used.get("df"), "df")?;
+        if let Some(rows) = &req.static_df {
+            unused_nulls(rows, used.get("static_df"), "static_df")?;
+        }
         for (i, row) in req.df.iter().enumerate() {
             if let Some(v) = row.get(AVAILABLE_MASK) {
                 let m = number(v, AVAILABLE_MASK, "df", i)?;

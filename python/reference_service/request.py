@@ -119,6 +119,24 @@ def used_columns(bundle: Bundle) -> dict[str, list[str]]:
     }
 
 
+def _unused_ok(table: str, v) -> bool:
+    """A value in a column no model reads that nf.predict still takes: it
+    turns every df column into float32 (numbers, booleans, numeric strings)
+    and every static_df column into a float tensor; futr_df keeps only the
+    columns it needs. null passes here and is refused with the other
+    missing values."""
+    if table == "futr_df" or v is None or _is_number(v):
+        return True
+    if table == "df" and isinstance(v, bool):
+        return True
+    if table == "df" and isinstance(v, str):
+        try:
+            return not math.isnan(float(v.strip()))
+        except ValueError:
+            return False
+    return False
+
+
 def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
     """Types only: the body is an object of known keys, tables are arrays of
     objects, ids/ds are strings or integers, other used values numbers or
@@ -147,6 +165,9 @@ def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
                 _invalid(f"{key}[{i}] must be an object")
             for col, v in row.items():
                 if col not in used[key]:
+                    if not _unused_ok(key, v):
+                        _invalid(f"{key}[{i}].{col}: no model reads it, but nf.predict converts every {key} "
+                                 "column to numbers and refuses this value")
                     continue
                 if col == bundle.id_col:
                     if not (isinstance(v, str) or _is_int(v)):
@@ -278,6 +299,12 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
                 if not _fits_f32(v):
                     _unprocessable("non_finite_value", f"{key}[{i}].{c} = {v:g} overflows float32")
 
+    for key in ("df", "static_df"):
+        for i, row in enumerate(tables[key] or []):
+            for c, v in row.items():
+                if v is None and c not in columns[key] and c != AVAILABLE_MASK:
+                    _unprocessable("non_finite_value", f"{key}[{i}].{c} is null: NeuralForecast refuses missing "
+                                   f"values in every {key} column, even one no model reads")
     for i, row in enumerate(tables["df"]):
         m = row.get(AVAILABLE_MASK, 1)
         if m is None:

@@ -112,14 +112,18 @@ def test_golden_case(service, case_file: Path):
     got, want = resp.json(), case["expected"]
     assert set(got) == {"model", "predictions"}
     assert got["model"] == want["model"] == case["bundle"]
-    keys = lambda rows: [(r["unique_id"], r["ds"]) for r in rows]  # noqa: E731
+    # The bundle's id_col and time_col come first, as nf.predict writes them
+    # (unique_id, ds unless the bundle was fitted with other names).
+    idc, tc = list(want["predictions"][0])[:2]
+    keys = lambda rows: [(r[idc], r[tc]) for r in rows]  # noqa: E731
     assert keys(got["predictions"]) == keys(want["predictions"])
     for g, w in zip(got["predictions"], want["predictions"]):
         assert set(g) == set(w), (sorted(g), sorted(w))
-        assert type(g["unique_id"]) is type(w["unique_id"]) and type(g["ds"]) is type(w["ds"])
-        for col in set(w) - {"unique_id", "ds"}:
+        assert list(g)[:2] == [idc, tc], list(g)
+        assert type(g[idc]) is type(w[idc]) and type(g[tc]) is type(w[tc])
+        for col in set(w) - {idc, tc}:
             assert isinstance(g[col], (int, float)) and math.isfinite(g[col])
-            assert close(g[col], w[col]), (g["unique_id"], g["ds"], col, g[col], w[col])
+            assert close(g[col], w[col]), (g[idc], g[tc], col, g[col], w[col])
 
 
 def test_golden_cases_exist():
@@ -335,31 +339,53 @@ def _with_unused(rows, **extra):
     return [{**r, **extra} for r in rows]
 
 
-UNUSED = {"price": 1.5, "note": "promo", "flag": True, "tags": ["a"], "meta": {"k": 1}, "gap": None}
+# What nf.predict takes in a column no model reads: df converts every column
+# to float32 (numbers, booleans, numeric strings), static_df every column to a
+# float tensor, futr_df keeps only what it needs (anything else is dropped).
+UNUSED = {
+    "df": {"price": 1.5, "count": 3, "flag": True, "code": "42"},
+    "futr_df": {"price": 1.5, "note": "promo", "flag": True, "tags": ["a"], "meta": {"k": 1}, "gap": None},
+    "static_df": {"area": 2.5, "rank": 1},
+}
+# ... and what it refuses there (first line of its error).
+UNUSED_REFUSED = {
+    "df_text": ("df", {"note": "promo"}, 400, "invalid_request"),  # could not convert string to float
+    "df_object": ("df", {"meta": {"k": 1}}, 400, "invalid_request"),
+    "df_null": ("df", {"gap": None}, 422, "non_finite_value"),  # Found missing values in ['gap']
+    "static_df_text": ("static_df", {"region": "north"}, 400, "invalid_request"),
+    "static_df_ds": ("static_df", {"ds": "2024-01-01"}, 400, "invalid_request"),
+    "static_df_null": ("static_df", {"gap": None}, 422, "non_finite_value"),
+}
 
 
 def test_columns_no_model_uses_are_ignored(service):
-    """As nf.predict: a column no model reads, whatever it holds, changes
-    nothing in any table (a hist_exog column in futr_df, ds in static_df,
-    an all-ones available_mask included)."""
+    """As nf.predict: a column no model reads changes nothing when NF takes
+    its values (a hist_exog column in futr_df, an all-ones available_mask
+    included), and is refused where NF refuses it."""
     bundle, body = _exog_body()
     futr_col = next(k for k in body["futr_df"][0] if k not in ("unique_id", "ds"))
     df_only = [k for k in body["df"][0] if k not in body["futr_df"][0] and k != "y"]
     base = predict(service, body, model=bundle)
     assert base.status_code == 200, base.text[:500]
     variants = {
-        "df": dict(body, df=_with_unused(body["df"], **UNUSED, available_mask=1)),
-        "futr_df": dict(body, futr_df=_with_unused(body["futr_df"], **UNUSED, **{k: 0.0 for k in df_only})),
-        "static_df": dict(body, static_df=_with_unused(body["static_df"], **UNUSED, ds="2024-01-01")),
-        "one_row_only": dict(body, df=_set(body["df"], 2, extra="x")),
+        "df": dict(body, df=_with_unused(body["df"], **UNUSED["df"], available_mask=1)),
+        "futr_df": dict(body, futr_df=_with_unused(body["futr_df"], **UNUSED["futr_df"], **{k: 0.0 for k in df_only})),
+        "static_df": dict(body, static_df=_with_unused(body["static_df"], **UNUSED["static_df"])),
+        "one_row_only": dict(body, df=_set(body["df"], 2, extra=7.0)),
     }
     for name, variant in variants.items():
         r = predict(service, variant, model=bundle)
         assert r.status_code == 200, (name, r.text[:500])
         assert r.json() == base.json(), name
     plain = predict(service, {"df": H}, model=PLAIN)
-    r = predict(service, {"df": _with_unused(H, **UNUSED)}, model=PLAIN)
+    r = predict(service, {"df": _with_unused(H, **UNUSED["df"])}, model=PLAIN)
     assert r.status_code == 200 and r.json() == plain.json()
+    for name, (table, extra, status, code) in UNUSED_REFUSED.items():
+        try:
+            assert_error(predict(service, dict(body, **{table: _set(body[table], 1, **extra)}), model=bundle),
+                         status, code)
+        except AssertionError as e:
+            raise AssertionError(name) from e
     # A column a model does read keeps its type check.
     assert_error(predict(service, dict(body, futr_df=_set(body["futr_df"], 0, **{futr_col: "warm"})), model=bundle),
                  400, "invalid_request")
