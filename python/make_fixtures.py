@@ -421,6 +421,17 @@ def _nlinear_qs_invariant(name):
 
 # ---- custom aliases ----
 
+@spec("mlp_air_columns", ("MLP", "ME", 12, 24, "standard", "-", "MAE", "-"))
+def _mlp_air_columns(name):
+    """Trained with id_col="airline", time_col="month", target_col="passengers"."""
+    freq = "ME"
+    tr = concat(air_series("a1"), air_series("a2", scale=1.4, shift=-20.0))
+    models = [MLP(h=12, input_size=24, hidden_size=32, num_layers=2, scaler_type="standard",
+                  **trainer_kwargs(3, 40))]
+    cases = [(f"{name}__tail", concat(tail_n(tr, "a1", 36), tail_n(tr, "a2", 30)), None, None)]
+    return models, dict(freq=freq, columns={"unique_id": "airline", "ds": "month", "y": "passengers"}), tr, None, cases
+
+
 @spec("alias_ms", ("MLP(alias='mlp_fast') + NLinear(alias='Naive_lin')", "MS", 3, 12,
                    "MLP identity, NLinear revin", "-", "MAE", "-"))
 def _alias_ms(name):
@@ -541,11 +552,24 @@ def same_bundle(new_dir, old_dir):
     return True
 
 
+def rename_records(records, mapping):
+    """Records with keys renamed, in the same key order."""
+    return [{mapping.get(k, k): v for k, v in r.items()} for r in records]
+
+
 def build_bundle(name, out):
     models, nf_kwargs, train_df, static_df, cases = SPECS[name](name)
+    # A spec may train under other column names: {"unique_id": id_col, "ds":
+    # time_col, "y": target_col}. Specs build frames with the default names;
+    # requests, predict and expectations use the bundle's.
+    columns = nf_kwargs.pop("columns", {})
+    back = {v: k for k, v in columns.items()}
     freq = nf_kwargs["freq"]
     nf = NeuralForecast(models=models, **nf_kwargs)
-    nf.fit(df=train_df, static_df=static_df)
+    fit_names = {f"{c}_col": columns[d] for c, d in (("id", "unique_id"), ("time", "ds"), ("target", "y"))
+                 if d in columns}
+    nf.fit(df=train_df.rename(columns=columns),
+           static_df=None if static_df is None else static_df.rename(columns=columns), **fit_names)
     bdir = os.path.join(out, "bundles", name)
     os.makedirs(os.path.dirname(bdir), exist_ok=True)
     fresh = os.path.join(_TMP_ROOT, "bundles", name)
@@ -569,14 +593,15 @@ def build_bundle(name, out):
             request["futr_df"] = to_records(futr_df, freq, shuffle_seed=2000 + i)
         if st_df is not None:
             request["static_df"] = to_records(st_df, freq)
-        kwargs = dict(df=records_to_df(request["df"], freq))
+        kwargs = dict(df=records_to_df(request["df"], freq).rename(columns=columns))
         if "futr_df" in request:
-            kwargs["futr_df"] = records_to_df(request["futr_df"], freq)
+            kwargs["futr_df"] = records_to_df(request["futr_df"], freq).rename(columns=columns)
         if "static_df" in request:
-            kwargs["static_df"] = records_to_df(request["static_df"], freq)
-        fc = nf2.predict(**kwargs)
+            kwargs["static_df"] = records_to_df(request["static_df"], freq).rename(columns=columns)
+        fc = nf2.predict(**kwargs).rename(columns=back)
+        request = {k: rename_records(v, columns) for k, v in request.items()}
         case = {"bundle": name, "request": request,
-                "expected": {"model": name, "predictions": predictions_to_records(fc)}}
+                "expected": {"model": name, "predictions": rename_records(predictions_to_records(fc), columns)}}
         dump_case(os.path.join(case_dir, cname + ".json"), case)
         written.append(cname)
     return written

@@ -85,6 +85,29 @@ def test_diverging_shadow_is_a_mismatch_with_request_id_and_field(filtered_envoy
     assert buckets["5000"] == 0 and buckets["10000"] == 5
 
 
+# A bundle fitted with id_col="airline", time_col="month" (tests/fixtures
+# bundle mlp_air_columns): nf.predict writes those two columns first.
+AIR_COLUMNS = {"model": "mlp_air_columns", "predictions": [
+    {"airline": "a1", "month": "1961-01-31T00:00:00", "MLP": 482.4868},
+    {"airline": "a1", "month": "1961-02-28T00:00:00", "MLP": 493.447},
+    {"airline": "a2", "month": "1961-01-31T00:00:00", "MLP": 655.1},
+]}
+
+
+def test_custom_id_and_time_columns_are_compared(filtered_envoy, upstreams):
+    py, rs = upstreams
+    for u in upstreams:
+        u.control(mode="ok", body=AIR_COLUMNS)
+    envoy = filtered_envoy(rust_weight_bp=0, shadow=mirror(rel_tolerance=1e-3))
+    assert served_by(envoy, 5) == {"python": 5}
+    assert wait_results(envoy, 5) == {"match": 5, "mismatch": 0, "error": 0}
+    rs.control(mode="perturb", factor=0.01, body=AIR_COLUMNS)
+    served_by(envoy, 3, headers=lambda i: {"x-request-id": f"req-air-{i}"})
+    assert wait_results(envoy, 8) == {"match": 5, "mismatch": 3, "error": 0}
+    assert ("shadow mismatch request_id=req-air-0 primary=python shadow=rust "
+            "field=predictions[airline=a1,month=1961-01-31T00:00:00].MLP") in envoy.log()
+
+
 def test_small_differences_within_tolerance_match(filtered_envoy, upstreams):
     py, rs = upstreams
     rs.control(mode="perturb", factor=1e-6)

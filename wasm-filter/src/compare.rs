@@ -1,10 +1,19 @@
 //! Compares the primary's and the shadow's answers to one /predict request
 //! (docs/contract.md): both bodies JSON; same status; for 2xx the same `model` and the same
-//! `(unique_id, ds)` rows in any order, every other column numerically within
+//! rows by key in any order, every other column numerically within
 //! tolerance; for errors the same `error.code` (messages may differ).
+//!
+//! A row's key is its series id and time stamp: `unique_id` and `ds` when the
+//! row has both, else its first two columns as written: `nf.predict` writes
+//! the bundle's `id_col` and `time_col` first, whatever they are called
+//! (`airline`, `month`), and both services keep that order.
 
-use serde_json::{Map, Value};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tolerance {
@@ -90,7 +99,7 @@ pub fn compare(primary: Answer<'_>, shadow: Answer<'_>, tol: Tolerance) -> Outco
     // Bodies first: both services answer JSON, errors included, so a body
     // that is not JSON is no answer of theirs (typically Envoy's own 503/504
     // for a reset or a timeout): a shadow error, not a difference.
-    let p: Value = match serde_json::from_slice(primary.body) {
+    let p: Body = match serde_json::from_slice(primary.body) {
         Ok(v) => v,
         Err(e) => {
             return Outcome::Error(format!(
@@ -99,7 +108,7 @@ pub fn compare(primary: Answer<'_>, shadow: Answer<'_>, tol: Tolerance) -> Outco
             ))
         }
     };
-    let s: Value = match serde_json::from_slice(shadow.body) {
+    let s: Body = match serde_json::from_slice(shadow.body) {
         Ok(v) => v,
         Err(e) => {
             return Outcome::Error(format!(
@@ -124,7 +133,13 @@ pub fn compare(primary: Answer<'_>, shadow: Answer<'_>, tol: Tolerance) -> Outco
             return Outcome::Error(e);
         }
     } else {
-        let code = |v: &Value| v.pointer("/error/code").cloned().unwrap_or(Value::Null);
+        let code = |b: &Body| {
+            b.error
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
         let (pc, sc) = (code(&p), code(&s));
         if pc != sc {
             diff.note(
@@ -136,46 +151,212 @@ pub fn compare(primary: Answer<'_>, shadow: Answer<'_>, tol: Tolerance) -> Outco
     diff.finish()
 }
 
-type RowKey = (String, String);
+/// What the comparison reads of a body, in one pass over it.
+#[derive(Default)]
+struct Body {
+    model: Option<Value>,
+    /// `None`: no `predictions` member; `Some(Err)`: not an array of objects.
+    predictions: Option<Result<Vec<Row>, String>>,
+    error: Option<Value>,
+}
 
-/// Rows by `(unique_id, ds)`, each written as JSON so `1` and `"1"` differ.
-/// `Err` names the first row without a key or a duplicated key.
-fn rows_by_key(v: &Value) -> Result<BTreeMap<RowKey, &Map<String, Value>>, String> {
-    let rows = v
-        .get("predictions")
-        .and_then(Value::as_array)
-        .ok_or_else(|| "no \"predictions\" array".to_string())?;
+/// A prediction row as written: columns in document order.
+struct Row(Vec<(String, Value)>);
+
+impl Row {
+    fn get(&self, col: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == col).map(|(_, v)| v)
+    }
+}
+
+/// Visits any JSON value; `Some` only for what `on_map`/`on_seq` keep.
+/// Anything else is skipped.
+trait Shape<'de>: Sized {
+    type Out;
+    const WHAT: &'static str;
+    fn other() -> Self::Out;
+    fn on_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Out, A::Error>;
+    fn on_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Out, A::Error> {
+        while a.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Self::other())
+    }
+}
+
+struct ShapeVisitor<S>(S);
+
+impl<'de, S: Shape<'de>> Visitor<'de> for ShapeVisitor<S> {
+    type Value = S::Out;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(S::WHAT)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<S::Out, A::Error> {
+        self.0.on_map(a)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<S::Out, A::Error> {
+        self.0.on_seq(a)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<S::Out, E> {
+        Ok(S::other())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<S::Out, E> {
+        Ok(S::other())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<S::Out, E> {
+        Ok(S::other())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<S::Out, E> {
+        Ok(S::other())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<S::Out, E> {
+        Ok(S::other())
+    }
+    fn visit_unit<E>(self) -> Result<S::Out, E> {
+        Ok(S::other())
+    }
+}
+
+/// The whole body: a non-object body reads as empty.
+struct BodyShape;
+
+impl<'de> Shape<'de> for BodyShape {
+    type Out = Body;
+    const WHAT: &'static str = "a JSON value";
+    fn other() -> Body {
+        Body::default()
+    }
+    fn on_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Body, A::Error> {
+        let mut body = Body::default();
+        while let Some(key) = a.next_key::<String>()? {
+            match key.as_str() {
+                "model" => body.model = Some(a.next_value()?),
+                "error" => body.error = Some(a.next_value()?),
+                "predictions" => {
+                    body.predictions = Some(a.next_value_seed(Seed(PredictionsShape))?)
+                }
+                _ => {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// `predictions`: an array of rows, else the shape error.
+struct PredictionsShape;
+
+impl<'de> Shape<'de> for PredictionsShape {
+    type Out = Result<Vec<Row>, String>;
+    const WHAT: &'static str = "a JSON value";
+    fn other() -> Self::Out {
+        Err("no \"predictions\" array".into())
+    }
+    fn on_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Out, A::Error> {
+        while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Self::other())
+    }
+    fn on_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Out, A::Error> {
+        let mut rows = Vec::new();
+        let mut bad = None;
+        while let Some(row) = a.next_element_seed(Seed(RowShape))? {
+            match row {
+                Some(r) => rows.push(r),
+                None => bad = bad.or(Some(rows.len())),
+            }
+        }
+        Ok(match bad {
+            Some(i) => Err(format!("predictions[{i}] is not an object")),
+            None => Ok(rows),
+        })
+    }
+}
+
+/// One element of `predictions`: `None` when it is not an object.
+struct RowShape;
+
+impl<'de> Shape<'de> for RowShape {
+    type Out = Option<Row>;
+    const WHAT: &'static str = "a JSON value";
+    fn other() -> Option<Row> {
+        None
+    }
+    fn on_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Option<Row>, A::Error> {
+        let mut cols = Vec::new();
+        while let Some(entry) = a.next_entry::<String, Value>()? {
+            cols.push(entry);
+        }
+        Ok(Some(Row(cols)))
+    }
+}
+
+struct Seed<S>(S);
+
+impl<'de, S: Shape<'de>> DeserializeSeed<'de> for Seed<S> {
+    type Value = S::Out;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Out, D::Error> {
+        d.deserialize_any(ShapeVisitor(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Body {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Body, D::Error> {
+        Seed(BodyShape).deserialize(d)
+    }
+}
+
+/// A row's key columns and values, each value written as JSON so `1` and
+/// `"1"` differ.
+type RowKey = Vec<(String, String)>;
+
+/// The key columns of a row (see the module doc).
+fn key_columns(row: &Row) -> Option<[&str; 2]> {
+    if row.get("unique_id").is_some() && row.get("ds").is_some() {
+        return Some(["unique_id", "ds"]);
+    }
+    match row.0.as_slice() {
+        [(a, _), (b, _), ..] => Some([a.as_str(), b.as_str()]),
+        _ => None,
+    }
+}
+
+/// Rows by key. `Err` names the first row without a key or a duplicated key.
+fn rows_by_key(body: &Body) -> Result<BTreeMap<RowKey, &Row>, String> {
+    let rows = match &body.predictions {
+        None => return Err("no \"predictions\" array".into()),
+        Some(Err(e)) => return Err(e.clone()),
+        Some(Ok(rows)) => rows,
+    };
     let mut out = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
-        let obj = row
-            .as_object()
-            .ok_or_else(|| format!("predictions[{i}] is not an object"))?;
-        let (Some(id), Some(ds)) = (obj.get("unique_id"), obj.get("ds")) else {
-            return Err(format!("predictions[{i}] lacks unique_id or ds"));
-        };
-        let key = (id.to_string(), ds.to_string());
-        if out.insert(key, obj).is_some() {
-            return Err(format!("predictions[{i}] repeats unique_id {id} ds {ds}"));
+        let cols = key_columns(row).ok_or_else(|| {
+            format!("predictions[{i}] lacks unique_id or ds (or any two columns)")
+        })?;
+        let key: RowKey = cols
+            .iter()
+            .map(|c| {
+                (
+                    c.to_string(),
+                    row.get(c).map(Value::to_string).unwrap_or_default(),
+                )
+            })
+            .collect();
+        if out.contains_key(&key) {
+            return Err(format!("predictions[{i}] repeats {}", row_name(&key)));
         }
+        out.insert(key, row);
     }
     Ok(out)
 }
 
 fn row_name(key: &RowKey) -> String {
-    let bare = |s: &str| s.trim_matches('"').to_string();
-    format!(
-        "predictions[unique_id={},ds={}]",
-        bare(&key.0),
-        bare(&key.1)
-    )
+    let cols: Vec<String> = key
+        .iter()
+        .map(|(c, v)| format!("{c}={}", v.trim_matches('"')))
+        .collect();
+    format!("predictions[{}]", cols.join(","))
 }
 
-fn compare_predictions(
-    p: &Value,
-    s: &Value,
-    tol: Tolerance,
-    diff: &mut Diff,
-) -> Result<(), String> {
+fn compare_predictions(p: &Body, s: &Body, tol: Tolerance, diff: &mut Diff) -> Result<(), String> {
     let prows = rows_by_key(p).map_err(|e| format!("primary body: {e}"))?;
     let srows = match rows_by_key(s) {
         Ok(r) => r,
@@ -184,9 +365,10 @@ fn compare_predictions(
             return Ok(());
         }
     };
-    if p.get("model") != s.get("model") {
-        let show = |v: &Value| {
-            v.get("model")
+    if p.model != s.model {
+        let show = |b: &Body| {
+            b.model
+                .as_ref()
                 .map_or("(none)".to_string(), Value::to_string)
         };
         diff.note(
@@ -209,11 +391,13 @@ fn compare_predictions(
                 continue;
             }
         };
-        let mut cols: Vec<&String> = pr
-            .keys()
-            .chain(sr.keys())
-            .filter(|c| *c != "unique_id" && *c != "ds")
-            .collect();
+        let is_key = |c: &str| key.iter().any(|(k, _)| k == c);
+        let mut cols: Vec<&String> =
+            pr.0.iter()
+                .chain(sr.0.iter())
+                .map(|(c, _)| c)
+                .filter(|c| !is_key(c))
+                .collect();
         cols.sort();
         cols.dedup();
         for col in cols {

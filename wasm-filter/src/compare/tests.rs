@@ -236,3 +236,51 @@ fn rel_diff_and_within_edge_cases() {
     assert!(!within(1.0, 1.001, TOL));
     assert!(within(0.0, 1e-7, TOL));
 }
+
+const CUSTOM: &str = r#"{"model": "air", "predictions": [
+  {"airline": "a1", "month": "2024-01-31T00:00:00", "TiDE": 112.0, "TiDE-lo-80": 101.5},
+  {"airline": "a1", "month": "2024-02-29T00:00:00", "TiDE": 118.25, "TiDE-lo-80": 104.0},
+  {"airline": "a2", "month": "2024-01-31T00:00:00", "TiDE": 212.0, "TiDE-lo-80": 200.0}]}"#;
+
+#[test]
+fn custom_id_and_time_columns_key_the_rows() {
+    // The bundle's id_col/time_col come first in each row, whatever their names.
+    assert_eq!(
+        compare(ok(CUSTOM), ok(CUSTOM), TOL),
+        Outcome::Match { max_rel: 0.0 }
+    );
+    let reordered = r#"{"model": "air", "predictions": [
+      {"airline": "a2", "month": "2024-01-31T00:00:00", "TiDE-lo-80": 200.0, "TiDE": 212.0},
+      {"airline": "a1", "month": "2024-02-29T00:00:00", "TiDE": 118.25, "TiDE-lo-80": 104.0},
+      {"airline": "a1", "month": "2024-01-31T00:00:00", "TiDE": 112.0, "TiDE-lo-80": 101.5}]}"#;
+    assert!(matches!(
+        compare(ok(CUSTOM), ok(reordered), TOL),
+        Outcome::Match { .. }
+    ));
+    let off = CUSTOM.replace("104.0", "105.0");
+    assert_eq!(
+        mismatch_field(&compare(ok(CUSTOM), ok(&off), TOL)),
+        "predictions[airline=a1,month=2024-02-29T00:00:00].TiDE-lo-80"
+    );
+    // Integer ids and stamps under custom names are keys too, compared exactly.
+    let ints = r#"{"predictions": [{"store": 7, "week": 202401, "MLP": 1.5}, {"store": 7, "week": 202402, "MLP": 2.5}]}"#;
+    let shifted = r#"{"predictions": [{"store": 7, "week": 202402, "MLP": 1.5}, {"store": 7, "week": 202403, "MLP": 2.5}]}"#;
+    assert!(matches!(
+        compare(ok(ints), ok(ints), TOL),
+        Outcome::Match { .. }
+    ));
+    assert!(
+        matches!(compare(ok(ints), ok(shifted), TOL), Outcome::Mismatch { detail, .. } if detail.starts_with("row missing"))
+    );
+}
+
+#[test]
+fn other_key_names_are_other_rows() {
+    let default_names = CUSTOM
+        .replace("\"airline\"", "\"unique_id\"")
+        .replace("\"month\"", "\"ds\"");
+    assert!(matches!(
+        compare(ok(CUSTOM), ok(&default_names), TOL),
+        Outcome::Mismatch { detail, .. } if detail.starts_with("row missing")
+    ));
+}
