@@ -168,14 +168,16 @@ def wrong_numbers(got: dict, want: dict) -> str | None:
     if got.get("model") != want["model"]:
         return f"model {got.get('model')!r} != {want['model']!r}"
     g, w = got.get("predictions") or [], want["predictions"]
-    if [(r.get("unique_id"), r.get("ds")) for r in g] != [(r["unique_id"], r["ds"]) for r in w]:
-        return "rows (unique_id, ds) differ"
+    # The bundle's id_col and time_col come first (unique_id, ds by default).
+    idc, tc = list(w[0])[:2] if w else ("unique_id", "ds")
+    if [(r.get(idc), r.get(tc)) for r in g] != [(r[idc], r[tc]) for r in w]:
+        return f"rows ({idc}, {tc}) differ"
     for gr, wr in zip(g, w):
         if set(gr) != set(wr):
             return f"columns {sorted(gr)} != {sorted(wr)}"
-        for col in set(wr) - {"unique_id", "ds"}:
+        for col in set(wr) - {idc, tc}:
             if not isinstance(gr[col], (int, float)) or not close(gr[col], wr[col]):
-                return f"{wr['unique_id']} {wr['ds']} {col}: {gr[col]} != {wr[col]}"
+                return f"{wr[idc]} {wr[tc]} {col}: {gr[col]} != {wr[col]}"
     return None
 
 
