@@ -151,6 +151,7 @@ legacy-fixtures: setup
 fixtures: setup
 	$(PY) python/make_fixtures.py --out tests/fixtures
 	$(PY) python/make_horizon_cases.py --out tests/fixtures
+	$(PY) python/make_masked_cases.py --out tests/fixtures
 
 clean:
 	$(CARGO) clean

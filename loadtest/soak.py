@@ -136,8 +136,8 @@ BAD = {
     "y_beyond_float32": (PLAIN, _j({"df": _set(H, 5, y=1e39)}), "application/json", 422, "non_finite_value"),
     "empty_df": (PLAIN, _j({"df": []}), "application/json", 422, "empty_df"),
     "ds_not_a_date": (PLAIN, _j({"df": _set(H, 4, ds="yesterday")}), "application/json", 422, "invalid_ds"),
-    "available_mask_zero": (PLAIN, _j({"df": _set(H, 4, available_mask=0)}), "application/json", 422,
-                            "invalid_value"),
+    "available_mask_two": (PLAIN, _j({"df": _set([{**r, "available_mask": 1} for r in H], 4, available_mask=2)}), "application/json", 422,
+                           "invalid_value"),
     "wrong_media_type": (PLAIN, _j({"df": H}), "text/plain", 415, "unsupported_media_type"),
 }
 

@@ -48,7 +48,9 @@ HORIZONS = {
 
 
 def first_case(case_dir, bundle):
-    names = sorted(f for f in os.listdir(case_dir) if f.startswith(bundle + "__") and "__h" not in f[len(bundle):])
+    derived = ("__h", "__masked")  # cases made from a first case (here and in make_masked_cases.py)
+    names = sorted(f for f in os.listdir(case_dir)
+                   if f.startswith(bundle + "__") and not any(d in f[len(bundle):] for d in derived))
     if not names:
         raise SystemExit(f"no case for bundle {bundle} in {case_dir}: run make_fixtures.py first")
     with open(os.path.join(case_dir, names[0])) as f:

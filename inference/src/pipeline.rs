@@ -15,7 +15,8 @@ use ndarray::{Array2, Array3};
 use std::collections::HashMap;
 
 /// One df row once parsed: (ds, y, exogenous values in `Panel::exog` order).
-type HistoryRow = (Stamp, f32, Vec<f32>);
+/// One `df` row of a series: ds, y, exogenous values, available_mask.
+type HistoryRow = (Stamp, f32, Vec<f32>, f32);
 
 /// One series of the request, sorted by ds, in the local scaler's space.
 #[derive(Debug)]
@@ -23,6 +24,10 @@ struct Series {
     id: SeriesId,
     future: Vec<Stamp>,
     y: Vec<f32>,
+    /// `available_mask` per history row when some row is 0 (else all 1).
+    /// It masks the temporal scaler's statistics and the models' insample
+    /// mask, as in NeuralForecast; the series-level scaler ignores it.
+    available: Option<Vec<f32>>,
     /// Per `Panel::exog` column, the history.
     exog: Vec<Vec<f32>>,
     /// Per bundle futr column, the `h` future values.
@@ -338,7 +343,13 @@ impl Panel {
             if groups.len() > max_series {
                 return Err(too_many_series(max_series));
             }
-            groups[g].1.push((ds, y, x));
+            // Checked below, with the other available_mask values.
+            let avail = match row.get(AVAILABLE_MASK) {
+                Some(Cell::Int(k)) => *k as f32,
+                Some(Cell::Float(f)) => *f as f32,
+                _ => 1.0,
+            };
+            groups[g].1.push((ds, y, x, avail));
         }
         groups.sort_by(|a, b| a.0.cmp(&b.0));
         let used = UsedColumns::of(b);
@@ -346,13 +357,21 @@ impl Panel {
         if let Some(rows) = &req.static_df {
             unused_nulls(rows, used.get("static_df"), "static_df")?;
         }
+        let with_mask = req.df.iter().any(|r| r.get(AVAILABLE_MASK).is_some());
         for (i, row) in req.df.iter().enumerate() {
+            if with_mask && row.get(AVAILABLE_MASK).is_none() {
+                // NeuralForecast: "Found missing values in ['available_mask']".
+                return Err(ApiError::unprocessable(
+                    "missing_column",
+                    format!("df[{i}] lacks {AVAILABLE_MASK}, which other rows have"),
+                ));
+            }
             if let Some(v) = row.get(AVAILABLE_MASK) {
                 let m = number(v, AVAILABLE_MASK, "df", i)?;
-                if m != 1.0 {
+                if m != 0.0 && m != 1.0 {
                     return Err(ApiError::unprocessable(
                         "invalid_value",
-                        format!("df[{i}].{AVAILABLE_MASK} = {m}: rows marked unavailable are not served yet (every row must have available_mask 1)"),
+                        format!("df[{i}].{AVAILABLE_MASK} = {m}: it must be 1 (available) or 0 (unavailable)"),
                     ));
                 }
             }
@@ -418,6 +437,10 @@ impl Panel {
                 ApiError::unprocessable("invalid_ds", format!("series '{id}': {m}"))
             })?;
             let mut y: Vec<f32> = rows.iter().map(|r| r.1).collect();
+            let available = rows
+                .iter()
+                .any(|r| r.3 != 1.0)
+                .then(|| rows.iter().map(|r| r.3).collect());
             let mut ex: Vec<Vec<f32>> = (0..exog.len())
                 .map(|c| rows.iter().map(|r| r.2[c]).collect())
                 .collect();
@@ -475,6 +498,7 @@ impl Panel {
                 id,
                 future,
                 y,
+                available,
                 exog: ex,
                 futr: fut,
                 stat: stat_vals,
@@ -568,9 +592,20 @@ impl Panel {
             let y = ys.and_then(|ys| ys.get(i)).unwrap_or(&s.y);
             let take = y.len().min(l);
             let pad = l - take;
-            mask.iter_mut()
-                .enumerate()
-                .for_each(|(t, m)| *m = if t < pad { 0.0 } else { 1.0 });
+            // Rows past the request's history (forecasts appended by a
+            // recursive pass) are available.
+            let start = y.len() - take;
+            mask.iter_mut().enumerate().for_each(|(t, m)| {
+                *m = if t < pad {
+                    0.0
+                } else {
+                    s.available
+                        .as_ref()
+                        .and_then(|a| a.get(start + t - pad))
+                        .copied()
+                        .unwrap_or(1.0)
+                }
+            });
             // Left padding with zeros, as NeuralForecast pads short histories.
             let fill = |dst: &mut [f32], src: &[f32]| {
                 dst[..pad].iter_mut().for_each(|v| *v = 0.0);

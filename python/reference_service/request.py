@@ -305,13 +305,17 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
                 if v is None and c not in columns[key] and c != AVAILABLE_MASK:
                     _unprocessable("non_finite_value", f"{key}[{i}].{c} is null: NeuralForecast refuses missing "
                                    f"values in every {key} column, even one no model reads")
+    with_mask = any(AVAILABLE_MASK in row for row in tables["df"])
     for i, row in enumerate(tables["df"]):
+        if with_mask and AVAILABLE_MASK not in row:
+            # NeuralForecast: "Found missing values in ['available_mask']".
+            _unprocessable("missing_column", f"df[{i}] lacks {AVAILABLE_MASK}, which other rows have")
         m = row.get(AVAILABLE_MASK, 1)
         if m is None:
             _unprocessable("non_finite_value", f"df[{i}].{AVAILABLE_MASK} is null")
-        if m != 1:
-            _unprocessable("invalid_value", f"df[{i}].{AVAILABLE_MASK} = {m}: rows marked unavailable are not "
-                           "served yet (every row must have available_mask 1)")
+        if m not in (0, 1):
+            _unprocessable("invalid_value", f"df[{i}].{AVAILABLE_MASK} = {m}: it must be 1 (available) or 0 "
+                           "(unavailable)")
 
     for key in ("df", "futr_df"):
         if key in ds:
@@ -324,6 +328,8 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
 
     def frame(key: str) -> pd.DataFrame:
         rows, cols = tables[key], columns[key]
+        if key == "df" and with_mask:
+            cols = [*cols, AVAILABLE_MASK]  # NeuralForecast reads it (scaler statistics, insample mask)
         data = {idc: [r[idc] for r in rows]}
         if key in ds:
             data[tc] = np.array(ds[key], dtype=np.int64) if ds_kind == "integer" else pd.to_datetime(ds[key])

@@ -201,6 +201,7 @@ def test_malformed_json(service, name):
 
 
 H = history()
+HM = [{**r, "available_mask": 1} for r in H]
 INVALID_REQUEST = {
     "body_array": [],
     "body_string": "df",
@@ -240,8 +241,11 @@ UNPROCESSABLE = {
     "missing_unique_id": ({"df": _drop(H, 5, "unique_id")}, "missing_column"),
     "null_y": ({"df": _set(H, 5, y=None)}, "non_finite_value"),
     "y_beyond_float32": ({"df": _set(H, 5, y=1e39)}, "non_finite_value"),  # the models compute in float32
-    "available_mask_zero": ({"df": _set(H, 4, available_mask=0)}, "invalid_value"),  # not served yet
-    "available_mask_null": ({"df": _set(H, 4, available_mask=None)}, "non_finite_value"),
+    "available_mask_two": ({"df": _set(HM, 4, available_mask=2)}, "invalid_value"),  # 0 or 1
+    "available_mask_half": ({"df": _set(HM, 4, available_mask=0.5)}, "invalid_value"),
+    "available_mask_null": ({"df": _set(HM, 4, available_mask=None)}, "non_finite_value"),
+    # NeuralForecast: "Found missing values in ['available_mask']".
+    "available_mask_in_one_row": ({"df": _set(H, 4, available_mask=1)}, "missing_column"),
     "ds_not_a_date": ({"df": _set(H, 4, ds="yesterday")}, "invalid_ds"),
     "ds_bad_month": ({"df": _set(H, 4, ds="2024-13-01")}, "invalid_ds"),
     "ds_bad_day": ({"df": _set(H, 4, ds="2023-02-29")}, "invalid_ds"),
