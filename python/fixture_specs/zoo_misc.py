@@ -1,4 +1,4 @@
-"""SOFTS, KAN, TimeMixer, TimeXer, RMoK, XLinear, StemGNN, TimesNet and DeepNPTS bundles.
+"""SOFTS, SOFTSSharp, KAN, TimeMixer, TimeXer, RMoK, XLinear, StemGNN, TimesNet and DeepNPTS bundles.
 
 The multivariate classes (SOFTS, TimeMixer, TimeXer, RMoK, XLinear, StemGNN)
 are trained on exactly three series (s1, s2, s3: ``n_series=3``) and every
@@ -21,7 +21,8 @@ from make_fixtures import (
     train_set,
     trainer_kwargs,
 )
-from neuralforecast.models import KAN, SOFTS, DeepNPTS, RMoK, StemGNN, TimeMixer, TimesNet, TimeXer, XLinear
+from neuralforecast.models import (KAN, SOFTS, DeepNPTS, RMoK, SOFTSSharp, StemGNN, TimeMixer, TimesNet, TimeXer,
+                                   XLinear)
 
 EXOG_ROW = "futr: promo, wave; hist: temp; stat: size, region"
 
@@ -47,6 +48,29 @@ def _softs_d_mq(name):
     models = [SOFTS(h=7, input_size=14, n_series=3, hidden_size=8, d_core=4, e_layers=1, d_ff=16, use_norm=False,
                     scaler_type="robust", loss=MQLoss(level=[80, 90]), **trainer_kwargs(52, 40))]
     cases = mv_cases(name, tr, freq, 14, 510, 7, ends=("2024-06-30", "2024-03-31", "2025-01-01"))
+    return models, dict(freq=freq), tr, None, cases
+
+
+@spec("softssharp_h_norm", ("SOFTSSharp(n_series=3, hidden_size=4, d_core=4, e_layers=2, d_ff=8)", "h", 12,
+                            24, "identity", "-", "MAE", "-"))
+def _softssharp_h_norm(name):
+    freq = "h"
+    tr = train_set([(u, 200) for u in UIDS], "2024-01-10 23:00:00", freq, 530, 24)
+    models = [SOFTSSharp(h=12, input_size=24, n_series=3, hidden_size=4, d_core=4, e_layers=2, d_ff=8,
+                         scaler_type="identity", **trainer_kwargs(53, 40))]
+    cases = mv_cases(name, tr, freq, 24, 530, 24)
+    return models, dict(freq=freq), tr, None, cases
+
+
+@spec("softssharp_d_mq", ("SOFTSSharp(n_series=3, hidden_size=8, d_core=4, e_layers=1, d_ff=16, use_norm=False, "
+                          "pe_keep_prob=0.8)", "D", 7, 14, "standard", "-", "MQLoss(level=[80, 90])", "-"))
+def _softssharp_d_mq(name):
+    freq = "D"
+    tr = train_set([(u, 100) for u in UIDS], "2024-04-30", freq, 540, 7)
+    models = [SOFTSSharp(h=7, input_size=14, n_series=3, hidden_size=8, d_core=4, e_layers=1, d_ff=16,
+                         use_norm=False, pe_keep_prob=0.8, scaler_type="standard", loss=MQLoss(level=[80, 90]),
+                         **trainer_kwargs(54, 40))]
+    cases = mv_cases(name, tr, freq, 14, 540, 7, ends=("2024-06-30", "2024-03-31", "2025-01-01"))
     return models, dict(freq=freq), tr, None, cases
 
 

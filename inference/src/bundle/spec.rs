@@ -124,6 +124,15 @@ impl ModelSpec {
         }
     }
 
+    pub fn f64_param(&self, key: &str, default: f64) -> Result<f64, String> {
+        match self.hparams.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| format!("hyperparameter '{key}' must be a number")),
+        }
+    }
+
     pub fn bool_param(&self, key: &str, default: bool) -> Result<bool, String> {
         match self.hparams.get(key) {
             None | Some(Value::Null) => Ok(default),

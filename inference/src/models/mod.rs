@@ -24,6 +24,7 @@ pub mod patchtst;
 pub mod rmok;
 pub mod rnn;
 pub mod softs;
+pub mod softssharp;
 pub mod stemgnn;
 pub mod tcn;
 pub mod tft;
@@ -161,6 +162,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     ("Autoformer", |s, t| Ok(Arc::new(autoformer::load(s, t)?))),
     ("FEDformer", |s, t| Ok(Arc::new(fedformer::load(s, t)?))),
     ("SOFTS", |s, t| Ok(Arc::new(softs::Softs::load(s, t)?))),
+    ("SOFTSSharp", |s, t| Ok(Arc::new(softssharp::load(s, t)?))),
     ("KAN", |s, t| Ok(Arc::new(kan::Kan::load(s, t)?))),
     ("TimeMixer", |s, t| {
         Ok(Arc::new(timemixer::TimeMixer::load(s, t)?))
@@ -197,7 +199,7 @@ pub fn supported() -> impl Iterator<Item = &'static str> {
 /// NeuralForecast classes this service knows by name but does not serve
 /// (beyond [`REFUSED`]): so a bundle naming one is refused with the class
 /// spelled as NeuralForecast spells it.
-const OTHER_CLASSES: &[&str] = &["DeepAR", "HINT", "TimeLLM", "SOFTSSharp"];
+const OTHER_CLASSES: &[&str] = &["DeepAR", "HINT", "TimeLLM"];
 
 /// Every NeuralForecast class name this service knows, served or not.
 pub fn known_classes() -> impl Iterator<Item = &'static str> {

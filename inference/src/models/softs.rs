@@ -29,6 +29,18 @@ pub struct Softs {
 
 impl Softs {
     pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Softs, BuildError> {
+        Self::load_with(spec, store, |prefix, hidden, d_core, _| {
+            Stad::load(store, prefix, hidden, d_core)
+        })
+    }
+
+    /// SOFTS with the STAD each encoder layer gets from `stad(prefix,
+    /// hidden, d_core, n_series)` (SOFTSSharp passes its own).
+    pub fn load_with(
+        spec: &ModelSpec,
+        store: &TensorStore,
+        stad: impl Fn(&str, usize, usize, usize) -> Result<Stad, String>,
+    ) -> Result<Softs, BuildError> {
         require_no_exog(spec)?;
         let n = n_series(spec)?;
         let hidden = spec.usize_param("hidden_size", 512)?;
@@ -37,7 +49,7 @@ impl Softs {
         let d_ff = spec.usize_param("d_ff", 2048)?;
         let (h, outputs) = (spec.h, spec.n_outputs());
         let encoder = TransEncoder::load(store, "encoder", e_layers, false, |prefix| {
-            let stad = Stad::load(store, &format!("{prefix}.attention"), hidden, d_core)?;
+            let stad = stad(&format!("{prefix}.attention"), hidden, d_core, n)?;
             TransEncoderLayer::with_mixer(store, prefix, stad, hidden, d_ff, Activation::GELU)
         })?;
         Ok(Softs {

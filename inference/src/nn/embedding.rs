@@ -77,13 +77,22 @@ impl PositionalEmbedding {
         hidden: usize,
         keep: usize,
     ) -> Result<PositionalEmbedding, String> {
-        let name = format!("{prefix}.pe");
-        let max_len = match store.shape_of(&name)? {
+        Self::load_table(store, &format!("{prefix}.pe"), hidden, keep)
+    }
+
+    /// The table saved as `name` [1, max_len, hidden], first `keep` rows.
+    pub fn load_table(
+        store: &TensorStore,
+        name: &str,
+        hidden: usize,
+        keep: usize,
+    ) -> Result<PositionalEmbedding, String> {
+        let max_len = match store.shape_of(name)? {
             [1, m, _] => *m,
             other => return Err(format!("tensor '{name}' has shape {other:?}")),
         };
         let pe = store
-            .array_dyn(&name, &[1, max_len, hidden])?
+            .array_dyn(name, &[1, max_len, hidden])?
             .into_shape_with_order((max_len, hidden))
             .map_err(|e| format!("{name}: {e}"))?;
         let pe = pe

@@ -2,11 +2,13 @@
 //! eval mode, the token mixer of its encoder layers: an MLP maps every series
 //! token to `d_core` values, a softmax over the series weights them into one
 //! core (training samples it instead; eval is deterministic), and a second
-//! MLP fuses each token with the core.
+//! MLP fuses each token with the core. SOFTSSharp's STADSharp is the same
+//! module reading its tokens shifted by a scaled positional table.
 
 use crate::bundle::tensors::TensorStore;
 use crate::nn::activation::Activation;
 use crate::nn::attention::softmax_inplace;
+use crate::nn::embedding::PositionalEmbedding;
 use crate::nn::linear::Linear;
 use crate::nn::transformer::TokenMixer;
 use ndarray::{Array2, ArrayView2, Axis};
@@ -17,6 +19,9 @@ pub struct Stad {
     gen2: Linear,
     gen3: Linear,
     gen4: Linear,
+    /// SOFTSSharp's variable-position encoding: row p of the table, times
+    /// the factor, is added to series token p before the module reads it.
+    positions: Option<(PositionalEmbedding, f32)>,
 }
 
 impl Stad {
@@ -35,12 +40,53 @@ impl Stad {
             gen2: lin("gen2", d_series, d_core)?,
             gen3: lin("gen3", d_series + d_core, d_series)?,
             gen4: lin("gen4", d_series, d_series)?,
+            positions: None,
+        })
+    }
+
+    /// SOFTSSharp's `STADSharp` in eval mode: STAD reading its tokens plus
+    /// `pe_keep_prob * pe_scale` times the sinusoidal table
+    /// `<prefix>.positional_embedding.position_embedding` (one row per
+    /// series token; the first `tokens` of the saved 5000 are kept).
+    pub fn load_sharp(
+        store: &TensorStore,
+        prefix: &str,
+        d_series: usize,
+        d_core: usize,
+        tokens: usize,
+        pe_keep_prob: f32,
+    ) -> Result<Stad, String> {
+        let table = PositionalEmbedding::load_table(
+            store,
+            &format!("{prefix}.positional_embedding.position_embedding"),
+            d_series,
+            tokens,
+        )?;
+        let scale_name = format!("{prefix}.pe_scale");
+        let scale = store
+            .array_dyn(&scale_name, &[])?
+            .iter()
+            .next()
+            .copied()
+            .ok_or_else(|| format!("tensor '{scale_name}' is empty"))?;
+        Ok(Stad {
+            positions: Some((table, pe_keep_prob * scale)),
+            ..Self::load(store, prefix, d_series, d_core)?
         })
     }
 }
 
 impl TokenMixer for Stad {
     fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+        let shifted;
+        let x = match &self.positions {
+            None => x,
+            Some((table, factor)) => {
+                let rows = table.rows(x.nrows())?;
+                shifted = &x + &rows.mapv(|v| v * factor);
+                shifted.view()
+            }
+        };
         let mut core = self.gen1.forward(x)?;
         Activation::GELU.apply_inplace(&mut core);
         let core = self.gen2.forward(core.view())?;
@@ -82,6 +128,7 @@ mod tests {
             gen2: from_parts(array![[1.0, 0.0]], None),
             gen3: from_parts(array![[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]], None),
             gen4: from_parts(eye(2), None),
+            positions: None,
         };
         let x = array![[1.0f32, 5.0], [3.0, -1.0]];
         let y = stad.mix(x.view()).unwrap();
