@@ -377,9 +377,11 @@ impl Panel {
             }
         }
 
-        // futr_df, when given, must be exactly the horizon grid of every series;
-        // static_df exactly one row per series (NeuralForecast's own checks are
-        // looser; the contract is strict so mistakes surface).
+        // futr_df, when given, must cover the horizon grid of every series
+        // (rows beyond it, or for series not in df, are ignored as nf.predict
+        // drops them); static_df exactly one row per series (NeuralForecast
+        // matches static rows by sorted position, so an extra or missing
+        // series would silently shift the statics: refused).
         let futr_rows = match &req.futr_df {
             None if !futr.is_empty() => {
                 return Err(ApiError::unprocessable(
@@ -506,14 +508,12 @@ impl Panel {
             });
         }
         if let Some(extra) = futr_rows.as_ref().filter(|r| r.len() > futr_used) {
-            return Err(ApiError::unprocessable(
-                "invalid_exogenous",
-                format!(
-                    "futr_df has {} rows beyond the next {} ds of the series in df",
-                    extra.len() - futr_used,
-                    b.h
-                ),
-            ));
+            // nf.predict drops them too ("Dropped N unused rows from futr_df").
+            tracing::debug!(
+                bundle = %b.name,
+                rows = extra.len() - futr_used,
+                "futr_df rows beyond the horizon grid ignored"
+            );
         }
         if let Some(extra) = static_rows.as_ref().filter(|r| r.len() > static_used) {
             return Err(ApiError::unprocessable(

@@ -369,7 +369,7 @@ def _check_model_constraints(bundle: Bundle, df) -> None:
 
 
 def _check_exogenous(bundle: Bundle, df, futr_df, static_df) -> None:
-    """futr_df: exactly the h future (unique_id, ds) of every series;
+    """futr_df: at least the h future (unique_id, ds) of every series;
     static_df: exactly one row per series."""
     idc, tc = bundle.id_col, bundle.time_col
     if bundle.futr_exog and futr_df is None:
@@ -380,11 +380,11 @@ def _check_exogenous(bundle: Bundle, df, futr_df, static_df) -> None:
         expected = bundle.nf.make_future_dataframe(df)
         want = set(zip(expected[idc].tolist(), expected[tc].tolist()))
         got = set(zip(futr_df[idc].tolist(), futr_df[tc].tolist()))
-        if got != want:
-            missing, extra = len(want - got), len(got - want)
+        # Rows beyond the grid, or for series not in df, are ignored: nf.predict drops them.
+        if want - got:
             _unprocessable(
                 "invalid_exogenous",
-                f"futr_df must hold the next {bundle.h} ds of every series: {missing} missing, {extra} extra rows",
+                f"futr_df must hold the next {bundle.h} ds of every series: {len(want - got)} missing rows",
             )
     if static_df is not None:
         ids = static_df[idc].tolist()

@@ -311,11 +311,7 @@ def test_exogenous_errors(service):
         "futr_df_absent": ({k: v for k, v in body.items() if k != "futr_df"}, "invalid_exogenous"),
         "futr_df_short": (dict(body, futr_df=body["futr_df"][:-1]), "invalid_exogenous"),
         "futr_df_empty": (dict(body, futr_df=[]), "invalid_exogenous"),
-        "futr_df_unknown_series": (dict(body, futr_df=body["futr_df"] + [dict(body["futr_df"][0], unique_id="zz")]),
-                                   "invalid_exogenous"),
         "static_df_absent": ({k: v for k, v in body.items() if k != "static_df"}, "invalid_exogenous"),
-        "futr_df_extra_step": (dict(body, futr_df=body["futr_df"] + [_next_step(body["futr_df"])]),
-                               "invalid_exogenous"),
         "static_df_missing_series": (dict(body, static_df=body["static_df"][1:]), "invalid_exogenous"),
         "static_df_unknown_series": (dict(body, static_df=body["static_df"] + [dict(body["static_df"][0], unique_id="zz")]),
                                      "invalid_exogenous"),
@@ -376,6 +372,9 @@ def test_columns_no_model_uses_are_ignored(service):
         "futr_df": dict(body, futr_df=_with_unused(body["futr_df"], **UNUSED["futr_df"], **{k: 0.0 for k in df_only})),
         "static_df": dict(body, static_df=_with_unused(body["static_df"], **UNUSED["static_df"])),
         "one_row_only": dict(body, df=_set(body["df"], 2, extra=7.0)),
+        # futr_df rows nf.predict drops ("Dropped N unused rows from futr_df").
+        "futr_df_extra_step": dict(body, futr_df=body["futr_df"] + [_next_step(body["futr_df"])]),
+        "futr_df_unknown_series": dict(body, futr_df=body["futr_df"] + [dict(body["futr_df"][0], unique_id="zz")]),
     }
     for name, variant in variants.items():
         r = predict(service, variant, model=bundle)

@@ -168,6 +168,21 @@ def v_int_y(req, rng, c):
     return req
 
 
+def v_futr_extra_rows(req, rng, c):
+    """Rows nf.predict drops: beyond the horizon, and for a series not in df."""
+    idc, tc, _ = c
+    if not req.get("futr_df"):
+        return req
+    last = max(req["futr_df"], key=lambda r: (str(r[idc]), r[tc]))
+    req["futr_df"].append(dict(last, **{idc: "zz-unknown" if isinstance(last[idc], str) else 10**6}))
+    return req
+
+
+def v_duplicate_df_row(req, rng, c):
+    req["df"].append(dict(rng.choice(req["df"])))
+    return req
+
+
 KINDS = {
     "shuffle": v_shuffle,
     "unused_columns": v_unused_columns,
@@ -180,10 +195,14 @@ KINDS = {
     "drop_series": v_drop_series,
     "ds_with_time": v_ds_with_time,
     "int_y": v_int_y,
+    "futr_extra_rows": v_futr_extra_rows,
+    "duplicate_df_row": v_duplicate_df_row,
 }
 
 # kind -> why this contract answers otherwise than nf.predict today (issue 12).
 KNOWN_DIVERGENCES = {
+    "duplicate_df_row": "two df rows with one (id, ds): NeuralForecast reads the copy as one more time step "
+                        "(no error, another forecast); refused here (422 duplicate_rows) as a client mistake",
     "horizon": "h below the bundle's: NeuralForecast raises, the contract truncates (documented in "
                "docs/contract.md); h above it with exogenous: the contract refuses future exogenous beyond h",
 }
