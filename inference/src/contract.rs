@@ -163,6 +163,12 @@ pub struct PredictRequest<'a> {
     /// `NeuralForecast.predict(h=...)` does.
     #[serde(default)]
     pub h: Option<i64>,
+    /// `nf.predict(level=...)`: interval levels in (0, 100).
+    #[serde(default)]
+    pub level: Option<Vec<f64>>,
+    /// `nf.predict(quantiles=...)`: quantiles in (0, 1).
+    #[serde(default)]
+    pub quantiles: Option<Vec<f64>>,
 }
 
 impl<'a> PredictRequest<'a> {

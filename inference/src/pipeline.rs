@@ -697,6 +697,46 @@ fn keyed_rows(
     Ok(out)
 }
 
+/// `level` / `quantiles` as `nf.predict` takes them: refused together; a
+/// multi-quantile model (MQLoss, HuberMQLoss) ignores them; a point-loss
+/// model needs the bundle's conformal intervals, whose scores this service
+/// does not read yet (refused, where NeuralForecast would compute them).
+fn check_intervals(b: &Bundle, req: &PredictRequest) -> Result<(), ApiError> {
+    let (level, quantiles) = (req.level.as_ref(), req.quantiles.as_ref());
+    if level.is_some() && quantiles.is_some() {
+        return Err(ApiError::unprocessable(
+            "invalid_level",
+            "level and quantiles cannot both be set (as in nf.predict)",
+        ));
+    }
+    let what = match (level, quantiles) {
+        (Some(_), _) => "level",
+        (_, Some(_)) => "quantiles",
+        _ => return Ok(()),
+    };
+    for m in &b.models {
+        let Some(spec) = &m.spec else { continue };
+        if spec.output_names.len() > 1 {
+            continue; // MQLoss / HuberMQLoss: nf.predict ignores level and quantiles
+        }
+        return Err(ApiError::unprocessable(
+            "invalid_level",
+            if b.prediction_intervals {
+                format!(
+                    "{what}: bundle '{}' holds conformal prediction intervals, which this service does not serve yet",
+                    b.name
+                )
+            } else {
+                format!(
+                    "{what}: model {} was trained with loss {} and bundle '{}' has no prediction intervals, so nf.predict cannot give {what} (fit with prediction_intervals, or a quantile loss)",
+                    m.name, spec.loss, b.name
+                )
+            },
+        ));
+    }
+    Ok(())
+}
+
 /// Longest horizon served, as a multiple of the bundle's `h` (each multiple
 /// above the first is one more forward pass per model).
 pub const MAX_HORIZON_FACTOR: usize = 100;
@@ -775,6 +815,7 @@ pub fn predict_with_limit(
         ));
     }
     check_types(req, b)?;
+    check_intervals(b, req)?;
     let wanted = requested_horizon(b, req)?;
     // The grid every model forecasts on: whole passes of the model's h.
     let passes = wanted.div_ceil(b.h);

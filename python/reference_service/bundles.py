@@ -147,7 +147,8 @@ def load_all(model_path: str, root_dir: str, allow_pickle: bool = False) -> dict
     return bundles
 
 
-def predict(bundle: Bundle, df, futr_df=None, static_df=None, h: int | None = None) -> list[dict]:
+def predict(bundle: Bundle, df, futr_df=None, static_df=None, h: int | None = None,
+            intervals: dict | None = None) -> list[dict]:
     """nf.predict, then the contract's rows: sorted by unique_id then ds,
     datetime ds as %Y-%m-%dT%H:%M:%S, integer ds as int, numbers as floats.
     h above the bundle's: NeuralForecast's recursive predict(h=...); below
@@ -156,7 +157,8 @@ def predict(bundle: Bundle, df, futr_df=None, static_df=None, h: int | None = No
 
     longer = h is not None and h > bundle.h
     with bundle.lock:
-        fc = bundle.nf.predict(df=df, futr_df=futr_df, static_df=static_df, **({"h": h} if longer else {}))
+        fc = bundle.nf.predict(df=df, futr_df=futr_df, static_df=static_df, **({"h": h} if longer else {}),
+                               **(intervals or {}))
     idc, tc = bundle.id_col, bundle.time_col
     fc = fc.sort_values([idc, tc], kind="stable").reset_index(drop=True)
     if h is not None and h < bundle.h:

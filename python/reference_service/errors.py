@@ -21,6 +21,7 @@ STATUS = {
     "duplicate_rows": 422,
     "invalid_exogenous": 422,
     "invalid_value": 422,
+    "invalid_level": 422,
     "invalid_series": 422,
     "invalid_horizon": 422,
     "too_many_series": 422,

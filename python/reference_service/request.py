@@ -145,13 +145,17 @@ def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
     used["df"] = [*used["df"], AVAILABLE_MASK]
     if not isinstance(body, dict):
         _invalid("body must be a JSON object")
-    unknown = sorted(set(body) - set(TABLES) - {"h"})
+    unknown = sorted(set(body) - set(TABLES) - {"h", "level", "quantiles"})
     if unknown:
         _invalid(f"unknown top-level key(s): {', '.join(unknown)}")
     if "df" not in body:
         _invalid("df is required")
     if body.get("h") is not None and not _is_int(body["h"]):
         _invalid("h must be an integer")
+    for key in ("level", "quantiles"):
+        v = body.get(key)
+        if v is not None and not (isinstance(v, list) and all(_is_number(x) for x in v)):
+            _invalid(f"{key} must be an array of numbers")
     tables = {}
     for key in TABLES:
         rows = body.get(key)
@@ -185,6 +189,25 @@ def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
 
 def _unprocessable(code: str, message: str):
     raise ApiError(code, message)
+
+
+def requested_intervals(body: dict, bundle: Bundle) -> dict:
+    """level / quantiles for nf.predict, as it takes them: refused together;
+    a multi-quantile model (MQLoss, HuberMQLoss) ignores them; a point-loss
+    model needs the bundle's conformal intervals (nf.predict raises
+    otherwise). Returns the keyword arguments for nf.predict."""
+    given = {k: body[k] for k in ("level", "quantiles") if body.get(k) is not None}
+    if len(given) == 2:
+        _unprocessable("invalid_level", "level and quantiles cannot both be set (as in nf.predict)")
+    if not given:
+        return {}
+    what = next(iter(given))
+    if bundle.nf.prediction_intervals is None:
+        for model in bundle.nf.models:
+            if len(list(model.loss.output_names)) <= 1:
+                _unprocessable("invalid_level", f"{what}: model {model} was trained with loss {model.loss} and "
+                               f"bundle {bundle.name!r} has no prediction intervals, so nf.predict cannot give {what}")
+    return given
 
 
 MAX_HORIZON_FACTOR = 100  # as the Rust service: recursive passes up to 100x the bundle's h

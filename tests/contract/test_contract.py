@@ -24,7 +24,7 @@ ALL_CODES = {
     "malformed_json", "invalid_request", "model_required", "unknown_model", "not_found",
     "method_not_allowed", "body_too_large", "unsupported_media_type", "empty_df", "missing_column",
     "non_finite_value", "invalid_ds", "duplicate_rows", "invalid_exogenous",
-    "invalid_value", "invalid_series", "invalid_horizon", "too_many_series", "unsupported_model", "overloaded", "not_ready", "timeout",
+    "invalid_value", "invalid_level", "invalid_series", "invalid_horizon", "too_many_series", "unsupported_model", "overloaded", "not_ready", "timeout",
     "internal_error",
 }
 PLAIN = "mlp_d_standard"  # freq D, no exogenous
@@ -226,6 +226,8 @@ INVALID_REQUEST = {
     "h_float": {"df": H, "h": 7.5},
     "h_bool": {"df": H, "h": True},
     "h_beyond_int64": {"df": H, "h": 2**64},
+    "level_string": {"df": H, "level": "80"},
+    "quantiles_of_strings": {"df": H, "quantiles": ["0.1"]},
 }
 
 
@@ -392,6 +394,21 @@ def test_columns_no_model_uses_are_ignored(service):
     # A column a model does read keeps its type check.
     assert_error(predict(service, dict(body, futr_df=_set(body["futr_df"], 0, **{futr_col: "warm"})), model=bundle),
                  400, "invalid_request")
+
+
+def test_level_and_quantiles_as_nf_predict(service):
+    """A point-loss model without conformal intervals: nf.predict raises
+    (422 invalid_level); an MQLoss model ignores both; both together: 422."""
+    for body in ({"df": H, "level": [80]}, {"df": H, "quantiles": [0.1, 0.9]}, {"df": H, "level": [80], "quantiles": [0.5]}):
+        assert_error(predict(service, body, model=PLAIN), 422, "invalid_level")
+    case = load_case("mlp_me_mq__tail")
+    base = predict(service, case["request"], model="mlp_me_mq")
+    assert base.status_code == 200, base.text[:300]
+    for extra in ({"level": [80, 95]}, {"quantiles": [0.1]}, {"level": None}):
+        r = predict(service, dict(case["request"], **extra), model="mlp_me_mq")
+        assert r.status_code == 200 and r.json() == base.json(), (extra, r.text[:300])
+    assert_error(predict(service, dict(case["request"], level=[80], quantiles=[0.5]), model="mlp_me_mq"),
+                 422, "invalid_level")
 
 
 def test_multivariate_needs_its_trained_series(service):

@@ -183,6 +183,13 @@ def v_duplicate_df_row(req, rng, c):
     return req
 
 
+def v_intervals(req, rng, c):
+    choice = rng.choice([{"level": [80]}, {"level": [80, 95]}, {"quantiles": [0.1, 0.9]},
+                         {"level": [90], "quantiles": [0.5]}])
+    req.update(choice)
+    return req
+
+
 KINDS = {
     "shuffle": v_shuffle,
     "unused_columns": v_unused_columns,
@@ -197,6 +204,7 @@ KINDS = {
     "int_y": v_int_y,
     "futr_extra_rows": v_futr_extra_rows,
     "duplicate_df_row": v_duplicate_df_row,
+    "intervals": v_intervals,
 }
 
 # kind -> why this contract answers otherwise than nf.predict today (issue 12).
@@ -253,8 +261,9 @@ def oracle(name: str):
     req = v.request
     try:
         kwargs = {k: _frame(req[k], nf.time_col, int_freq) for k in ("df", "futr_df", "static_df") if req.get(k)}
-        if "h" in req:
-            kwargs["h"] = req["h"]
+        for k in ("h", "level", "quantiles"):
+            if k in req:
+                kwargs[k] = req[k]
         fc = nf.predict(**kwargs)
     except Exception as e:  # noqa: BLE001 - NeuralForecast raises bare Exception too
         return "raises", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"

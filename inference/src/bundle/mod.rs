@@ -83,6 +83,8 @@ pub struct Bundle {
     pub unsupported: Option<String>,
     /// The on-disk format, and which NeuralForecast wrote it where known.
     pub format: Format,
+    /// Fitted with `prediction_intervals` (conformal intervals saved with it).
+    pub prediction_intervals: bool,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -232,6 +234,8 @@ impl Bundle {
             time: col("time_col", "ds")?,
             target: col("target_col", "y")?,
         };
+        let prediction_intervals =
+            !matches!(cfg.get("prediction_intervals"), None | Some(Value::Null));
         let mut unsupported = None;
         let mut scaler = |key: &str| -> Result<Option<LocalScalerKind>, LoadError> {
             match cfg.get(key) {
@@ -351,6 +355,7 @@ impl Bundle {
             memory_bytes,
             unsupported,
             format: parsed.format,
+            prediction_intervals,
         })
     }
 
