@@ -57,6 +57,19 @@ def first_case(case_dir, bundle):
         return json.load(f)
 
 
+def request_frames(request: dict, freq) -> dict:
+    """A case request's tables as nf.predict takes them."""
+    return {k: mf.records_to_df(request[k], freq) for k in ("df", "futr_df", "static_df") if k in request}
+
+
+def write_case(case_dir: str, bundle: str, suffix: str, request: dict, fc) -> None:
+    """<case_dir>/<bundle>__<suffix>.json with NeuralForecast's forecast as the expectation."""
+    case = {"bundle": bundle, "request": request,
+            "expected": {"model": bundle, "predictions": mf.predictions_to_records(fc)}}
+    mf.dump_case(os.path.join(case_dir, f"{bundle}__{suffix}.json"), case)
+    print(f"{bundle}__{suffix}: {len(case['expected']['predictions'])} rows", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -67,20 +80,14 @@ def main(argv=None):
     for bundle, horizons in HORIZONS.items():
         nf = NeuralForecast.load(os.path.join(out, "bundles", bundle))
         base = first_case(case_dir, bundle)
-        freq = nf.freq
-        kwargs = {k: mf.records_to_df(base["request"][k], freq) for k in ("df", "futr_df", "static_df")
-                  if k in base["request"]}
+        kwargs = request_frames(base["request"], nf.freq)
         for h in horizons:
             if h > nf.h:
                 fc = nf.predict(**kwargs, h=h)
             else:
                 fc = nf.predict(**kwargs)
                 fc = fc.sort_values(["unique_id", "ds"], kind="stable").groupby("unique_id").head(h)
-            request = dict(base["request"], h=h)
-            case = {"bundle": bundle, "request": request,
-                    "expected": {"model": bundle, "predictions": mf.predictions_to_records(fc)}}
-            mf.dump_case(os.path.join(case_dir, f"{bundle}__h{h}.json"), case)
-            print(f"{bundle}__h{h}: {len(case['expected']['predictions'])} rows", flush=True)
+            write_case(case_dir, bundle, f"h{h}", dict(base["request"], h=h), fc)
     return 0
 
 

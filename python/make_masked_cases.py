@@ -22,8 +22,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import make_fixtures as mf  # noqa: E402  (sets CPU, one thread, quiet logs)
-from make_horizon_cases import first_case  # noqa: E402
+import make_fixtures  # noqa: E402,F401  (sets CPU, one thread, quiet logs)
+from make_horizon_cases import first_case, request_frames, write_case  # noqa: E402
 from neuralforecast import NeuralForecast  # noqa: E402
 
 # Scalers standard / robust (lower median) / minmax, exogenous, a local
@@ -56,12 +56,7 @@ def main(argv=None):
         nf = NeuralForecast.load(os.path.join(out, "bundles", bundle))
         base = first_case(case_dir, bundle)
         request = dict(base["request"], df=with_mask(base["request"]["df"]))
-        kwargs = {k: mf.records_to_df(request[k], nf.freq) for k in ("df", "futr_df", "static_df") if k in request}
-        fc = nf.predict(**kwargs)
-        case = {"bundle": bundle, "request": request,
-                "expected": {"model": bundle, "predictions": mf.predictions_to_records(fc)}}
-        mf.dump_case(os.path.join(case_dir, f"{bundle}__masked.json"), case)
-        print(f"{bundle}__masked: {len(case['expected']['predictions'])} rows", flush=True)
+        write_case(case_dir, bundle, "masked", request, nf.predict(**request_frames(request, nf.freq)))
     return 0
 
 
