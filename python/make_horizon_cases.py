@@ -70,13 +70,17 @@ def write_case(case_dir: str, bundle: str, suffix: str, request: dict, fc) -> No
     print(f"{bundle}__{suffix}: {len(case['expected']['predictions'])} rows", flush=True)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def fixture_dirs(argv, doc: str) -> tuple[str, str]:
+    """--out (default tests/fixtures) and its cases/ directory."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                   "tests", "fixtures"))
-    args = ap.parse_args(argv)
-    out = os.path.abspath(args.out)
-    case_dir = os.path.join(out, "cases")
+    out = os.path.abspath(ap.parse_args(argv).out)
+    return out, os.path.join(out, "cases")
+
+
+def main(argv=None):
+    out, case_dir = fixture_dirs(argv, __doc__)
     for bundle, horizons in HORIZONS.items():
         nf = NeuralForecast.load(os.path.join(out, "bundles", bundle))
         base = first_case(case_dir, bundle)

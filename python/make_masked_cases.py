@@ -16,14 +16,13 @@ are written as ``<out>/cases/<bundle>__masked.json``; bundles are untouched.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import make_fixtures  # noqa: E402,F401  (sets CPU, one thread, quiet logs)
-from make_horizon_cases import first_case, request_frames, write_case  # noqa: E402
+from make_horizon_cases import first_case, fixture_dirs, request_frames, write_case  # noqa: E402
 from neuralforecast import NeuralForecast  # noqa: E402
 
 # Scalers standard / robust (lower median) / minmax, exogenous, a local
@@ -46,12 +45,7 @@ def with_mask(rows: list[dict]) -> list[dict]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                                  "tests", "fixtures"))
-    args = ap.parse_args(argv)
-    out = os.path.abspath(args.out)
-    case_dir = os.path.join(out, "cases")
+    out, case_dir = fixture_dirs(argv, __doc__)
     for bundle in BUNDLES:
         nf = NeuralForecast.load(os.path.join(out, "bundles", bundle))
         base = first_case(case_dir, bundle)
