@@ -38,6 +38,7 @@ sys.path.insert(0, HERE)
 
 # make_fixtures sets the single-thread / CPU environment before torch loads.
 from make_fixtures import (  # noqa: E402
+    case_request,
     concat,
     dump_case,
     exog_frame,
@@ -45,7 +46,6 @@ from make_fixtures import (  # noqa: E402
     predictions_to_records,
     records_to_df,
     tail_n,
-    to_records,
     train_set,
     trainer_kwargs,
 )
@@ -328,11 +328,7 @@ def describe_bundle(bdir):
 def predict_cases(nf2, bname, freq, cases, out):
     written = []
     for i, (cname, df, futr_df, st_df) in enumerate(cases):
-        request = {"df": to_records(df, freq, shuffle_seed=1000 + i)}
-        if futr_df is not None:
-            request["futr_df"] = to_records(futr_df, freq, shuffle_seed=2000 + i)
-        if st_df is not None:
-            request["static_df"] = to_records(st_df, freq)
+        request = case_request(i, df, futr_df, st_df, freq)
         kwargs = dict(df=records_to_df(request["df"], freq))
         if "futr_df" in request:
             kwargs["futr_df"] = records_to_df(request["futr_df"], freq)

@@ -552,6 +552,16 @@ def same_bundle(new_dir, old_dir):
     return True
 
 
+def case_request(i, df, futr_df, st_df, freq):
+    """The /predict body of a spec's i-th case: its frames as shuffled records."""
+    request = {"df": to_records(df, freq, shuffle_seed=1000 + i)}
+    if futr_df is not None:
+        request["futr_df"] = to_records(futr_df, freq, shuffle_seed=2000 + i)
+    if st_df is not None:
+        request["static_df"] = to_records(st_df, freq)
+    return request
+
+
 def rename_records(records, mapping):
     """Records with keys renamed, in the same key order."""
     return [{mapping.get(k, k): v for k, v in r.items()} for r in records]
@@ -588,11 +598,7 @@ def build_bundle(name, out):
     os.makedirs(case_dir, exist_ok=True)
     written = []
     for i, (cname, df, futr_df, st_df) in enumerate(cases):
-        request = {"df": to_records(df, freq, shuffle_seed=1000 + i)}
-        if futr_df is not None:
-            request["futr_df"] = to_records(futr_df, freq, shuffle_seed=2000 + i)
-        if st_df is not None:
-            request["static_df"] = to_records(st_df, freq)
+        request = case_request(i, df, futr_df, st_df, freq)
         kwargs = dict(df=records_to_df(request["df"], freq).rename(columns=columns))
         if "futr_df" in request:
             kwargs["futr_df"] = records_to_df(request["futr_df"], freq).rename(columns=columns)
