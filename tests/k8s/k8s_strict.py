@@ -5,7 +5,7 @@ validators accept extra properties, so a `circuitBreaker:` block in a
 DestinationRule passes them and Istio silently ignores it. Here:
 
 - Flagger kinds: every object key must be a property of the CRD's
-  openAPIV3Schema (shared/schemas/flagger-crd.yaml), unless that node is a map
+  openAPIV3Schema (tests/k8s/schemas/flagger-crd.yaml), unless that node is a map
   (additionalProperties) or preserves unknown fields.
 - Every other kind the chart renders: an allow-list of the fields that exist,
   per kind, written from the API references (Istio networking/extensions,

@@ -13,7 +13,7 @@ import yaml
 import k8s_strict as strict
 from k8s_support import CHART, HERE, NAMESPACE, PROFILES, REPO, docs, find, profile_args, release_for
 
-FLAGGER_CRD = REPO.parent / "shared" / "schemas" / "flagger-crd.yaml"
+FLAGGER_CRD = HERE / "schemas" / "flagger-crd.yaml"
 ISTIO_DIR = REPO / "istio"
 
 
@@ -23,7 +23,7 @@ ISTIO_DIR = REPO / "istio"
 @pytest.fixture(scope="session")
 def flagger_schemas():
     if not FLAGGER_CRD.exists():
-        pytest.fail(f"{FLAGGER_CRD} is missing (shared/schemas from fluxcd/flagger)")
+        pytest.fail(f"{FLAGGER_CRD} is missing (tests/k8s/schemas, from fluxcd/flagger)")
     out = {}
     for crd in yaml.safe_load_all(FLAGGER_CRD.read_text()):
         if crd:
