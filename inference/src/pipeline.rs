@@ -172,6 +172,10 @@ impl Kinds {
 /// NeuralForecast's own column in `df` marking a row available (1) or not (0).
 pub const AVAILABLE_MASK: &str = "available_mask";
 
+/// NeuralForecast's training weight column: predict ignores it, but refuses
+/// a missing or negative weight on an available row.
+pub const SAMPLE_WEIGHT: &str = "sample_weight";
+
 /// The columns of each table some model of the bundle reads; `nf.predict`
 /// ignores every other column, whatever it holds, and so does this service.
 struct UsedColumns {
@@ -365,6 +369,29 @@ impl Panel {
                     "missing_column",
                     format!("df[{i}] lacks {AVAILABLE_MASK}, which other rows have"),
                 ));
+            }
+            let available = !matches!(row.get(AVAILABLE_MASK), Some(Cell::Int(0)))
+                && !matches!(row.get(AVAILABLE_MASK), Some(Cell::Float(f)) if *f == 0.0);
+            match row.get(SAMPLE_WEIGHT) {
+                Some(Cell::Int(w)) if available && *w < 0 => {
+                    return Err(ApiError::unprocessable(
+                        "invalid_value",
+                        format!("df[{i}].{SAMPLE_WEIGHT} = {w}: NeuralForecast refuses a negative sample_weight"),
+                    ))
+                }
+                Some(Cell::Float(w)) if available && *w < 0.0 => {
+                    return Err(ApiError::unprocessable(
+                        "invalid_value",
+                        format!("df[{i}].{SAMPLE_WEIGHT} = {w}: NeuralForecast refuses a negative sample_weight"),
+                    ))
+                }
+                Some(Cell::Str(_)) => {
+                    return Err(ApiError::unprocessable(
+                        "invalid_value",
+                        format!("df[{i}].{SAMPLE_WEIGHT} is a string: NeuralForecast compares it with 0 and refuses it"),
+                    ))
+                }
+                _ => {}
             }
             if let Some(v) = row.get(AVAILABLE_MASK) {
                 let m = number(v, AVAILABLE_MASK, "df", i)?;

@@ -106,6 +106,7 @@ def _is_int(v) -> bool:
 
 
 AVAILABLE_MASK = "available_mask"  # NeuralForecast's own df column: 1 available, 0 not
+SAMPLE_WEIGHT = "sample_weight"  # NeuralForecast's training weight: predict refuses negative ones
 
 
 def used_columns(bundle: Bundle) -> dict[str, list[str]]:
@@ -330,6 +331,13 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
                                    f"values in every {key} column, even one no model reads")
     with_mask = any(AVAILABLE_MASK in row for row in tables["df"])
     for i, row in enumerate(tables["df"]):
+        w = row.get(SAMPLE_WEIGHT)
+        if isinstance(w, str):
+            _unprocessable("invalid_value", f"df[{i}].{SAMPLE_WEIGHT} is a string: NeuralForecast compares it with 0 "
+                           "and refuses it")
+        if _is_number(w) and w < 0 and row.get(AVAILABLE_MASK, 1) != 0:
+            _unprocessable("invalid_value", f"df[{i}].{SAMPLE_WEIGHT} = {w}: NeuralForecast refuses a negative "
+                           "sample_weight")
         if with_mask and AVAILABLE_MASK not in row:
             # NeuralForecast: "Found missing values in ['available_mask']".
             _unprocessable("missing_column", f"df[{i}] lacks {AVAILABLE_MASK}, which other rows have")

@@ -246,6 +246,9 @@ UNPROCESSABLE = {
     "available_mask_two": ({"df": _set(HM, 4, available_mask=2)}, "invalid_value"),  # 0 or 1
     "available_mask_half": ({"df": _set(HM, 4, available_mask=0.5)}, "invalid_value"),
     "available_mask_null": ({"df": _set(HM, 4, available_mask=None)}, "non_finite_value"),
+    # NeuralForecast: "sample_weight column must be non-negative".
+    "sample_weight_negative": ({"df": _set([{**r, "sample_weight": 1.0} for r in H], 4, sample_weight=-0.5)},
+                               "invalid_value"),
     # NeuralForecast: "Found missing values in ['available_mask']".
     "available_mask_in_one_row": ({"df": _set(H, 4, available_mask=1)}, "missing_column"),
     "ds_not_a_date": ({"df": _set(H, 4, ds="yesterday")}, "invalid_ds"),
@@ -345,7 +348,7 @@ def _with_unused(rows, **extra):
 # to float32 (numbers, booleans, numeric strings), static_df every column to a
 # float tensor, futr_df keeps only what it needs (anything else is dropped).
 UNUSED = {
-    "df": {"price": 1.5, "count": 3, "flag": True, "code": "42"},
+    "df": {"price": 1.5, "count": 3, "flag": True, "code": "42", "sample_weight": 0.5},
     "futr_df": {"price": 1.5, "note": "promo", "flag": True, "tags": ["a"], "meta": {"k": 1}, "gap": None},
     "static_df": {"area": 2.5, "rank": 1},
 }

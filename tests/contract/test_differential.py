@@ -183,6 +183,16 @@ def v_duplicate_df_row(req, rng, c):
     return req
 
 
+def v_sample_weight(req, rng, c):
+    """NeuralForecast ignores it at predict, but refuses a negative weight."""
+    negative = rng.random() < 0.3
+    for r in req["df"]:
+        r["sample_weight"] = round(rng.uniform(0, 2), 3)
+    if negative:
+        rng.choice(req["df"])["sample_weight"] = -1.0
+    return req
+
+
 def v_intervals(req, rng, c):
     choice = rng.choice([{"level": [80]}, {"level": [80, 95]}, {"quantiles": [0.1, 0.9]},
                          {"level": [90], "quantiles": [0.5]}])
@@ -205,6 +215,7 @@ KINDS = {
     "futr_extra_rows": v_futr_extra_rows,
     "duplicate_df_row": v_duplicate_df_row,
     "intervals": v_intervals,
+    "sample_weight": v_sample_weight,
 }
 
 # kind -> why this contract answers otherwise than nf.predict today (issue 12).
