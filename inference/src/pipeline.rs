@@ -218,7 +218,7 @@ impl UsedColumns {
 /// NeuralForecast turns every `df` column into float32 (numbers, booleans,
 /// numeric strings convert) and every `static_df` column into a float
 /// tensor; `futr_df` keeps only the columns it needs. `null` passes here and
-/// is refused with the other missing values (`unused_nulls`).
+/// is refused with the other missing values (`Seen::unused_null`).
 fn unused_ok(table: &str, v: &Cell) -> bool {
     match (table, v) {
         ("futr_df", _) => true,
@@ -229,15 +229,60 @@ fn unused_ok(table: &str, v: &Cell) -> bool {
     }
 }
 
-/// NeuralForecast refuses a missing value in any `df` or `static_df`
-/// column, used or not (`Found missing values in [...]`).
-fn unused_nulls(rows: &[Row], used: &[String], table: &str) -> Result<(), ApiError> {
-    for (i, row) in rows.iter().enumerate() {
-        for (k, v) in row.iter() {
-            if matches!(v, Cell::Null) && !used.iter().any(|u| u == k) {
+/// What `check_types` saw that later checks need, so they need not read
+/// every cell again.
+#[derive(Default)]
+struct Seen {
+    /// The first `null` in a `df` or `static_df` column no model reads:
+    /// NeuralForecast refuses a missing value in every such column
+    /// (`Found missing values in [...]`), in the order of the value checks.
+    unused_null: Option<ApiError>,
+    /// Some `df` row has `available_mask` or `sample_weight`.
+    special: bool,
+}
+
+/// `available_mask` and `sample_weight` in `df`, row by row in the Python
+/// reference's order (sample_weight, then available_mask): NeuralForecast
+/// checks sample_weight on available rows only, and a mask given on some
+/// rows must be given on all.
+fn check_mask_and_weight(df: &[Row]) -> Result<(), ApiError> {
+    let with_mask = df.iter().any(|r| r.get(AVAILABLE_MASK).is_some());
+    for (i, row) in df.iter().enumerate() {
+        let unavailable = match row.get(AVAILABLE_MASK) {
+            Some(Cell::Int(m)) => *m == 0,
+            Some(Cell::Float(m)) => *m == 0.0,
+            _ => false,
+        };
+        let weight = match row.get(SAMPLE_WEIGHT) {
+            Some(Cell::Str(_)) => {
                 return Err(ApiError::unprocessable(
-                    "non_finite_value",
-                    format!("{table}[{i}].{k} is null: NeuralForecast refuses missing values in every {table} column, even one no model reads"),
+                    "invalid_value",
+                    format!("df[{i}].{SAMPLE_WEIGHT} is a string: NeuralForecast compares it with 0 and refuses it"),
+                ))
+            }
+            Some(Cell::Int(w)) => Some(*w as f64),
+            Some(Cell::Float(w)) => Some(*w),
+            _ => None,
+        };
+        if let Some(w) = weight.filter(|w| *w < 0.0 && !unavailable) {
+            return Err(ApiError::unprocessable(
+                "invalid_value",
+                format!("df[{i}].{SAMPLE_WEIGHT} = {w}: NeuralForecast refuses a negative sample_weight"),
+            ));
+        }
+        if with_mask && row.get(AVAILABLE_MASK).is_none() {
+            // NeuralForecast: "Found missing values in ['available_mask']".
+            return Err(ApiError::unprocessable(
+                "missing_column",
+                format!("df[{i}] lacks {AVAILABLE_MASK}, which other rows have"),
+            ));
+        }
+        if let Some(v) = row.get(AVAILABLE_MASK) {
+            let m = number(v, AVAILABLE_MASK, "df", i)?;
+            if m != 0.0 && m != 1.0 {
+                return Err(ApiError::unprocessable(
+                    "invalid_value",
+                    format!("df[{i}].{AVAILABLE_MASK} = {m}: it must be 1 (available) or 0 (unavailable)"),
                 ));
             }
         }
@@ -248,9 +293,9 @@ fn unused_nulls(rows: &[Row], used: &[String], table: &str) -> Result<(), ApiErr
 /// The wrong-type checks over the whole body come before any check of
 /// meaning, so a request with both faults gets the same answer from both
 /// services. Columns no model uses are not checked (nor read).
-fn check_types(req: &PredictRequest, b: &Bundle) -> Result<(), ApiError> {
+fn check_types(req: &PredictRequest, b: &Bundle, used: &UsedColumns) -> Result<Seen, ApiError> {
     let cols = &b.columns;
-    let used = UsedColumns::of(b);
+    let mut seen = Seen::default();
     let tables = [
         ("df", Some(&req.df)),
         ("futr_df", req.futr_df.as_ref()),
@@ -261,7 +306,16 @@ fn check_types(req: &PredictRequest, b: &Bundle) -> Result<(), ApiError> {
         let used = used.get(table);
         for (i, row) in rows.into_iter().flatten().enumerate() {
             for (k, v) in row.iter() {
+                if table == "df" && (k == AVAILABLE_MASK || k == SAMPLE_WEIGHT) {
+                    seen.special = true;
+                }
                 if !used.iter().any(|u| u == k) {
+                    if matches!(v, Cell::Null) && table != "futr_df" && seen.unused_null.is_none() {
+                        seen.unused_null = Some(ApiError::unprocessable(
+                            "non_finite_value",
+                            format!("{table}[{i}].{k} is null: NeuralForecast refuses missing values in every {table} column, even one no model reads"),
+                        ));
+                    }
                     if !unused_ok(table, v) {
                         return Err(ApiError::invalid_request(format!(
                             "{table}[{i}].{k} is {}: no model reads it, but nf.predict converts every {table} column to numbers and refuses this",
@@ -294,16 +348,17 @@ fn check_types(req: &PredictRequest, b: &Bundle) -> Result<(), ApiError> {
             "ignored cells of columns no model uses"
         );
     }
-    Ok(())
+    Ok(seen)
 }
 
 impl Panel {
     /// `horizon`: how many future stamps each series gets (at least the
     /// bundle's `h`, which is what futr_df must cover).
-    /// The caller has run `check_types`.
+    /// The caller has run `check_types`, which returned `seen`.
     fn from_request(
         b: &Bundle,
         req: &PredictRequest,
+        seen: Seen,
         horizon: usize,
         max_series: usize,
     ) -> Result<Panel, ApiError> {
@@ -348,7 +403,7 @@ impl Panel {
                 return Err(too_many_series(max_series));
             }
             // Checked below, with the other available_mask values.
-            let avail = match row.get(AVAILABLE_MASK) {
+            let avail = match seen.special.then(|| row.get(AVAILABLE_MASK)).flatten() {
                 Some(Cell::Int(k)) => *k as f32,
                 Some(Cell::Float(f)) => *f as f32,
                 _ => 1.0,
@@ -356,52 +411,11 @@ impl Panel {
             groups[g].1.push((ds, y, x, avail));
         }
         groups.sort_by(|a, b| a.0.cmp(&b.0));
-        let used = UsedColumns::of(b);
-        unused_nulls(&req.df, used.get("df"), "df")?;
-        if let Some(rows) = &req.static_df {
-            unused_nulls(rows, used.get("static_df"), "static_df")?;
+        if let Some(e) = seen.unused_null {
+            return Err(e);
         }
-        let with_mask = req.df.iter().any(|r| r.get(AVAILABLE_MASK).is_some());
-        for (i, row) in req.df.iter().enumerate() {
-            if with_mask && row.get(AVAILABLE_MASK).is_none() {
-                // NeuralForecast: "Found missing values in ['available_mask']".
-                return Err(ApiError::unprocessable(
-                    "missing_column",
-                    format!("df[{i}] lacks {AVAILABLE_MASK}, which other rows have"),
-                ));
-            }
-            let available = !matches!(row.get(AVAILABLE_MASK), Some(Cell::Int(0)))
-                && !matches!(row.get(AVAILABLE_MASK), Some(Cell::Float(f)) if *f == 0.0);
-            match row.get(SAMPLE_WEIGHT) {
-                Some(Cell::Int(w)) if available && *w < 0 => {
-                    return Err(ApiError::unprocessable(
-                        "invalid_value",
-                        format!("df[{i}].{SAMPLE_WEIGHT} = {w}: NeuralForecast refuses a negative sample_weight"),
-                    ))
-                }
-                Some(Cell::Float(w)) if available && *w < 0.0 => {
-                    return Err(ApiError::unprocessable(
-                        "invalid_value",
-                        format!("df[{i}].{SAMPLE_WEIGHT} = {w}: NeuralForecast refuses a negative sample_weight"),
-                    ))
-                }
-                Some(Cell::Str(_)) => {
-                    return Err(ApiError::unprocessable(
-                        "invalid_value",
-                        format!("df[{i}].{SAMPLE_WEIGHT} is a string: NeuralForecast compares it with 0 and refuses it"),
-                    ))
-                }
-                _ => {}
-            }
-            if let Some(v) = row.get(AVAILABLE_MASK) {
-                let m = number(v, AVAILABLE_MASK, "df", i)?;
-                if m != 0.0 && m != 1.0 {
-                    return Err(ApiError::unprocessable(
-                        "invalid_value",
-                        format!("df[{i}].{AVAILABLE_MASK} = {m}: it must be 1 (available) or 0 (unavailable)"),
-                    ));
-                }
-            }
+        if seen.special {
+            check_mask_and_weight(&req.df)?;
         }
 
         // futr_df, when given, must cover the horizon grid of every series
@@ -841,14 +855,15 @@ pub fn predict_with_limit(
             format!("bundle '{}' cannot be served: {why}", b.name),
         ));
     }
-    check_types(req, b)?;
+    let used = UsedColumns::of(b);
+    let seen = check_types(req, b, &used)?;
     check_intervals(b, req)?;
     let wanted = requested_horizon(b, req)?;
     // The grid every model forecasts on: whole passes of the model's h.
     let passes = wanted.div_ceil(b.h);
     let h = b.h;
     let horizon = passes * h;
-    let panel = Panel::from_request(b, req, horizon, max_series)?;
+    let panel = Panel::from_request(b, req, seen, horizon, max_series)?;
     let n = panel.series.len();
     let columns = b.output_columns();
     let mut values: Vec<Vec<f32>> = vec![Vec::with_capacity(columns.len()); n * horizon];
