@@ -196,6 +196,9 @@ def dump_case(path, case):
             req.append(f'\n    "{key}": ' + arr(case["request"][key], "    "))
     if "h" in case["request"]:
         req.append(f'\n    "h": {int(case["request"]["h"])}')
+    for key in ("level", "quantiles"):
+        if key in case["request"]:
+            req.append(f'\n    "{key}": ' + json.dumps(case["request"][key]))
     parts.append(",".join(req) + "\n  },")
     parts.append('\n  "expected": {"model": ' + json.dumps(case["expected"]["model"]) + ', "predictions": '
                  + arr(case["expected"]["predictions"], "  ") + "}\n}\n")
@@ -573,13 +576,15 @@ def build_bundle(name, out):
     # time_col, "y": target_col}. Specs build frames with the default names;
     # requests, predict and expectations use the bundle's.
     columns = nf_kwargs.pop("columns", {})
+    # fit() keyword arguments (e.g. prediction_intervals) ride along as "fit".
+    fit_kwargs = nf_kwargs.pop("fit", {})
     back = {v: k for k, v in columns.items()}
     freq = nf_kwargs["freq"]
     nf = NeuralForecast(models=models, **nf_kwargs)
     fit_names = {f"{c}_col": columns[d] for c, d in (("id", "unique_id"), ("time", "ds"), ("target", "y"))
                  if d in columns}
     nf.fit(df=train_df.rename(columns=columns),
-           static_df=None if static_df is None else static_df.rename(columns=columns), **fit_names)
+           static_df=None if static_df is None else static_df.rename(columns=columns), **fit_names, **fit_kwargs)
     bdir = os.path.join(out, "bundles", name)
     os.makedirs(os.path.dirname(bdir), exist_ok=True)
     fresh = os.path.join(_TMP_ROOT, "bundles", name)
@@ -597,15 +602,23 @@ def build_bundle(name, out):
     case_dir = os.path.join(out, "cases")
     os.makedirs(case_dir, exist_ok=True)
     written = []
-    for i, (cname, df, futr_df, st_df) in enumerate(cases):
+    for i, (cname, df, futr_df, st_df, *more) in enumerate(cases):
+        # A fifth element holds predict() arguments: level, quantiles, or h
+        # below the bundle's (NeuralForecast refuses that; the contract's
+        # answer is the first h steps, taken here from its full forecast).
+        extra = more[0] if more else {}
         request = case_request(i, df, futr_df, st_df, freq)
+        request.update(extra)
         kwargs = dict(df=records_to_df(request["df"], freq).rename(columns=columns))
         if "futr_df" in request:
             kwargs["futr_df"] = records_to_df(request["futr_df"], freq).rename(columns=columns)
         if "static_df" in request:
             kwargs["static_df"] = records_to_df(request["static_df"], freq).rename(columns=columns)
-        fc = nf2.predict(**kwargs).rename(columns=back)
-        request = {k: rename_records(v, columns) for k, v in request.items()}
+        fc = nf2.predict(**kwargs, **{k: v for k, v in extra.items() if k != "h"}).rename(columns=back)
+        if "h" in extra:
+            fc = fc.sort_values(["unique_id", "ds"]).groupby("unique_id", sort=False).head(extra["h"])
+        request = {k: (rename_records(v, columns) if k in ("df", "futr_df", "static_df") else v)
+                   for k, v in request.items()}
         case = {"bundle": name, "request": request,
                 "expected": {"model": name, "predictions": rename_records(predictions_to_records(fc), columns)}}
         dump_case(os.path.join(case_dir, cname + ".json"), case)

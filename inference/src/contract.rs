@@ -163,12 +163,12 @@ pub struct PredictRequest<'a> {
     /// `NeuralForecast.predict(h=...)` does.
     #[serde(default)]
     pub h: Option<i64>,
-    /// `nf.predict(level=...)`: interval levels in (0, 100).
+    /// `nf.predict(level=...)`: interval levels (0 to 100 in practice).
     #[serde(default)]
-    pub level: Option<Vec<f64>>,
-    /// `nf.predict(quantiles=...)`: quantiles in (0, 1).
+    pub level: Option<Vec<PyNumber>>,
+    /// `nf.predict(quantiles=...)`: quantiles (0 to 1).
     #[serde(default)]
-    pub quantiles: Option<Vec<f64>>,
+    pub quantiles: Option<Vec<PyNumber>>,
 }
 
 impl<'a> PredictRequest<'a> {
@@ -193,6 +193,111 @@ impl<'a> PredictRequest<'a> {
                 Ok(_) => ApiError::invalid_request(format!("{e}")),
             }
         })
+    }
+}
+
+/// A JSON number of `level` / `quantiles` with the text Python prints for
+/// it: NeuralForecast names interval columns after the values as given
+/// (`80` -> `-lo-80`, `80.0` -> `-lo-80.0`, `0.1` -> `_ql0.1`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyNumber {
+    pub value: f64,
+    pub repr: String,
+}
+
+impl PyNumber {
+    pub fn int(v: i64) -> PyNumber {
+        PyNumber {
+            value: v as f64,
+            repr: v.to_string(),
+        }
+    }
+    pub fn float(v: f64) -> PyNumber {
+        PyNumber {
+            value: v,
+            repr: python_float_repr(v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PyNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PyNumber;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<PyNumber, E> {
+                Ok(PyNumber::int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<PyNumber, E> {
+                Ok(PyNumber {
+                    value: v as f64,
+                    repr: v.to_string(),
+                })
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<PyNumber, E> {
+                Ok(PyNumber::float(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `repr(float)` as Python writes it: the shortest text that round-trips,
+/// positional for exponents -4..16 (always with a fraction part),
+/// scientific otherwise with a signed two-digit exponent (`1e-05`).
+pub fn python_float_repr(v: f64) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "nan".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    // `{:e}` is the shortest round-trip mantissa: "-1.25e-5", "8e1".
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if (-4..16).contains(&exp) {
+        let point = exp + 1; // digits before the decimal point
+        let (int, frac) = if point <= 0 {
+            (
+                "0".to_string(),
+                format!("{}{digits}", "0".repeat((-point) as usize)),
+            )
+        } else if point as usize >= digits.len() {
+            (
+                format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+                String::new(),
+            )
+        } else {
+            let (a, b) = digits.split_at(point as usize);
+            (a.to_string(), b.to_string())
+        };
+        let frac = if frac.is_empty() {
+            "0".to_string()
+        } else {
+            frac
+        };
+        format!("{sign}{int}.{frac}")
+    } else {
+        let (first, rest) = digits.split_at(1.min(digits.len()));
+        let rest = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        format!("{sign}{first}{rest}e{esign}{:02}", exp.abs())
     }
 }
 
@@ -362,6 +467,27 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["predictions"][0]["MLP"], 1.5);
+    }
+
+    #[test]
+    fn numbers_keep_the_text_python_prints() {
+        for (v, want) in [
+            (80.0, "80.0"),
+            (0.1, "0.1"),
+            (99.5, "99.5"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (1e16, "1e+16"),
+            (123456789012345.6, "123456789012345.6"),
+            (-2.5, "-2.5"),
+            (0.30000000000000004, "0.30000000000000004"),
+        ] {
+            assert_eq!(python_float_repr(v), want, "{v}");
+        }
+        let r: PredictRequest =
+            serde_json::from_str(r#"{"df": [], "level": [80, 80.0, 0.5]}"#).unwrap();
+        let reprs: Vec<&str> = r.level.iter().flatten().map(|n| n.repr.as_str()).collect();
+        assert_eq!(reprs, ["80", "80.0", "0.5"]);
     }
 
     #[test]

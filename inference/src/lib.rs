@@ -10,6 +10,7 @@ pub mod contract;
 pub mod dates;
 pub mod error;
 pub mod http;
+pub mod intervals;
 pub mod metrics;
 pub mod models;
 pub mod nn;

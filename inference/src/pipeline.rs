@@ -3,11 +3,13 @@
 //! each model's last window (left-padded, temporally normalised), run the
 //! forward pass, invert both scalings, and lay out the rows.
 
+use crate::bundle::conformal::Calibration;
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::{Bundle, BundleModel};
 use crate::contract::{Cell, Forecast, PredictRequest, Row, SeriesId};
 use crate::dates::Stamp;
 use crate::error::ApiError;
+use crate::intervals::{Asked, Conformal, Cuts};
 use crate::models::{Layout, WindowBatch};
 use crate::nn::scalers::Stats;
 use crate::scaling::LocalStats;
@@ -738,44 +740,78 @@ fn keyed_rows(
     Ok(out)
 }
 
+/// The intervals a request makes point-loss models write: the cuts, and the
+/// bundle's conformity scores they come from.
+struct IntervalPlan<'b> {
+    cuts: Cuts,
+    conformal: &'b Conformal,
+}
+
 /// `level` / `quantiles` as `nf.predict` takes them: refused together; a
 /// multi-quantile model (MQLoss, HuberMQLoss) ignores them; a point-loss
-/// model needs the bundle's conformal intervals, whose scores this service
-/// does not read yet (refused, where NeuralForecast would compute them).
-fn check_intervals(b: &Bundle, req: &PredictRequest) -> Result<(), ApiError> {
-    let (level, quantiles) = (req.level.as_ref(), req.quantiles.as_ref());
-    if level.is_some() && quantiles.is_some() {
-        return Err(ApiError::unprocessable(
-            "invalid_level",
-            "level and quantiles cannot both be set (as in nf.predict)",
-        ));
-    }
-    let what = match (level, quantiles) {
-        (Some(_), _) => "level",
-        (_, Some(_)) => "quantiles",
-        _ => return Ok(()),
-    };
-    for m in &b.models {
-        let Some(spec) = &m.spec else { continue };
-        if spec.output_names.len() > 1 {
-            continue; // MQLoss / HuberMQLoss: nf.predict ignores level and quantiles
+/// model computes them from the bundle's conformity scores, and without
+/// scores `nf.predict` raises.
+fn check_intervals<'b>(
+    b: &'b Bundle,
+    req: &PredictRequest,
+) -> Result<Option<IntervalPlan<'b>>, ApiError> {
+    let asked = match (&req.level, &req.quantiles) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::unprocessable(
+                "invalid_level",
+                "level and quantiles cannot both be set (as in nf.predict)",
+            ))
         }
-        return Err(ApiError::unprocessable(
-            "invalid_level",
-            if b.prediction_intervals {
-                format!(
-                    "{what}: bundle '{}' holds conformal prediction intervals, which this service does not serve yet",
-                    b.name
-                )
-            } else {
-                format!(
-                    "{what}: model {} was trained with loss {} and bundle '{}' has no prediction intervals, so nf.predict cannot give {what} (fit with prediction_intervals, or a quantile loss)",
-                    m.name, spec.loss, b.name
-                )
-            },
-        ));
+        (Some(l), None) => Asked::Level(l.clone()),
+        (None, Some(q)) => Asked::Quantiles(q.clone()),
+        (None, None) => return Ok(None),
+    };
+    let what = match asked {
+        Asked::Level(_) => "level",
+        Asked::Quantiles(_) => "quantiles",
+    };
+    let Some(point) = b
+        .models
+        .iter()
+        .find(|m| m.spec.as_ref().is_some_and(|s| s.n_outputs() == 1))
+    else {
+        return Ok(None); // MQLoss / HuberMQLoss only: nf.predict ignores them
+    };
+    let refuse = |why: String| ApiError::unprocessable("invalid_level", format!("{what}: {why}"));
+    let conformal = match &b.intervals {
+        Calibration::Conformal(c) => c,
+        Calibration::Unreadable(why) => {
+            return Err(refuse(format!(
+                "bundle '{}' was fitted with prediction intervals, but {why}",
+                b.name
+            )))
+        }
+        Calibration::None => {
+            let loss = point.spec.as_ref().map(|s| s.loss.as_str()).unwrap_or("?");
+            return Err(refuse(format!(
+                "model {} was trained with loss {loss} and bundle '{}' has no prediction intervals, so nf.predict cannot give {what} (fit with prediction_intervals, or a quantile loss)",
+                point.name, b.name
+            )));
+        }
+    };
+    let cuts = Cuts::conformal(&asked);
+    cuts.check().map_err(refuse)?;
+    Ok(Some(IntervalPlan { cuts, conformal }))
+}
+
+/// Output columns in NeuralForecast's order: per model its outputs, and
+/// after a point forecast its interval columns when asked for.
+fn output_columns(b: &Bundle, plan: Option<&IntervalPlan>) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in &b.models {
+        let cols = m.columns();
+        let point = cols.len() == 1;
+        out.extend(cols);
+        if let (Some(p), true) = (plan, point) {
+            out.extend(p.cuts.suffixes.iter().map(|s| format!("{}{s}", m.name)));
+        }
     }
-    Ok(())
+    out
 }
 
 /// Longest horizon served, as a multiple of the bundle's `h` (each multiple
@@ -796,6 +832,15 @@ fn requested_horizon(b: &Bundle, req: &PredictRequest) -> Result<usize, ApiError
         ));
     }
     let h = h as usize;
+    if h > b.h && b.intervals.is_some() {
+        return Err(ApiError::unprocessable(
+            "invalid_horizon",
+            format!(
+                "h = {h} is above bundle '{}''s horizon {}: it was fitted with prediction intervals, and nf.predict does not forecast past the calibrated horizon",
+                b.name, b.h
+            ),
+        ));
+    }
     if h > b.h {
         // NeuralForecast refuses historic exogenous here; future exogenous
         // would need futr_df rows beyond the model's horizon, which its
@@ -857,7 +902,7 @@ pub fn predict_with_limit(
     }
     let used = UsedColumns::of(b);
     let seen = check_types(req, b, &used)?;
-    check_intervals(b, req)?;
+    let plan = check_intervals(b, req)?;
     let wanted = requested_horizon(b, req)?;
     // The grid every model forecasts on: whole passes of the model's h.
     let passes = wanted.div_ceil(b.h);
@@ -865,7 +910,19 @@ pub fn predict_with_limit(
     let horizon = passes * h;
     let panel = Panel::from_request(b, req, seen, horizon, max_series)?;
     let n = panel.series.len();
-    let columns = b.output_columns();
+    if let Some(p) = &plan {
+        let want = p.conformal.n_series();
+        if n != want {
+            return Err(ApiError::unprocessable(
+                "invalid_series",
+                format!(
+                    "bundle '{}' holds conformity scores for {want} series, which nf.predict pairs with the request's series by position: prediction intervals need exactly {want} series, the request has {n}",
+                    b.name
+                ),
+            ));
+        }
+    }
+    let columns = output_columns(b, plan.as_ref());
     let mut values: Vec<Vec<f32>> = vec![Vec::with_capacity(columns.len()); n * horizon];
     for m in &b.models {
         let (Some(spec), Ok(net)) = (&m.spec, &m.net) else {
@@ -946,14 +1003,40 @@ pub fn predict_with_limit(
                 }
             }
         }
+        // Conformal intervals of a point forecast, computed before the
+        // series-level scaler is inverted, as NeuralForecast does.
+        let intervals = match (&plan, outputs) {
+            (Some(p), 1) => {
+                let scores = p.conformal.scores_of(&m.name).ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "invalid_level",
+                        format!(
+                            "bundle '{}' holds no conformity scores for model {}",
+                            b.name, m.name
+                        ),
+                    )
+                })?;
+                let means: Vec<f64> = scaled.iter().flatten().map(|v| *v as f64).collect();
+                Some((
+                    p.conformal.intervals(scores, &means, horizon, &p.cuts),
+                    p.cuts.cuts.len(),
+                ))
+            }
+            _ => None,
+        };
         for (i, s) in panel.series.iter().enumerate() {
+            let inverse = |v: f32| match s.target_scaler {
+                Some(ls) => ls.inverse(v),
+                None => v,
+            };
             for (t, row) in scaled[i].chunks(outputs).enumerate() {
                 let dst = &mut values[i * horizon + t];
-                for v in row {
-                    dst.push(match s.target_scaler {
-                        Some(ls) => ls.inverse(*v),
-                        None => *v,
-                    });
+                dst.extend(row.iter().map(|v| inverse(*v)));
+                if let Some((iv, k)) = &intervals {
+                    let at = (i * horizon + t) * k;
+                    if let Some(cells) = iv.get(at..at + k) {
+                        dst.extend(cells.iter().map(|v| inverse(*v as f32)));
+                    }
                 }
             }
         }

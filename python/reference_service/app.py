@@ -20,7 +20,7 @@ from .bundles import Bundle
 from .errors import ApiError, error_response
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .request import check_shape, parse_json, requested_h, requested_intervals, to_frames
+from .request import check_interval_series, check_shape, parse_json, requested_h, requested_intervals, to_frames
 
 log = logging.getLogger("reference_service")
 
@@ -110,6 +110,7 @@ def _answer(bundle: Bundle, raw: bytes, max_series: int = 20_000) -> list[dict]:
     intervals = requested_intervals(body, bundle)
     h = requested_h(body, bundle)
     frames = to_frames(tables, bundle, max_series=max_series)
+    check_interval_series(bundle, intervals, frames.df)
     try:
         return bundles_mod.predict(bundle, frames.df, frames.futr_df, frames.static_df, h=h, intervals=intervals)
     except ApiError:

@@ -67,6 +67,15 @@ class Bundle:
     def freq(self) -> str | int:
         return self.nf.freq
 
+    def intervals(self) -> dict | None:
+        """The conformal calibration level/quantiles are computed from; n_series
+        is how many series a request asking for intervals must hold."""
+        pi = getattr(self.nf, "prediction_intervals", None)
+        if pi is None:
+            return None
+        n_series = len(self.nf._cs_df) // (pi.n_windows * self.h)
+        return {"method": pi.method, "n_windows": pi.n_windows, "step_size": pi.step_size, "n_series": n_series}
+
     def describe(self) -> dict:
         return {
             "name": self.name,
@@ -74,6 +83,7 @@ class Bundle:
             "format": self.format,
             "h": self.h,
             "freq": self.freq,
+            "intervals": self.intervals(),
             "models": [
                 {
                     "alias": m.alias,

@@ -192,23 +192,62 @@ def _unprocessable(code: str, message: str):
     raise ApiError(code, message)
 
 
+def _point_models(bundle: Bundle) -> list:
+    """Models nf.predict computes conformal intervals for: one output per step."""
+    return [m for m in bundle.nf.models if len(list(m.loss.output_names)) <= 1]
+
+
+def conformal_cuts(given: dict) -> list[float]:
+    """The quantiles of the conformity scores nf.predict evaluates
+    (add_conformal_*_intervals after level_to_quantiles)."""
+    if "level" in given:
+        alphas = [100 - lv for lv in sorted(set(given["level"]))]
+        return [a / 200 for a in reversed(alphas)] + [1 - a / 200 for a in alphas]
+    return sorted(set(given["quantiles"]))
+
+
 def requested_intervals(body: dict, bundle: Bundle) -> dict:
     """level / quantiles for nf.predict, as it takes them: refused together;
     a multi-quantile model (MQLoss, HuberMQLoss) ignores them; a point-loss
-    model needs the bundle's conformal intervals (nf.predict raises
-    otherwise). Returns the keyword arguments for nf.predict."""
+    model needs the bundle's conformal intervals, and quantiles numpy can
+    take (nf.predict raises otherwise). Returns the keyword arguments for
+    nf.predict."""
     given = {k: body[k] for k in ("level", "quantiles") if body.get(k) is not None}
     if len(given) == 2:
         _unprocessable("invalid_level", "level and quantiles cannot both be set (as in nf.predict)")
     if not given:
         return {}
     what = next(iter(given))
+    points = _point_models(bundle)
+    if not points:
+        return given
     if bundle.nf.prediction_intervals is None:
-        for model in bundle.nf.models:
-            if len(list(model.loss.output_names)) <= 1:
-                _unprocessable("invalid_level", f"{what}: model {model} was trained with loss {model.loss} and "
-                               f"bundle {bundle.name!r} has no prediction intervals, so nf.predict cannot give {what}")
+        model = points[0]
+        _unprocessable("invalid_level", f"{what}: model {model} was trained with loss {model.loss} and "
+                       f"bundle {bundle.name!r} has no prediction intervals, so nf.predict cannot give {what}")
+    cuts = conformal_cuts(given)
+    if not cuts:
+        _unprocessable("invalid_level", f"{what} is empty: nf.predict cannot compute intervals for no level")
+    bad = [c for c in cuts if not 0 <= c <= 1]
+    if bad:
+        _unprocessable("invalid_level", f"{what} asks for the quantile {bad[0]} of the conformity scores, "
+                       "outside [0, 1] (a level must be within -100..=100, a quantile within 0..=1)")
     return given
+
+
+def check_interval_series(bundle: Bundle, intervals: dict, df) -> None:
+    """nf.predict pairs the conformity scores with the request's series by
+    position (a reshape): intervals need as many series as the scores."""
+    if not intervals or bundle.nf.prediction_intervals is None or not _point_models(bundle):
+        return
+    want, n = bundle.intervals()["n_series"], df[bundle.id_col].nunique()
+    if n != want:
+        _unprocessable(
+            "invalid_series",
+            f"bundle {bundle.name!r} holds conformity scores for {want} series, which nf.predict pairs "
+            f"with the request's series by position: prediction intervals need exactly {want} series, "
+            f"the request has {n}",
+        )
 
 
 MAX_HORIZON_FACTOR = 100  # as the Rust service: recursive passes up to 100x the bundle's h
@@ -227,6 +266,12 @@ def requested_h(body: dict, bundle: Bundle) -> int | None:
         _unprocessable(
             "invalid_horizon",
             f"h = {h} is outside 1..={top} (bundle {bundle.name!r} forecasts {bundle.h} steps per pass)",
+        )
+    if h > bundle.h and bundle.nf.prediction_intervals is not None:
+        _unprocessable(
+            "invalid_horizon",
+            f"h = {h} is above bundle {bundle.name!r}'s horizon {bundle.h}: it was fitted with prediction "
+            "intervals, and nf.predict does not forecast past the calibrated horizon",
         )
     if h > bundle.h:
         for model in bundle.nf.models:

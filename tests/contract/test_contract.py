@@ -15,6 +15,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from safetensors.numpy import load_file as load_safetensors
 
 from conftest import BUNDLES, CASES, MAX_BODY_BYTES, MAX_SERIES, REPO
 
@@ -414,6 +415,28 @@ def test_level_and_quantiles_as_nf_predict(service):
                  422, "invalid_level")
 
 
+def test_conformal_intervals_refused_where_nf_predict_raises(service):
+    """A bundle fitted with prediction_intervals (golden cases hold the
+    numbers): nf.predict pairs its conformity scores with the request's
+    series by position (another series count fails its reshape), evaluates
+    them with np.quantile (a cut outside [0, 1] or none fails), and never
+    forecasts past the calibrated horizon, even without level."""
+    bundle = "mlp_d_conformal_error"
+    body = load_case(f"{bundle}__level")["request"]
+    two = [r for r in body["df"] if r["unique_id"] != "s3"]
+    assert_error(predict(service, dict(body, df=two), model=bundle), 422, "invalid_series")
+    r = predict(service, {"df": two}, model=bundle)
+    assert r.status_code == 200 and "MLP-lo-80" not in r.json()["predictions"][0], r.text[:300]
+    for extra in ({"level": [120]}, {"level": []}, {"quantiles": [1.5]}, {"level": [-101]}):
+        assert_error(predict(service, dict(body, **extra), model=bundle), 422, "invalid_level")
+    for extra in ({"h": 8}, {"h": 8, "level": None}):
+        assert_error(predict(service, dict(body, **extra), model=bundle), 422, "invalid_horizon")
+    # What numpy does take, nf.predict answers: the level names the columns as given.
+    r = predict(service, dict(body, level=[100, 0.5]), model=bundle)
+    assert r.status_code == 200, r.text[:300]
+    assert list(r.json()["predictions"][0])[2:] == ["MLP", "MLP-lo-100", "MLP-lo-0.5", "MLP-hi-0.5", "MLP-hi-100"]
+
+
 def test_multivariate_needs_its_trained_series(service):
     case = load_case("mlpmv_ms_minmax__tail")
     body = case["request"]
@@ -551,8 +574,16 @@ def expected_bundle(name: str) -> dict:
         hp = json.loads(meta["hyper_parameters"])
         models.append({"alias": f[: -len(".safetensors")].rsplit("_", 1)[0], "class": meta["model_class"],
                        "input_size": hp["input_size"]})
+    pi = config.get("prediction_intervals")
+    intervals = None
+    if pi is not None:
+        scores = [c for c in config["_cs_df"]["columns"] if c[1]["dtype"].startswith("float")]
+        sidecar = load_safetensors(bundle / "configuration.safetensors")
+        n_scores = len(sidecar[scores[0][1]["data"]["key"]])
+        intervals = {"method": pi["method"], "n_windows": pi["n_windows"], "step_size": pi["step_size"],
+                     "n_series": n_scores // (pi["n_windows"] * config["h"])}
     return {"name": name, "content_hash": contract_hash(bundle), "h": config["h"], "freq": config["freq"],
-            "models": models}
+            "intervals": intervals, "models": models}
 
 
 def test_models(service):
@@ -567,6 +598,7 @@ def test_models(service):
             {k: want[k] for k in ("name", "content_hash", "h", "freq")}
         assert [{k: m[k] for k in ("alias", "class", "input_size")} for m in got["models"]] == want["models"]
         assert all(m["supported"] is True for m in got["models"]), got
+        assert got["intervals"] == want["intervals"], got["name"]
 
 
 # ------------------------------------------------------------- docs/openapi.yaml (no service)

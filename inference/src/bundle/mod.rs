@@ -2,6 +2,7 @@
 //! save_dataset=False)` writes, read as it is (no conversion step).
 
 mod checkpoint;
+pub mod conformal;
 mod format;
 mod format_v1;
 mod format_v2;
@@ -83,8 +84,8 @@ pub struct Bundle {
     pub unsupported: Option<String>,
     /// The on-disk format, and which NeuralForecast wrote it where known.
     pub format: Format,
-    /// Fitted with `prediction_intervals` (conformal intervals saved with it).
-    pub prediction_intervals: bool,
+    /// Fitted with `prediction_intervals`: the conformity scores saved with it.
+    pub intervals: conformal::Calibration,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -234,8 +235,17 @@ impl Bundle {
             time: col("time_col", "ds")?,
             target: col("target_col", "y")?,
         };
-        let prediction_intervals =
-            !matches!(cfg.get("prediction_intervals"), None | Some(Value::Null));
+        let intervals = match &parsed.format {
+            Format::Safetensors => {
+                conformal::read(cfg, files.get("configuration.safetensors"), h)
+            }
+            Format::Pickle { writer } => match cfg.get("prediction_intervals") {
+                None | Some(Value::Null) => conformal::Calibration::None,
+                Some(_) => conformal::Calibration::Unreadable(format!(
+                    "the conformity scores {writer} pickled (a pandas DataFrame) are not read by this service; load and save the bundle with NeuralForecast 3.3 to serve its intervals"
+                )),
+            },
+        };
         let mut unsupported = None;
         let mut scaler = |key: &str| -> Result<Option<LocalScalerKind>, LoadError> {
             match cfg.get(key) {
@@ -355,7 +365,7 @@ impl Bundle {
             memory_bytes,
             unsupported,
             format: parsed.format,
-            prediction_intervals,
+            intervals,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The routes of docs/contract.md.
 
 use super::{error_response, json_response, AppState, Body};
+use crate::bundle::conformal::Calibration;
 use crate::contract::PredictRequest;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -99,6 +100,7 @@ pub fn models(state: &AppState) -> serde_json::Value {
             // The files on disk hold a newer version that was refused; this
             // (previous) version keeps serving.
             "refused_version": state.cache.refusal(name),
+            "intervals": intervals_json(&b.intervals),
             "models": b.models.iter().map(|m| json!({
                 "alias": m.name,
                 "class": m.class,
@@ -116,6 +118,22 @@ pub fn models(state: &AppState) -> serde_json::Value {
     }
     out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     json!({ "models": out })
+}
+
+/// The conformal calibration `level` / `quantiles` are computed from: null
+/// without one; `n_series` is how many series a request asking for
+/// intervals must hold (nf.predict pairs the scores with them by position).
+fn intervals_json(c: &Calibration) -> serde_json::Value {
+    match c {
+        Calibration::None => serde_json::Value::Null,
+        Calibration::Conformal(c) => json!({
+            "method": c.method.name(),
+            "n_windows": c.n_windows,
+            "step_size": c.step_size,
+            "n_series": c.n_series(),
+        }),
+        Calibration::Unreadable(why) => json!({ "error": why }),
+    }
 }
 
 fn query_model(query: Option<&str>) -> Option<String> {
