@@ -44,7 +44,13 @@ BASES = {
     "mlp_air_columns": "mlp_air_columns__tail",
     "nhits_h_max_linear": "nhits_h_max_linear__rescaled_short",
     "mlp_int_robust": "mlp_int_robust__int_ids",
+    # Fitted with conformal prediction_intervals (conformal_error; and
+    # conformal_distribution next to an MQLoss model that ignores level).
+    "mlp_d_conformal_error": "mlp_d_conformal_error__point",
+    "conformal_dist_w": "conformal_dist_w__level",
 }
+# Bundles whose variants ask for intervals half the time on top of their kind.
+INTERVAL_BUNDLES = {"mlp_d_conformal_error", "conformal_dist_w"}
 PER_BUNDLE = 45
 SEED = 20261206
 
@@ -194,9 +200,19 @@ def v_sample_weight(req, rng, c):
 
 
 def v_intervals(req, rng, c):
-    choice = rng.choice([{"level": [80]}, {"level": [80, 95]}, {"quantiles": [0.1, 0.9]},
-                         {"level": [90], "quantiles": [0.5]}])
-    req.update(choice)
+    """level or quantiles as clients send them: ints and floats, unsorted,
+    repeated, the edges numpy takes (0, 100) and values it refuses, both
+    keys, an empty list."""
+    req.pop("level", None)
+    req.pop("quantiles", None)
+    pick = rng.random()
+    if pick < 0.45:
+        req["level"] = rng.sample([0, 50, 68.5, 80, 80.0, 90, 95, 99, 99.9, 100], rng.randint(1, 4))
+    elif pick < 0.8:
+        req["quantiles"] = rng.sample([0.0, 0.05, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 0.975, 1.0], rng.randint(1, 4))
+    else:
+        req.update(rng.choice([{"level": [120]}, {"level": []}, {"quantiles": [1.5, 0.5]}, {"level": [-20, 80]},
+                               {"level": [90], "quantiles": [0.5]}]))
     return req
 
 
@@ -241,6 +257,8 @@ def _variants() -> list[Variant]:
             req = KINDS[kind](req, rng, cols)
             if rng.random() < 0.5:
                 req = v_shuffle(req, rng, cols)
+            if bundle in INTERVAL_BUNDLES and kind != "intervals" and rng.random() < 0.5:
+                req = v_intervals(req, rng, cols)
             out.append(Variant(f"{bundle}-{i:02d}-{kind}", bundle, kind, req))
     return out
 
@@ -298,6 +316,8 @@ def _agrees(resp, outcome, nf_time_col) -> str | None:
     if len(got) != len(data):
         return f"{len(got)} rows, nf.predict {len(data)}"
     for g, w in zip(got, data):
+        if list(g) != [str(k) for k in w]:
+            return f"columns {list(g)}, nf.predict {list(w)}"
         for col, wv in w.items():
             if col == nf_time_col:
                 gv = g.get(col)
