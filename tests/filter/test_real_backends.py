@@ -71,3 +71,34 @@ def test_real_services_agree_through_the_filter(real_backends, start_envoy):
     assert results["error"] == 0, envoy.log()[-3000:]
     assert results["answered_early"] <= 1
     assert results["match"] + results["answered_early"] == sent, results
+
+
+@pytest.mark.real_backends
+def test_a_wrong_interval_calibration_is_caught(real_backends, start_envoy):
+    """`wrong_intervals` (real_backends.sh) has the same weights in both
+    services but, in the Rust one, conformity scores scaled by 1.25: point
+    forecasts match, and every request asking for intervals is a mismatch on
+    an interval column, named in the log."""
+    py, rs = real_backends
+    listed = {b["name"] for b in httpx.get(rs.url + "/models", timeout=5).json()["models"]}
+    assert "wrong_intervals" in listed, "run through tests/filter/real_backends.sh (it writes the bundle)"
+    case = json.loads((harness.REPO / "tests/fixtures/cases/mlp_d_conformal_error__level.json").read_text())
+    body = case["request"]
+    cfg = harness.filter_config(py, rs, rust_weight_bp=0, shadow={"share_bp": 10000, "max_body_bytes": 1 << 20})
+    envoy = start_envoy(harness.bootstrap([py, rs], [harness.wasm_filter(cfg)], route_timeout="30s"))
+    point = {k: v for k, v in body.items() if k != "level"}
+    with httpx.Client(timeout=30) as c:
+        for i, req in enumerate([point, point, body, body, dict(point, quantiles=[0.2, 0.9])]):
+            r = c.post(f"{envoy.url}/predict?model=wrong_intervals", json=req,
+                       headers={"x-request-id": f"wrong-intervals-{i}"})
+            assert r.status_code == 200, r.text[:500]
+
+    def results():
+        m = envoy.snapshot()
+        r = {x: m("nd_filter_shadow_results_total", target="rust", result=x) for x in ("match", "mismatch", "error")}
+        return r if sum(r.values()) >= 5 else None
+
+    assert envoy.wait_for(results, timeout=60, what="5 comparisons") == {"match": 2, "mismatch": 3, "error": 0}
+    log = [l for l in envoy.log().splitlines() if "shadow mismatch" in l]
+    assert any("request_id=wrong-intervals-2" in l and ("].MLP-lo-" in l or "].MLP-hi-" in l) for l in log), "\n".join(log)
+    assert any("request_id=wrong-intervals-4" in l and "].MLP-ql" in l for l in log), "\n".join(log)
