@@ -169,6 +169,105 @@ pub fn conformal_step(method: Method, mean: f64, errors: &[f64], cuts: &Cuts, ou
     }
 }
 
+/// The quantiles `nf.predict` runs an implicit-quantile model (IQLoss,
+/// HuberIQLoss) for, one forward pass each, before answering quantiles of
+/// those forecasts (the head's quantiles need not be monotonic).
+pub const IQ_GRID: [f64; 11] = [0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99];
+
+/// What an implicit-quantile model answers for `level` / `quantiles`: the
+/// quantiles (NeuralForecast's `level_to_quantiles` for levels) and their
+/// column suffixes (`_get_column_name`): `-lo-<l>`, `-median`, `-hi-<l>`
+/// with whole levels for `level`, `_ql<q>` for `quantiles`. No point column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImplicitQuantiles {
+    pub quantiles: Vec<f64>,
+    pub suffixes: Vec<String>,
+}
+
+impl ImplicitQuantiles {
+    pub fn of(asked: &Asked) -> ImplicitQuantiles {
+        match asked {
+            Asked::Level(level) => {
+                let mut q: Vec<f64> = Vec::new();
+                for l in sorted_unique(level) {
+                    for v in [
+                        (50.0 - l.value / 2.0) / 100.0,
+                        (50.0 + l.value / 2.0) / 100.0,
+                    ] {
+                        if !q.contains(&v) {
+                            q.push(v);
+                        }
+                    }
+                }
+                q.sort_by(f64::total_cmp);
+                let suffixes = q
+                    .iter()
+                    .map(|&q| {
+                        // Python's int(round(x)): halves to even.
+                        if q < 0.5 {
+                            format!("-lo-{}", (100.0 - 200.0 * q).round_ties_even() as i64)
+                        } else if q > 0.5 {
+                            format!(
+                                "-hi-{}",
+                                (100.0 - 200.0 * (1.0 - q)).round_ties_even() as i64
+                            )
+                        } else {
+                            "-median".to_string()
+                        }
+                    })
+                    .collect();
+                ImplicitQuantiles {
+                    quantiles: q,
+                    suffixes,
+                }
+            }
+            Asked::Quantiles(q) => {
+                let q = sorted_unique(q);
+                ImplicitQuantiles {
+                    quantiles: q.iter().map(|q| q.value).collect(),
+                    suffixes: q.iter().map(|q| format!("_ql{}", q.repr)).collect(),
+                }
+            }
+        }
+    }
+
+    /// Why numpy would refuse these quantiles (an empty list it takes: the
+    /// model then adds no column).
+    pub fn check(&self) -> Result<(), String> {
+        match self.quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+            Some(q) => Err(format!(
+                "asks for the quantile {q} of an implicit-quantile model's forecasts, outside [0, 1] (a level must be within -100..=100, a quantile within 0..=1)"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `np.quantile` over the grid's forecasts: `grid[g][series]` holds
+    /// `steps` values; the answer holds `steps x quantiles` per series.
+    pub fn quantiles_of(&self, grid: &[Vec<Vec<f32>>], n: usize, steps: usize) -> Vec<Vec<f32>> {
+        let k = self.quantiles.len();
+        let mut out = vec![Vec::with_capacity(steps * k); n];
+        let mut values = Vec::with_capacity(grid.len());
+        for (i, dst) in out.iter_mut().enumerate() {
+            for t in 0..steps {
+                values.clear();
+                values.extend(
+                    grid.iter()
+                        .filter_map(|g| g.get(i)?.get(t))
+                        .map(|v| *v as f64),
+                );
+                values.sort_by(f64::total_cmp);
+                dst.extend(
+                    self.quantiles
+                        .iter()
+                        .map(|&q| quantile_sorted(&values, q) as f32),
+                );
+            }
+        }
+        out
+    }
+}
+
 /// A bundle's conformal calibration: `PredictionIntervals` and, per model
 /// column, the absolute errors of `n_windows` cross-validation windows
 /// (`_cs_df`), laid out per series (in sorted id order), window, step.
@@ -270,6 +369,33 @@ mod tests {
         assert!(Cuts::conformal(&Asked::Level(vec![PyNumber::int(100)]))
             .check()
             .is_ok());
+    }
+
+    #[test]
+    fn implicit_quantile_columns_follow_neuralforecast() {
+        let l = ImplicitQuantiles::of(&Asked::Level(vec![
+            n(80.0),
+            PyNumber::int(0),
+            PyNumber::int(95),
+        ]));
+        assert_eq!(
+            l.suffixes,
+            ["-lo-95", "-lo-80", "-median", "-hi-80", "-hi-95"]
+        );
+        let q = ImplicitQuantiles::of(&Asked::Quantiles(vec![n(0.9), n(0.3), n(0.9)]));
+        assert_eq!(q.suffixes, ["_ql0.3", "_ql0.9"]);
+        assert!(
+            ImplicitQuantiles::of(&Asked::Level(vec![PyNumber::int(101)]))
+                .check()
+                .is_err()
+        );
+        assert!(ImplicitQuantiles::of(&Asked::Level(vec![])).check().is_ok());
+        // Quantiles of the grid's forecasts per step: [1..=11] at 0.5 is 6.
+        let grid: Vec<Vec<Vec<f32>>> = (1..=11)
+            .map(|v| vec![vec![v as f32, -(v as f32)]])
+            .collect();
+        let med = ImplicitQuantiles::of(&Asked::Level(vec![PyNumber::int(0)]));
+        assert_eq!(med.quantiles_of(&grid, 1, 2), vec![vec![6.0, -6.0]]);
     }
 
     #[test]

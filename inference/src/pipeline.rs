@@ -9,8 +9,9 @@ use crate::bundle::{Bundle, BundleModel};
 use crate::contract::{Cell, Forecast, PredictRequest, Row, SeriesId};
 use crate::dates::Stamp;
 use crate::error::ApiError;
-use crate::intervals::{Asked, Conformal, Cuts};
+use crate::intervals::{Asked, Conformal, Cuts, ImplicitQuantiles, IQ_GRID};
 use crate::models::{Layout, WindowBatch};
+use crate::nn::implicit_quantile::ImplicitQuantileHead;
 use crate::nn::scalers::Stats;
 use crate::scaling::LocalStats;
 use ndarray::{Array2, Array3};
@@ -740,21 +741,35 @@ fn keyed_rows(
     Ok(out)
 }
 
-/// The intervals a request makes point-loss models write: the cuts, and the
-/// bundle's conformity scores they come from.
+/// The conformal intervals a request makes point-loss models write: the
+/// cuts, and the bundle's conformity scores they come from.
 struct IntervalPlan<'b> {
     cuts: Cuts,
     conformal: &'b Conformal,
 }
 
+/// What `level` / `quantiles` ask of the bundle's models.
+#[derive(Default)]
+struct Asks<'b> {
+    /// Point-loss models: conformal intervals after the forecast.
+    conformal: Option<IntervalPlan<'b>>,
+    /// Implicit-quantile models: quantiles instead of the forecast.
+    implicit: Option<ImplicitQuantiles>,
+}
+
+/// Takes the conformal intervals (not an implicit-quantile model).
+fn conformal_point(m: &BundleModel) -> bool {
+    m.spec
+        .as_ref()
+        .is_some_and(|s| s.n_outputs() == 1 && s.implicit_quantile.is_none())
+}
+
 /// `level` / `quantiles` as `nf.predict` takes them: refused together; a
-/// multi-quantile model (MQLoss, HuberMQLoss) ignores them; a point-loss
-/// model computes them from the bundle's conformity scores, and without
-/// scores `nf.predict` raises.
-fn check_intervals<'b>(
-    b: &'b Bundle,
-    req: &PredictRequest,
-) -> Result<Option<IntervalPlan<'b>>, ApiError> {
+/// multi-quantile model (MQLoss, HuberMQLoss) ignores them; an
+/// implicit-quantile model (IQLoss, HuberIQLoss) answers those quantiles of
+/// its forecasts; a point-loss model computes conformal intervals from the
+/// bundle's conformity scores, and without scores `nf.predict` raises.
+fn check_intervals<'b>(b: &'b Bundle, req: &PredictRequest) -> Result<Asks<'b>, ApiError> {
     let asked = match (&req.level, &req.quantiles) {
         (Some(_), Some(_)) => {
             return Err(ApiError::unprocessable(
@@ -764,20 +779,27 @@ fn check_intervals<'b>(
         }
         (Some(l), None) => Asked::Level(l.clone()),
         (None, Some(q)) => Asked::Quantiles(q.clone()),
-        (None, None) => return Ok(None),
+        (None, None) => return Ok(Asks::default()),
     };
     let what = match asked {
         Asked::Level(_) => "level",
         Asked::Quantiles(_) => "quantiles",
     };
-    let Some(point) = b
-        .models
-        .iter()
-        .find(|m| m.spec.as_ref().is_some_and(|s| s.n_outputs() == 1))
-    else {
-        return Ok(None); // MQLoss / HuberMQLoss only: nf.predict ignores them
-    };
     let refuse = |why: String| ApiError::unprocessable("invalid_level", format!("{what}: {why}"));
+    let mut asks = Asks::default();
+    let implicit = b.models.iter().any(|m| {
+        m.spec
+            .as_ref()
+            .is_some_and(|s| s.implicit_quantile.is_some())
+    });
+    if implicit {
+        let q = ImplicitQuantiles::of(&asked);
+        q.check().map_err(refuse)?;
+        asks.implicit = Some(q);
+    }
+    let Some(point) = b.models.iter().find(|m| conformal_point(m)) else {
+        return Ok(asks); // MQLoss / HuberMQLoss ignore them
+    };
     let conformal = match &b.intervals {
         Calibration::Conformal(c) => c,
         Calibration::Unreadable(why) => {
@@ -796,18 +818,22 @@ fn check_intervals<'b>(
     };
     let cuts = Cuts::conformal(&asked);
     cuts.check().map_err(refuse)?;
-    Ok(Some(IntervalPlan { cuts, conformal }))
+    asks.conformal = Some(IntervalPlan { cuts, conformal });
+    Ok(asks)
 }
 
-/// Output columns in NeuralForecast's order: per model its outputs, and
-/// after a point forecast its interval columns when asked for.
-fn output_columns(b: &Bundle, plan: Option<&IntervalPlan>) -> Vec<String> {
+/// Output columns in NeuralForecast's order: per model its outputs; after a
+/// point forecast its conformal interval columns when asked for; an
+/// implicit-quantile model's asked quantiles instead of its forecast.
+fn output_columns(b: &Bundle, asks: &Asks) -> Vec<String> {
     let mut out = Vec::new();
     for m in &b.models {
-        let cols = m.columns();
-        let point = cols.len() == 1;
-        out.extend(cols);
-        if let (Some(p), true) = (plan, point) {
+        if let (Some(q), Some(_)) = (&asks.implicit, &m.implicit_quantile) {
+            out.extend(q.suffixes.iter().map(|s| format!("{}{s}", m.name)));
+            continue;
+        }
+        out.extend(m.columns());
+        if let (Some(p), true) = (&asks.conformal, conformal_point(m)) {
             out.extend(p.cuts.suffixes.iter().map(|s| format!("{}{s}", m.name)));
         }
     }
@@ -902,7 +928,7 @@ pub fn predict_with_limit(
     }
     let used = UsedColumns::of(b);
     let seen = check_types(req, b, &used)?;
-    let plan = check_intervals(b, req)?;
+    let asks = check_intervals(b, req)?;
     let wanted = requested_horizon(b, req)?;
     // The grid every model forecasts on: whole passes of the model's h.
     let passes = wanted.div_ceil(b.h);
@@ -910,7 +936,7 @@ pub fn predict_with_limit(
     let horizon = passes * h;
     let panel = Panel::from_request(b, req, seen, horizon, max_series)?;
     let n = panel.series.len();
-    if let Some(p) = &plan {
+    if let Some(p) = &asks.conformal {
         let want = p.conformal.n_series();
         if n != want {
             return Err(ApiError::unprocessable(
@@ -922,7 +948,7 @@ pub fn predict_with_limit(
             ));
         }
     }
-    let columns = output_columns(b, plan.as_ref());
+    let columns = output_columns(b, &asks);
     let mut values: Vec<Vec<f32>> = vec![Vec::with_capacity(columns.len()); n * horizon];
     for m in &b.models {
         let (Some(spec), Ok(net)) = (&m.spec, &m.net) else {
@@ -945,68 +971,38 @@ pub fn predict_with_limit(
             }
         }
         let outputs = spec.n_outputs();
-        let run = |batch: &WindowBatch, steps: usize| -> Result<Array3<f32>, ApiError> {
-            let out = if steps == h {
-                net.forward(batch)
-            } else {
-                net.forward_rollout(batch, steps)
-            }
-            .map_err(|e| ApiError::internal(format!("{}: {e}", m.name)))?;
-            if out.dim() != (n, steps, outputs) {
-                return Err(ApiError::internal(format!(
-                    "{} returned shape {:?}",
-                    m.name,
-                    out.dim()
-                )));
-            }
-            Ok(out)
+        let fc = Forecasting {
+            panel: &panel,
+            model: m,
+            spec,
+            net: net.as_ref(),
+            h,
+            wanted,
+            passes,
         };
         // Per series, `horizon` rows of this model's outputs in the local
         // scaler's space (temporal scaling already inverted).
-        let mut scaled = vec![Vec::<f32>::with_capacity(horizon * outputs); n];
-        if passes > 1 && net.rolls_out() {
-            // A recurrent decoder (RECURRENT = True) rolls out the whole horizon.
-            let (batch, inverse) = panel.windows(spec, m, horizon, None)?;
-            let out = run(&batch, horizon)?;
-            push_scaled(&mut scaled, &out, spec, &inverse);
-        } else {
-            // Direct models: one pass per `h` steps, each feeding its
-            // forecast (the median of a quantile loss) back as history.
-            let feed = median_output(spec).unwrap_or(0);
-            let mut ys: Option<Vec<Vec<f32>>> = None;
-            for pass in 0..passes {
-                // NeuralForecast's last pass, when only r < h steps are left,
-                // sees a window ending h - r steps before the forecasts so far
-                // (its future part is r steps long); its first r outputs count.
-                let left = wanted - pass * h;
-                if pass > 0 && left < h {
-                    if let Some(ys) = ys.as_mut() {
-                        for y in ys.iter_mut() {
-                            y.truncate(y.len().saturating_sub(h - left));
-                        }
-                    }
+        let scaled = match (&m.implicit_quantile, &asks.implicit) {
+            (Some(head), Some(p)) => {
+                // nf.predict runs an implicit-quantile model once per quantile
+                // of a fixed grid and answers quantiles of those forecasts.
+                let mut grid = Vec::with_capacity(IQ_GRID.len());
+                for q in IQ_GRID {
+                    grid.push(fc.run(Some((head, q)))?);
                 }
-                let (batch, inverse) = panel.windows(spec, m, h, ys.as_deref())?;
-                let out = run(&batch, h)?;
-                push_scaled(&mut scaled, &out, spec, &inverse);
-                if pass + 1 < passes {
-                    let ys = ys
-                        .get_or_insert_with(|| panel.series.iter().map(|s| s.y.clone()).collect());
-                    for (i, y) in ys.iter_mut().enumerate() {
-                        let start = pass * h * outputs;
-                        y.extend(
-                            scaled[i][start..start + h * outputs]
-                                .chunks(outputs)
-                                .map(|row| row[feed]),
-                        );
-                    }
-                }
+                p.quantiles_of(&grid, n, horizon)
             }
-        }
+            (Some(head), None) => fc.run(Some((head, 0.5)))?,
+            (None, _) => fc.run(None)?,
+        };
+        let outputs = match (&m.implicit_quantile, &asks.implicit) {
+            (Some(_), Some(p)) => p.quantiles.len(),
+            _ => outputs,
+        };
         // Conformal intervals of a point forecast, computed before the
         // series-level scaler is inverted, as NeuralForecast does.
-        let intervals = match (&plan, outputs) {
-            (Some(p), 1) => {
+        let intervals = match (&asks.conformal, conformal_point(m)) {
+            (Some(p), true) => {
                 let scores = p.conformal.scores_of(&m.name).ok_or_else(|| {
                     ApiError::unprocessable(
                         "invalid_level",
@@ -1029,7 +1025,8 @@ pub fn predict_with_limit(
                 Some(ls) => ls.inverse(v),
                 None => v,
             };
-            for (t, row) in scaled[i].chunks(outputs).enumerate() {
+            for t in 0..horizon {
+                let row = scaled[i].get(t * outputs..(t + 1) * outputs).unwrap_or(&[]);
                 let dst = &mut values[i * horizon + t];
                 dst.extend(row.iter().map(|v| inverse(*v)));
                 if let Some((iv, k)) = &intervals {
@@ -1067,6 +1064,106 @@ pub fn predict_with_limit(
         columns,
         rows,
     })
+}
+
+/// One model's forecast over the request's panel: the passes of its `h`
+/// (direct models) or one rollout (recurrent decoders).
+struct Forecasting<'a> {
+    panel: &'a Panel,
+    model: &'a BundleModel,
+    spec: &'a ModelSpec,
+    net: &'a dyn crate::models::Forecaster,
+    h: usize,
+    wanted: usize,
+    passes: usize,
+}
+
+impl Forecasting<'_> {
+    /// Per series, the model's outputs for `passes * h` steps in the local
+    /// scaler's space (temporal scaling inverted); an implicit-quantile
+    /// model's outputs go through its head for quantile `q` first.
+    fn run(
+        &self,
+        quantile: Option<(&ImplicitQuantileHead, f64)>,
+    ) -> Result<Vec<Vec<f32>>, ApiError> {
+        let (m, spec, net, h, wanted, passes) = (
+            self.model,
+            self.spec,
+            self.net,
+            self.h,
+            self.wanted,
+            self.passes,
+        );
+        let panel = self.panel;
+        let n = panel.series.len();
+        let outputs = spec.n_outputs();
+        let horizon = passes * h;
+        let internal = |e: String| ApiError::internal(format!("{}: {e}", m.name));
+        let embedding = match quantile {
+            Some((head, q)) => Some((head, head.embed(q as f32).map_err(internal)?)),
+            None => None,
+        };
+        let run = |batch: &WindowBatch, steps: usize| -> Result<Array3<f32>, ApiError> {
+            let mut out = if steps == h {
+                net.forward(batch)
+            } else {
+                net.forward_rollout(batch, steps)
+            }
+            .map_err(internal)?;
+            if out.dim() != (n, steps, outputs) {
+                return Err(ApiError::internal(format!(
+                    "{} returned shape {:?}",
+                    m.name,
+                    out.dim()
+                )));
+            }
+            if let (Some((head, e)), Some(values)) = (embedding, out.as_slice_mut()) {
+                head.apply(values, e).map_err(internal)?;
+            }
+            Ok(out)
+        };
+        let mut scaled = vec![Vec::<f32>::with_capacity(horizon * outputs); n];
+        if passes > 1 && net.rolls_out() {
+            // A recurrent decoder (RECURRENT = True) rolls out the whole horizon.
+            let (batch, inverse) = panel.windows(spec, m, horizon, None)?;
+            let out = run(&batch, horizon)?;
+            push_scaled(&mut scaled, &out, spec, &inverse);
+            return Ok(scaled);
+        }
+        // Direct models: one pass per `h` steps, each feeding its forecast
+        // (the median of a quantile loss) back as history.
+        let feed = median_output(spec).unwrap_or(0);
+        let mut ys: Option<Vec<Vec<f32>>> = None;
+        for pass in 0..passes {
+            // NeuralForecast's last pass, when only r < h steps are left,
+            // sees a window ending h - r steps before the forecasts so far
+            // (its future part is r steps long); its first r outputs count.
+            let left = wanted - pass * h;
+            if pass > 0 && left < h {
+                if let Some(ys) = ys.as_mut() {
+                    for y in ys.iter_mut() {
+                        y.truncate(y.len().saturating_sub(h - left));
+                    }
+                }
+            }
+            let (batch, inverse) = panel.windows(spec, m, h, ys.as_deref())?;
+            let out = run(&batch, h)?;
+            push_scaled(&mut scaled, &out, spec, &inverse);
+            if pass + 1 < passes {
+                let ys =
+                    ys.get_or_insert_with(|| panel.series.iter().map(|s| s.y.clone()).collect());
+                for (i, y) in ys.iter_mut().enumerate() {
+                    let start = pass * h * outputs;
+                    y.extend(
+                        scaled[i][start..start + h * outputs]
+                            .chunks(outputs)
+                            .map(|row| row[feed]),
+                    );
+                }
+            }
+        }
+        Ok(scaled)
+    }
 }
 
 /// Appends one pass's outputs, temporal scaling inverted, per series.

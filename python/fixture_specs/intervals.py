@@ -9,6 +9,7 @@ by position, so every interval case holds as many series as training did.
 from __future__ import annotations
 
 from make_fixtures import MQLoss, concat, spec, tail_n, train_set, trainer_kwargs
+from neuralforecast.losses.pytorch import HuberIQLoss, IQLoss
 from neuralforecast.models import MLP, NLinear
 from neuralforecast.utils import PredictionIntervals
 
@@ -58,3 +59,26 @@ def _conformal_dist_w(name):
     fit = {"prediction_intervals": PredictionIntervals(n_windows=4, method="conformal_distribution",
                                                         step_size=2)}
     return models, dict(freq=freq, fit=fit), tr, None, cases
+
+
+@spec("iqloss_d", ("MLP(IQLoss) + NLinear(HuberIQLoss)", "D", 5, 15, "MLP standard, NLinear robust", "-",
+                   "IQLoss(cos_embedding_dim=16) / HuberIQLoss(cos_embedding_dim=8)", "-"))
+def _iqloss_d(name):
+    """The quantile is an input of the network: no level -> `<alias>_ql0.5`;
+    level / quantiles -> quantiles of an 11-quantile grid of forecasts."""
+    freq = "D"
+    tr = train_set([("s1", 100), ("s2", 80), ("s3", 70)], "2024-05-31", freq, 170, 7)
+    models = [
+        MLP(h=5, input_size=15, hidden_size=32, num_layers=2, scaler_type="standard",
+            loss=IQLoss(cos_embedding_dim=16), valid_loss=IQLoss(cos_embedding_dim=16), **trainer_kwargs(170, 60)),
+        NLinear(h=5, input_size=15, scaler_type="robust", loss=HuberIQLoss(cos_embedding_dim=8),
+                valid_loss=HuberIQLoss(cos_embedding_dim=8), **trainer_kwargs(171, 60, lr=1e-2)),
+    ]
+    a = _tails(tr, [40, 25, 12])
+    cases = [
+        (f"{name}__point", a, None, None),
+        (f"{name}__level", a, None, None, {"level": [95, 80, 0]}),
+        (f"{name}__quantiles", a, None, None, {"quantiles": [0.9, 0.1, 0.5, 0.25]}),
+        (f"{name}__level_h2", a, None, None, {"level": [50], "h": 2}),
+    ]
+    return models, dict(freq=freq), tr, None, cases

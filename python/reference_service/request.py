@@ -192,9 +192,16 @@ def _unprocessable(code: str, message: str):
     raise ApiError(code, message)
 
 
+def _implicit_quantile(model) -> bool:
+    from neuralforecast.losses.pytorch import HuberIQLoss, IQLoss
+
+    return isinstance(model.loss, (IQLoss, HuberIQLoss))
+
+
 def _point_models(bundle: Bundle) -> list:
-    """Models nf.predict computes conformal intervals for: one output per step."""
-    return [m for m in bundle.nf.models if len(list(m.loss.output_names)) <= 1]
+    """Models nf.predict computes conformal intervals for: one output per
+    step, not an implicit-quantile loss (the quantile is its input)."""
+    return [m for m in bundle.nf.models if len(list(m.loss.output_names)) <= 1 and not _implicit_quantile(m)]
 
 
 def conformal_cuts(given: dict) -> list[float]:
@@ -218,6 +225,14 @@ def requested_intervals(body: dict, bundle: Bundle) -> dict:
     if not given:
         return {}
     what = next(iter(given))
+    if any(_implicit_quantile(m) for m in bundle.nf.models):
+        from neuralforecast.utils import level_to_quantiles
+
+        qs = level_to_quantiles(given["level"]) if "level" in given else given["quantiles"]
+        bad = [q for q in qs if not 0 <= q <= 1]
+        if bad:
+            _unprocessable("invalid_level", f"{what} asks for the quantile {bad[0]} of an implicit-quantile model's "
+                           "forecasts, outside [0, 1] (a level must be within -100..=100, a quantile within 0..=1)")
     points = _point_models(bundle)
     if not points:
         return given

@@ -35,7 +35,8 @@ from conftest import BUNDLES, CASES
 warnings.filterwarnings("ignore")
 
 # Bundles: plain, exogenous (futr/hist/stat), multivariate, quantile (MQLoss),
-# custom column names, a residual-masking model, integer ds.
+# custom column names, a residual-masking model, integer ds, conformal
+# intervals of both methods, implicit-quantile losses.
 BASES = {
     "mlp_d_standard": "mlp_d_standard__tail",
     "mlp_exog": "mlp_exog__shortmix",
@@ -48,9 +49,11 @@ BASES = {
     # conformal_distribution next to an MQLoss model that ignores level).
     "mlp_d_conformal_error": "mlp_d_conformal_error__point",
     "conformal_dist_w": "conformal_dist_w__level",
+    # IQLoss and HuberIQLoss: the quantile is an input of the network.
+    "iqloss_d": "iqloss_d__point",
 }
 # Bundles whose variants ask for intervals half the time on top of their kind.
-INTERVAL_BUNDLES = {"mlp_d_conformal_error", "conformal_dist_w"}
+INTERVAL_BUNDLES = {"mlp_d_conformal_error", "conformal_dist_w", "iqloss_d"}
 PER_BUNDLE = 45
 SEED = 20261206
 

@@ -14,6 +14,7 @@ pub use format::Format;
 
 use crate::dates::Freq;
 use crate::models::{self, Forecaster};
+use crate::nn::implicit_quantile::ImplicitQuantileHead;
 use crate::nn::scalers::RevinAffine;
 use crate::scaling::LocalScalerKind;
 use serde_json::Value;
@@ -49,6 +50,8 @@ pub struct BundleModel {
     pub net: Result<Arc<dyn Forecaster>, String>,
     /// Revin's learned terms for the target (scaler_type "revin" only).
     pub revin: Option<RevinAffine>,
+    /// IQLoss / HuberIQLoss: the head that maps outputs for a quantile.
+    pub implicit_quantile: Option<ImplicitQuantileHead>,
 }
 
 impl BundleModel {
@@ -330,6 +333,22 @@ impl Bundle {
                 }
                 Err(m) => (None, Err(format!("{class}: {m}"))),
             };
+            let mut net = net;
+            let implicit_quantile = match spec.as_ref().and_then(|s| s.implicit_quantile) {
+                Some(dim) => {
+                    if net.as_ref().is_ok_and(|n| n.rolls_out()) {
+                        net = Err(format!(
+                            "{class} with loss {} and recurrent=True is not served: its quantile head maps every step the decoder feeds back",
+                            spec.as_ref().map(|s| s.loss.as_str()).unwrap_or("?")
+                        ));
+                    }
+                    Some(
+                        ImplicitQuantileHead::load(&store, dim)
+                            .map_err(|e| err(format!("{file}: {e}")))?,
+                    )
+                }
+                None => None,
+            };
             let revin = match &spec {
                 Some(s) if s.scaler == crate::nn::scalers::TemporalScalerKind::Revin => Some(
                     models::revin_affine(&store)
@@ -349,6 +368,7 @@ impl Bundle {
                 spec,
                 net,
                 revin,
+                implicit_quantile,
             });
         }
         Ok(Bundle {

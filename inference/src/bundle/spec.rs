@@ -19,6 +19,9 @@ const POINT_LOSSES: &[&str] = &[
     "HuberQLoss",
 ];
 const QUANTILE_LOSSES: &[&str] = &["MQLoss", "HuberMQLoss"];
+/// Implicit-quantile losses: one output per step, the quantile an input of
+/// the output head (`nn::implicit_quantile`).
+const IMPLICIT_QUANTILE_LOSSES: &[&str] = &["IQLoss", "HuberIQLoss"];
 
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
@@ -33,6 +36,8 @@ pub struct ModelSpec {
     pub loss: String,
     /// Column suffixes NeuralForecast appends to the alias ("" for point losses).
     pub output_names: Vec<String>,
+    /// IQLoss / HuberIQLoss: the quantile embedding's width (`cos_embedding_dim`).
+    pub implicit_quantile: Option<usize>,
     pub hparams: Value,
 }
 
@@ -75,7 +80,22 @@ impl ModelSpec {
                 .collect::<Result<_, _>>()?,
             None => vec![String::new()],
         };
-        if QUANTILE_LOSSES.contains(&loss_cls.as_str()) {
+        let mut output_names = output_names;
+        let mut implicit_quantile = None;
+        if IMPLICIT_QUANTILE_LOSSES.contains(&loss_cls.as_str()) {
+            // nf.predict sets the quantile to 0.5 when none is asked for and
+            // names the column after it (HuberIQLoss saves `_q0.5_d1.0`).
+            output_names = vec!["_ql0.5".to_string()];
+            let dim = match loss.pointer("/args/cos_embedding_dim") {
+                None | Some(Value::Null) => 64,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|d| *d > 0)
+                    .ok_or("loss cos_embedding_dim must be a positive integer")?
+                    as usize,
+            };
+            implicit_quantile = Some(dim);
+        } else if QUANTILE_LOSSES.contains(&loss_cls.as_str()) {
             if output_names.is_empty() {
                 return Err(format!("{loss_cls} without output names"));
             }
@@ -105,6 +125,7 @@ impl ModelSpec {
                 .unwrap_or(false),
             loss: loss_cls,
             output_names,
+            implicit_quantile,
             hparams: hp,
         })
     }

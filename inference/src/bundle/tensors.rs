@@ -27,9 +27,10 @@ impl TensorStore {
     /// f32 (re, im) pairs under its shape plus a last axis of 2, as
     /// `torch.view_as_real` lays it out: FEDformer's Fourier weights) and
     /// finite, except BatchNorm's I64 `num_batches_tracked`, a training
-    /// counter eval never reads, and F32 `._mask` buffers (TFT's causal
-    /// `triu(-inf)` attention mask, which the forward pass builds itself):
-    /// both skipped.
+    /// counter eval never reads, the I64 `quantile_layer.integers` of an
+    /// implicit-quantile loss (`arange(cos_embedding_dim)`, rebuilt by the
+    /// head), and F32 `._mask` buffers (TFT's causal `triu(-inf)` attention
+    /// mask, which the forward pass builds itself): all skipped.
     pub fn from_bytes(buf: &[u8]) -> Result<TensorStore, String> {
         layout_check(buf)?;
         let (_, meta) = SafeTensors::read_metadata(buf)
@@ -40,6 +41,7 @@ impl TensorStore {
         let mut bytes = 0;
         for (name, view) in st.iter() {
             if (name.ends_with(".num_batches_tracked") && view.dtype() == Dtype::I64)
+                || (name.ends_with(".quantile_layer.integers") && view.dtype() == Dtype::I64)
                 || (name.ends_with("._mask") && view.dtype() == Dtype::F32)
             {
                 continue;

@@ -18,6 +18,7 @@ pub mod feed_forward;
 pub mod fft;
 pub mod fourier_attention;
 pub mod grn;
+pub mod implicit_quantile;
 pub mod instance_norm;
 pub mod interpolate;
 pub mod interpretable_attention;
