@@ -134,6 +134,7 @@ test: setup lint deny test-rust test-contract test-reliability test-abuse fuzz-s
 
 bench: setup build
 	$(PY) bench/legacy_formats.py
+	$(PY) bench/intervals.py
 	$(CARGO) bench --locked -p neuro-divergent --bench forward
 	scripts/bench-http.sh
 	$(PY) bench/per_bundle.py

@@ -196,5 +196,44 @@ fn load(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, forward, end_to_end, load);
+/// `level=[80, 95]` against the point forecast, whole pipeline, on the
+/// bundles `bench/intervals.py` writes (conformal intervals calibrated on 1
+/// and 64 series, IQLoss; `make bench` runs it first).
+fn intervals(c: &mut Criterion) {
+    let dir = std::env::var_os("ND_BENCH_INTERVALS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/results/intervals")
+        });
+    let Ok(entries) = std::fs::read_dir(dir.join("bundles")) else {
+        eprintln!(
+            "intervals: {} is missing; run bench/intervals.py",
+            dir.display()
+        );
+        return;
+    };
+    let mut names: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    let mut g = c.benchmark_group("intervals");
+    for name in &names {
+        let bundle = Bundle::load(&dir.join("bundles").join(name)).expect("bundle");
+        let point = std::fs::read(dir.join("requests").join(format!("{name}.json"))).expect("request");
+        let mut v: serde_json::Value = serde_json::from_slice(&point).expect("json");
+        v["level"] = serde_json::json!([80, 95]);
+        let level = serde_json::to_vec(&v).expect("body");
+        for (what, body) in [("point", &point), ("level_80_95", &level)] {
+            g.bench_with_input(BenchmarkId::new(what, name), body, |bench, body| {
+                bench.iter(|| {
+                    let req = PredictRequest::from_slice(black_box(body)).expect("parse");
+                    black_box(pipeline::predict(&bundle, &req).expect("predict").to_json("m"))
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, forward, end_to_end, load, intervals);
 criterion_main!(benches);

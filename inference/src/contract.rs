@@ -352,11 +352,18 @@ impl Forecast {
         out.push_str("{\"model\":");
         write_json_str(&mut out, model);
         out.push_str(",\"predictions\":[");
-        let mut keys: Vec<String> = Vec::with_capacity(self.columns.len());
-        for c in &self.columns {
+        // Each name once, at its first position, with its last column's value:
+        // what `fc.to_dict("records")` gives when nf.predict names two
+        // columns alike (IQLoss levels 99.9 and 100 both write `-lo-100`).
+        let mut keys: Vec<(String, usize)> = Vec::with_capacity(self.columns.len());
+        for (j, c) in self.columns.iter().enumerate() {
+            if self.columns[..j].contains(c) {
+                continue;
+            }
+            let last = self.columns.iter().rposition(|o| o == c).unwrap_or(j);
             let mut k = String::new();
             write_json_str(&mut k, c);
-            keys.push(k);
+            keys.push((k, last));
         }
         let mut id_key = String::new();
         write_json_str(&mut id_key, &self.id_col);
@@ -383,11 +390,11 @@ impl Forecast {
                     out.push('"');
                 }
             }
-            for (k, v) in keys.iter().zip(vals) {
+            for (k, j) in &keys {
                 out.push(',');
                 out.push_str(k);
                 out.push(':');
-                write_f32(&mut out, *v);
+                write_f32(&mut out, vals.get(*j).copied().unwrap_or(f32::NAN));
             }
             out.push('}');
         }
@@ -488,6 +495,20 @@ mod tests {
             serde_json::from_str(r#"{"df": [], "level": [80, 80.0, 0.5]}"#).unwrap();
         let reprs: Vec<&str> = r.level.iter().flatten().map(|n| n.repr.as_str()).collect();
         assert_eq!(reprs, ["80", "80.0", "0.5"]);
+    }
+
+    #[test]
+    fn a_repeated_column_name_is_written_once_with_its_last_value() {
+        let f = Forecast {
+            id_col: "unique_id".into(),
+            time_col: "ds".into(),
+            columns: vec!["M-lo-100".into(), "M-lo-100".into(), "M".into()],
+            rows: vec![(SeriesId::Int(1), Stamp::Int(7), vec![1.0, 2.0, 3.0])],
+        };
+        assert_eq!(
+            f.to_json("m"),
+            r#"{"model":"m","predictions":[{"unique_id":1,"ds":7,"M-lo-100":2.0,"M":3.0}]}"#
+        );
     }
 
     #[test]

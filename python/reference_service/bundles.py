@@ -178,9 +178,12 @@ def predict(bundle: Bundle, df, futr_df=None, static_df=None, h: int | None = No
         columns[tc] = fc[tc].dt.strftime("%Y-%m-%dT%H:%M:%S").tolist()
     else:
         columns[tc] = fc[tc].astype("int64").tolist()
-    for c in fc.columns:
+    # By position: nf.predict may name two columns alike (IQLoss levels 99.9
+    # and 100 both write -lo-100); like fc.to_dict("records"), the name keeps
+    # its first position and its last column's values.
+    for j, c in enumerate(fc.columns):
         if c not in (idc, tc):
-            values = fc[c].to_numpy(dtype="float64")
+            values = fc.iloc[:, j].to_numpy(dtype="float64")
             if not np.isfinite(values).all():
                 # The history overflowed float32 arithmetic: the client's data, not a bug.
                 raise ApiError("non_finite_value", f"the forecast column {c!r} is not finite")
