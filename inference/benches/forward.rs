@@ -219,7 +219,8 @@ fn intervals(c: &mut Criterion) {
     let mut g = c.benchmark_group("intervals");
     for name in &names {
         let bundle = Bundle::load(&dir.join("bundles").join(name)).expect("bundle");
-        let point = std::fs::read(dir.join("requests").join(format!("{name}.json"))).expect("request");
+        let point =
+            std::fs::read(dir.join("requests").join(format!("{name}.json"))).expect("request");
         let mut v: serde_json::Value = serde_json::from_slice(&point).expect("json");
         v["level"] = serde_json::json!([80, 95]);
         let level = serde_json::to_vec(&v).expect("body");
@@ -227,7 +228,11 @@ fn intervals(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(what, name), body, |bench, body| {
                 bench.iter(|| {
                     let req = PredictRequest::from_slice(black_box(body)).expect("parse");
-                    black_box(pipeline::predict(&bundle, &req).expect("predict").to_json("m"))
+                    black_box(
+                        pipeline::predict(&bundle, &req)
+                            .expect("predict")
+                            .to_json("m"),
+                    )
                 })
             });
         }

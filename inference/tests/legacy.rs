@@ -1,7 +1,11 @@
 //! Bundles written before NeuralForecast 3.3 (tests/fixtures/legacy: each
 //! release family's own `nf.save` and `predict`): every one either answers
 //! exactly what its writer answered (1e-4 + 1e-5*|expected|) or is refused
-//! with a reason naming release and class; never other numbers. The
+//! with a reason naming release and class; never other numbers. That holds
+//! for every column, the prediction intervals of the bundles fitted with
+//! `prediction_intervals` (conformity scores pickled as a pandas DataFrame)
+//! included; the one calibration served differently by 3.0+ (1.x/2.x
+//! `conformal_error`) has its intervals refused, its point forecasts served. The
 //! compatibility matrix in docs/compatibility.md is generated from this run
 //! (`ND_UPDATE_DOCS=1 cargo test --release --test legacy` rewrites it; the
 //! test fails while the committed one differs).
@@ -9,6 +13,7 @@
 mod common;
 
 use common::read_json;
+use neuro_divergent::bundle::conformal::Calibration;
 use neuro_divergent::bundle::{Bundle, Format};
 use neuro_divergent::contract::PredictRequest;
 use neuro_divergent::pipeline;
@@ -25,14 +30,27 @@ type Matrix = BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>;
 
 /// What the service does with one fixture bundle.
 enum Outcome {
-    /// Every case within tolerance: the worst |a-b|/tol.
-    Parity(f64, usize),
+    /// Every case answered within tolerance: the worst |a-b|/tol, the cases
+    /// answered, and the interval cases refused (with the reason).
+    Parity(f64, usize, Option<(usize, String)>),
     Refused(String),
+}
+
+/// The calibration the manifest says a bundle was fitted with: whether its
+/// intervals must be served (else refused: 1.x/2.x computed conformal_error
+/// intervals from another quantile than 3.0+ and this service).
+fn intervals_served(name: &str, info: &Value) -> Option<bool> {
+    let pi = info.get("prediction_intervals")?;
+    let method = pi["method"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name}: method"));
+    let family = info["family"].as_str().unwrap_or("?");
+    Some(!(method == "conformal_error" && matches!(family, "1.7" | "2.0")))
 }
 
 /// Runs every case of `name` and returns the outcome; panics on an answer
 /// that differs from the writer's (the one thing that must never happen).
-fn run_bundle(name: &str, dir: &Path, cases: &[PathBuf]) -> Outcome {
+fn run_bundle(name: &str, info: &Value, dir: &Path, cases: &[PathBuf]) -> Outcome {
     let bundle = match Bundle::load(dir) {
         Ok(b) => b,
         Err(e) => return Outcome::Refused(e.message),
@@ -46,18 +64,48 @@ fn run_bundle(name: &str, dir: &Path, cases: &[PathBuf]) -> Outcome {
         return Outcome::Refused(why);
     }
     assert!(!cases.is_empty(), "{name}: no golden case");
+    let served = intervals_served(name, info);
+    match (&bundle.intervals, served) {
+        (Calibration::None, None) | (Calibration::Conformal(_), Some(true)) => {}
+        (Calibration::Unreadable(why), Some(false)) => assert!(
+            why.contains("level/100"),
+            "{name}: refused for another reason: {why}"
+        ),
+        (c, _) => panic!("{name}: calibration {c:?}, the manifest says {served:?}"),
+    }
     let mut worst = 0.0f64;
+    let mut refused: Option<(usize, String)> = None;
+    let mut answered = 0;
     for path in cases {
         let case = read_json(path);
         let body = serde_json::to_vec(&case["request"]).unwrap();
         let req = PredictRequest::from_slice(&body).unwrap();
+        let asks_intervals = req.level.is_some() || req.quantiles.is_some();
         let got = match pipeline::predict(&bundle, &req) {
             Ok(p) => p,
+            Err(e) if asks_intervals && served == Some(false) => {
+                assert_eq!(e.code, "invalid_level", "{}: {e}", path.display());
+                let why = e.to_string();
+                let n = refused.as_ref().map_or(0, |(n, _)| *n);
+                refused = Some((n + 1, why));
+                continue;
+            }
             Err(e) => panic!(
                 "{}: the bundle loads but its writer's request is refused: {e}",
                 path.display()
             ),
         };
+        if asks_intervals && served == Some(true) {
+            // The writer's answer holds interval columns: compared below.
+            let want = &case["expected"]["predictions"][0];
+            assert!(
+                want.as_object()
+                    .is_some_and(|r| r.keys().any(|k| k.contains("-lo-") || k.contains("-ql"))),
+                "{}: no interval column expected",
+                path.display()
+            );
+        }
+        answered += 1;
         let got: Value = serde_json::from_str(&got.to_json(name)).unwrap();
         worst = worst.max(
             common::assert_predictions_match(
@@ -69,7 +117,7 @@ fn run_bundle(name: &str, dir: &Path, cases: &[PathBuf]) -> Outcome {
             .ratio,
         );
     }
-    Outcome::Parity(worst, cases.len())
+    Outcome::Parity(worst, answered, refused)
 }
 
 #[test]
@@ -117,14 +165,17 @@ fn legacy_bundles_answer_as_their_writer_or_are_refused() {
         }
         let mut mine = cases.remove(name).unwrap_or_default();
         mine.sort();
-        let outcome = run_bundle(name, &dir, &mine);
+        let outcome = run_bundle(name, info, &dir, &mine);
         let cell = match &outcome {
-            Outcome::Parity(w, n) => {
+            Outcome::Parity(w, n, refused) => {
                 n_cases += n;
                 if *w > worst.0 {
                     worst = (*w, name.clone());
                 }
-                "parity".to_string()
+                match refused {
+                    None => "parity".to_string(),
+                    Some(_) => "parity (its conformal_error intervals refused)".to_string(),
+                }
             }
             Outcome::Refused(why) => {
                 assert!(
@@ -140,7 +191,12 @@ fn legacy_bundles_answer_as_their_writer_or_are_refused() {
             info["writer_version"].as_str().unwrap_or("?"),
             classes.join(" + "),
             match &outcome {
-                Outcome::Parity(w, n) => format!("parity ({n} cases, worst {w:.3} of tolerance)"),
+                Outcome::Parity(w, n, None) =>
+                    format!("parity ({n} cases, worst {w:.3} of tolerance)"),
+                Outcome::Parity(w, n, Some((k, why))) => format!(
+                    "parity ({n} cases, worst {w:.3} of tolerance); {k} interval cases refused: {}",
+                    why.replace('|', "\\|")
+                ),
                 Outcome::Refused(why) => format!("refused: {}", why.replace('|', "\\|")),
             }
         ));

@@ -13,13 +13,16 @@ use crate::models;
 use serde_json::{Map, Value};
 
 pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
+    // The conformity scores (`_cs_df`, a whole DataFrame) are left out here:
+    // super::conformal_pickle reads them on their own, so a frame it cannot
+    // read (or too large to expand) costs the intervals, not the bundle.
     let config = match files.get("configuration.pkl") {
-        Some(b) => dict_pickle("configuration.pkl", b)?,
+        Some(b) => dict_pickle("configuration.pkl", b, &["_cs_df"])?,
         None => return Err("configuration.pkl is missing".into()),
     };
     // Older releases wrote no alias map: the file name is then the class.
     let aliases = match files.get("alias_to_model.pkl") {
-        Some(b) => dict_pickle("alias_to_model.pkl", b)?,
+        Some(b) => dict_pickle("alias_to_model.pkl", b, &[])?,
         None => Value::Null,
     };
     let mut models = Vec::new();
@@ -121,9 +124,10 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
     })
 }
 
-/// A sidecar pickle that must hold a dict, as JSON.
-fn dict_pickle(file: &str, bytes: &[u8]) -> Result<Value, String> {
-    match pickle::read(bytes, false) {
+/// A sidecar pickle that must hold a dict, as JSON (without the values under
+/// the keys in `skip`).
+fn dict_pickle(file: &str, bytes: &[u8], skip: &[&str]) -> Result<Value, String> {
+    match pickle::read_skipping(bytes, skip) {
         Ok(v @ Py::Dict(_)) => Ok(to_json(&v)),
         Ok(other) => Err(format!("{file} holds a {}, not a dict", other.kind())),
         Err(e) => Err(format!("{file} cannot be read: {e}")),
@@ -209,6 +213,19 @@ impl Family {
         } else {
             Family::V2
         }
+    }
+
+    /// The family a `Format::Pickle` writer names (see [`Family::name`]).
+    pub(crate) fn of_writer(writer: &str) -> Option<Family> {
+        [
+            Family::V1,
+            Family::V2,
+            Family::V3_0,
+            Family::V3_1,
+            Family::V3_2,
+        ]
+        .into_iter()
+        .find(|f| writer.starts_with(f.name()))
     }
 
     fn name(self) -> &'static str {

@@ -3,6 +3,7 @@
 
 mod checkpoint;
 pub mod conformal;
+mod conformal_pickle;
 mod format;
 mod format_v1;
 mod format_v2;
@@ -239,15 +240,10 @@ impl Bundle {
             target: col("target_col", "y")?,
         };
         let intervals = match &parsed.format {
-            Format::Safetensors => {
-                conformal::read(cfg, files.get("configuration.safetensors"), h)
+            Format::Safetensors => conformal::read(cfg, files.get("configuration.safetensors"), h),
+            Format::Pickle { writer } => {
+                conformal_pickle::read(cfg, files.get("configuration.pkl"), h, writer)
             }
-            Format::Pickle { writer } => match cfg.get("prediction_intervals") {
-                None | Some(Value::Null) => conformal::Calibration::None,
-                Some(_) => conformal::Calibration::Unreadable(format!(
-                    "the conformity scores {writer} pickled (a pandas DataFrame) are not read by this service; load and save the bundle with NeuralForecast 3.3 to serve its intervals"
-                )),
-            },
         };
         let mut unsupported = None;
         let mut scaler = |key: &str| -> Result<Option<LocalScalerKind>, LoadError> {

@@ -10,6 +10,13 @@
 //! storage bytes, `numpy.dtype('f4')` a dtype, a loss or scaler class an
 //! [`Value::Object`] holding its constructor arguments and `__dict__`.
 //!
+//! The conformity scores a bundle fitted with `prediction_intervals` holds
+//! are a pickled pandas DataFrame: pandas' and pyarrow's data-structure
+//! globals (frames, block managers, indexes, extension arrays, arrow
+//! buffers) are admitted by module (see `inert_data_global`) and become
+//! inert [`Value::Object`]s like the classes above, which
+//! `super::conformal_pickle` reads by structure. Nothing of pandas runs.
+//!
 //! Why not a crate: serde-pickle keeps no global names and no persistent ids
 //! (so neither the allowlist nor the storages can be expressed), and
 //! pytorch-reader keeps tensors but drops every other object's state (the
@@ -43,12 +50,16 @@ pub enum Known {
     NumpyArrayClass,
     /// `numpy.dtype`.
     NumpyDtype,
+    /// `numpy._core.numeric._frombuffer(bytes, dtype, shape, order)`: how
+    /// protocol 5 pickles a contiguous array.
+    NumpyFromBuffer,
     /// `numpy.core.multiarray.scalar`: one value of a dtype, from its bytes.
     NumpyScalar,
     /// `_codecs.encode(text, 'latin1')`: the bytes of a protocol-2 `bytes`.
     CodecsEncode,
-    /// A class whose instances are kept as [`Value::Object`] (losses,
-    /// scalers, `PredictionIntervals`): constructor arguments and state only.
+    /// A class (or a pandas / pyarrow reconstructor) whose instances are
+    /// kept as [`Value::Object`] (losses, scalers, `PredictionIntervals`,
+    /// pandas frames): constructor arguments and state only, never called.
     Class,
 }
 
@@ -80,7 +91,9 @@ impl StorageDtype {
     }
 }
 
-/// Every global a pre-3.3 NeuralForecast bundle needs, and nothing else.
+/// Every global a pre-3.3 NeuralForecast bundle needs, and nothing else
+/// (besides pandas' and pyarrow's data structures, admitted by module: see
+/// `inert_data_global`).
 /// Protocol-2 pickles name builtins `__builtin__`; numpy 2 moved
 /// `numpy.core` to `numpy._core`: both spellings are listed.
 pub const ALLOWLIST: &[(&str, Known)] = &[
@@ -125,6 +138,8 @@ pub const ALLOWLIST: &[(&str, Known)] = &[
     ("numpy.dtype", Known::NumpyDtype),
     ("numpy.core.multiarray.scalar", Known::NumpyScalar),
     ("numpy._core.multiarray.scalar", Known::NumpyScalar),
+    ("numpy.core.numeric._frombuffer", Known::NumpyFromBuffer),
+    ("numpy._core.numeric._frombuffer", Known::NumpyFromBuffer),
     ("_codecs.encode", Known::CodecsEncode),
     // The losses NeuralForecast can save (the service refuses the
     // distribution ones later, with its own reason).
@@ -158,13 +173,75 @@ pub const ALLOWLIST: &[(&str, Known)] = &[
     ("coreforecast.scalers.LocalMinMaxScaler", Known::Class),
     ("coreforecast.scalers.LocalBoxCoxScaler", Known::Class),
     ("neuralforecast.utils.PredictionIntervals", Known::Class),
+    // What pandas' pickles use besides its own and pyarrow's globals: block
+    // placements are slices, arrow buffers bytearrays; protocols 0-1 rebuild
+    // plain objects with copyreg.
+    ("builtins.slice", Known::Class),
+    ("__builtin__.slice", Known::Class),
+    ("builtins.bytearray", Known::Class),
+    ("__builtin__.bytearray", Known::Class),
+    ("builtins.object", Known::Class),
+    ("__builtin__.object", Known::Class),
+    ("copyreg._reconstructor", Known::Class),
+    ("copy_reg._reconstructor", Known::Class),
 ];
 
+/// Modules of pandas and pyarrow whose globals are no part of a pickled data
+/// structure (file and network I/O, expression evaluation, plotting, test
+/// helpers): refused by name like any global off the allowlist.
+const NOT_DATA_MODULES: &[&str] = &[
+    "pandas.io",
+    "pandas.core.computation",
+    "pandas.plotting",
+    "pandas.testing",
+    "pandas.tests",
+    "pandas.util",
+    "pandas.api",
+    "pyarrow.fs",
+    "pyarrow.parquet",
+    "pyarrow.csv",
+    "pyarrow.json",
+    "pyarrow.orc",
+    "pyarrow.feather",
+    "pyarrow.dataset",
+    "pyarrow.flight",
+    "pyarrow.cffi",
+    "pyarrow.jvm",
+    "pyarrow.cuda",
+    "pyarrow.substrait",
+    "pyarrow.acero",
+    "pyarrow.compute",
+];
+
+/// A global of pandas' or pyarrow's data structures (`pandas.DataFrame`,
+/// `pandas.core.internals.managers.BlockManager`,
+/// `pandas._libs.internals._unpickle_block`, `pyarrow.lib._restore_array`,
+/// ...): admitted as an inert [`Known::Class`]. This reader calls nothing,
+/// so what it admits is data either way; the top-level functions of both
+/// packages (`pandas.eval`, `pandas.read_pickle`) and the modules of
+/// [`NOT_DATA_MODULES`] are still refused, as no frame pickle names them.
+fn inert_data_global(module: &str, name: &str) -> bool {
+    let package = module.split('.').next().unwrap_or(module);
+    if package != "pandas" && package != "pyarrow" {
+        return false;
+    }
+    let in_module = |m: &str| module == m || module.starts_with(&format!("{m}."));
+    if NOT_DATA_MODULES.iter().any(|m| in_module(m)) {
+        return false;
+    }
+    // Never an attribute path (`DataFrame.to_pickle`); at the top level of
+    // either package only classes (`pandas.DataFrame`, `pandas.StringDtype`).
+    !name.contains('.') && (module != package || name.starts_with(|c: char| c.is_ascii_uppercase()))
+}
+
 fn allowed(module: &str, name: &str) -> Option<Known> {
-    ALLOWLIST.iter().find_map(|(full, k)| {
-        let (m, n) = full.rsplit_once('.')?;
-        (m == module && n == name).then_some(*k)
-    })
+    ALLOWLIST
+        .iter()
+        .find_map(|(full, k)| {
+            let (m, n) = full.rsplit_once('.')?;
+            (m == module && n == name).then_some(*k)
+        })
+        .or_else(|| inert_data_global(module, name).then_some(Known::Class))
 }
 
 /// A pickled value, as a tree.
@@ -313,6 +390,46 @@ pub fn read(bytes: &[u8], persistent: bool) -> Result<Value, PickleError> {
     let root = vm.run()?;
     let mut budget = MAX_TREE_NODES;
     vm.tree(root, 0, &mut budget)
+}
+
+/// Reads a pickle holding a dict (no persistent ids), leaving out the values
+/// under the keys in `skip`: they are read (so refused globals still refuse
+/// the pickle) but not expanded into the tree, and count nothing against
+/// its node budget. A left-out object becomes an [`Value::Object`] with its
+/// class only, anything else `None`. For `configuration.pkl`, whose
+/// conformity scores (`_cs_df`, a whole DataFrame) the configuration itself
+/// does not need.
+pub fn read_skipping(bytes: &[u8], skip: &[&str]) -> Result<Value, PickleError> {
+    let mut vm = Vm {
+        buf: bytes,
+        pos: 0,
+        nodes: Vec::new(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        persistent: false,
+    };
+    let root = vm.run()?;
+    let mut budget = MAX_TREE_NODES;
+    let Node::Dict(items) = &vm.nodes[root] else {
+        return vm.tree(root, 0, &mut budget);
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (k, v) in items {
+        let key = vm.tree(*k, 1, &mut budget)?;
+        let left_out = matches!(&key, Value::Str(s) if skip.contains(&s.as_str()));
+        let value = match (&vm.nodes[*v], left_out) {
+            (Node::Object { class, .. }, true) => Value::Object {
+                class: class.clone(),
+                args: vec![],
+                state: None,
+            },
+            (_, true) => Value::None,
+            (_, false) => vm.tree(*v, 1, &mut budget)?,
+        };
+        out.push((key, value));
+    }
+    Ok(Value::Dict(out))
 }
 
 struct Vm<'a> {
@@ -548,6 +665,30 @@ impl<'a> Vm<'a> {
                 Some(code) => Ok(Node::Dtype(self.text(*code)?)),
                 None => self.bad("numpy.dtype without a code"),
             },
+            Known::NumpyFromBuffer => {
+                let [buf, dtype, shape, order] = argv.as_slice() else {
+                    return self.bad("_frombuffer needs (buffer, dtype, shape, order)");
+                };
+                let data = match &self.nodes[*buf] {
+                    Node::Bytes(b) => b.clone(),
+                    _ => return self.bad("_frombuffer of something that is not bytes"),
+                };
+                let dtype = match &self.nodes[*dtype] {
+                    Node::Dtype(c) => c.clone(),
+                    _ => return self.bad("_frombuffer without a dtype"),
+                };
+                let fortran = match self.text(*order)?.as_str() {
+                    "C" => false,
+                    "F" => true,
+                    other => return self.bad(format!("_frombuffer with order '{other}'")),
+                };
+                Ok(Node::Array(NdArray {
+                    dtype,
+                    shape: self.ints(*shape)?,
+                    fortran,
+                    data,
+                }))
+            }
             Known::NumpyScalar => {
                 let [dt, data] = argv.as_slice() else {
                     return self.bad("numpy scalar needs (dtype, bytes)");
@@ -623,10 +764,20 @@ impl<'a> Vm<'a> {
                     Node::Dtype(c) => c.clone(),
                     _ => return self.bad("ndarray state without a dtype"),
                 };
+                let object = dtype
+                    .trim_start_matches(['<', '>', '=', '|'])
+                    .starts_with('O');
                 let data = match &self.nodes[*raw] {
                     Node::Bytes(b) => b.clone(),
                     Node::Str(s) => s.as_bytes().to_vec(),
-                    _ => return self.bad("ndarray of objects (only numeric arrays are read)"),
+                    // An object array pickles its items as a list (pandas'
+                    // string columns and indexes): kept as that list.
+                    Node::List(items) if object => {
+                        let items = items.clone();
+                        self.nodes[target] = Node::List(items);
+                        return Ok(());
+                    }
+                    _ => return self.bad("ndarray state without its data"),
                 };
                 Node::Array(NdArray {
                     dtype,
