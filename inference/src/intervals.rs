@@ -35,6 +35,19 @@ impl Method {
     }
 }
 
+/// Which release's `predict` the intervals follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// NeuralForecast 3.0 and later: interval columns right after each
+    /// model's forecast, computed before the series-level scaler is
+    /// inverted; `conformal_error` at the `0.5 + level/200` score quantile.
+    Current,
+    /// NeuralForecast 1.x and 2.x (`level` only): every model's forecast
+    /// first, then each model's interval columns, computed on the final
+    /// forecast; `conformal_error` at the `level/100` score quantile.
+    Before3,
+}
+
 /// What a request asks for, as `nf.predict` reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Asked {
@@ -48,6 +61,8 @@ pub enum Asked {
 pub struct Cuts {
     pub cuts: Vec<f64>,
     pub suffixes: Vec<String>,
+    /// For `level`: the levels, sorted (the 1.x/2.x error method reads them).
+    pub levels: Vec<f64>,
 }
 
 /// `sorted(set(values))`: the first of equal values kept (its text names
@@ -81,22 +96,34 @@ impl Cuts {
                     .map(|l| format!("-lo-{}", l.repr))
                     .collect();
                 suffixes.extend(level.iter().map(|l| format!("-hi-{}", l.repr)));
-                Cuts { cuts, suffixes }
+                Cuts {
+                    cuts,
+                    suffixes,
+                    levels: level.iter().map(|l| l.value).collect(),
+                }
             }
             Asked::Quantiles(q) => {
                 let q = sorted_unique(q);
                 Cuts {
                     cuts: q.iter().map(|q| q.value).collect(),
                     suffixes: q.iter().map(|q| format!("-ql{}", q.repr)).collect(),
+                    levels: Vec::new(),
                 }
             }
         }
     }
 
     /// Why numpy would refuse these cuts, as `nf.predict` then raises.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self, style: Style, method: Method) -> Result<(), String> {
         if self.cuts.is_empty() {
             return Err("is empty: nf.predict cannot compute intervals for no level".into());
+        }
+        if (style, method) == (Style::Before3, Method::ConformalError) {
+            if let Some(l) = self.levels.iter().find(|l| !(0.0..=100.0).contains(*l)) {
+                return Err(format!(
+                    "{l} is outside 0..=100 (the bundle's NeuralForecast release takes the level/100 score quantile)"
+                ));
+            }
         }
         if let Some(c) = self.cuts.iter().find(|c| !(0.0..=1.0).contains(*c)) {
             return Err(format!(
@@ -134,6 +161,25 @@ fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     } else {
         a + diff * gamma
     }
+}
+
+/// `add_conformal_error_intervals` of NeuralForecast 1.x and 2.x: the
+/// forecast minus the `l/100` score quantile for the levels high to low,
+/// then plus it for the levels low to high.
+fn error_step_before3(mean: f64, errors: &[f64], levels: &[f64], out: &mut Vec<f64>) {
+    let mut sorted = errors.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    out.extend(
+        levels
+            .iter()
+            .rev()
+            .map(|l| mean - quantile_sorted(&sorted, l / 100.0)),
+    );
+    out.extend(
+        levels
+            .iter()
+            .map(|l| mean + quantile_sorted(&sorted, l / 100.0)),
+    );
 }
 
 /// The interval values of one forecast step: `mean` is the model's forecast,
@@ -274,6 +320,8 @@ impl ImplicitQuantiles {
 #[derive(Debug, Clone)]
 pub struct Conformal {
     pub method: Method,
+    /// The writer's `predict` (NeuralForecast 1.x/2.x bundles differ).
+    pub style: Style,
     pub n_windows: usize,
     pub step_size: usize,
     pub h: usize,
@@ -334,7 +382,12 @@ impl Conformal {
                     errors.push(*e);
                 }
             }
-            conformal_step(self.method, mean, &errors, cuts, &mut out);
+            match (self.style, self.method) {
+                (Style::Before3, Method::ConformalError) => {
+                    error_step_before3(mean, &errors, &cuts.levels, &mut out)
+                }
+                _ => conformal_step(self.method, mean, &errors, cuts, &mut out),
+            }
         }
         out
     }
@@ -362,13 +415,14 @@ mod tests {
         }
         let q = Cuts::conformal(&Asked::Quantiles(vec![n(0.9), n(0.1), n(0.5)]));
         assert_eq!(q.suffixes, ["-ql0.1", "-ql0.5", "-ql0.9"]);
-        assert!(Cuts::conformal(&Asked::Level(vec![PyNumber::int(120)]))
-            .check()
-            .is_err());
-        assert!(Cuts::conformal(&Asked::Level(vec![])).check().is_err());
-        assert!(Cuts::conformal(&Asked::Level(vec![PyNumber::int(100)]))
-            .check()
-            .is_ok());
+        let check = |l: Vec<PyNumber>, style| {
+            Cuts::conformal(&Asked::Level(l)).check(style, Method::ConformalError)
+        };
+        assert!(check(vec![PyNumber::int(120)], Style::Current).is_err());
+        assert!(check(vec![], Style::Current).is_err());
+        assert!(check(vec![PyNumber::int(100)], Style::Current).is_ok());
+        assert!(check(vec![PyNumber::int(-20)], Style::Current).is_ok());
+        assert!(check(vec![PyNumber::int(-20)], Style::Before3).is_err());
     }
 
     #[test]
@@ -417,6 +471,13 @@ mod tests {
         // quantile([1, 3], 0.9) = 2.8 on both sides.
         assert!(
             (out[0] - 7.2).abs() < 1e-12 && (out[1] - 12.8).abs() < 1e-12,
+            "{out:?}"
+        );
+        // NeuralForecast 1.x/2.x: the level/100 = 0.8 quantile, 2.6.
+        out.clear();
+        error_step_before3(10.0, &[3.0, 1.0], &cuts.levels, &mut out);
+        assert!(
+            (out[0] - 7.4).abs() < 1e-12 && (out[1] - 12.6).abs() < 1e-12,
             "{out:?}"
         );
         out.clear();

@@ -9,7 +9,7 @@ use crate::bundle::{Bundle, BundleModel};
 use crate::contract::{Cell, Forecast, PredictRequest, Row, SeriesId};
 use crate::dates::Stamp;
 use crate::error::ApiError;
-use crate::intervals::{Asked, Conformal, Cuts, ImplicitQuantiles, IQ_GRID};
+use crate::intervals::{Asked, Conformal, Cuts, ImplicitQuantiles, Style, IQ_GRID};
 use crate::models::{Layout, WindowBatch};
 use crate::nn::implicit_quantile::ImplicitQuantileHead;
 use crate::nn::scalers::Stats;
@@ -786,6 +786,22 @@ fn check_intervals<'b>(b: &'b Bundle, req: &PredictRequest) -> Result<Asks<'b>, 
         Asked::Quantiles(_) => "quantiles",
     };
     let refuse = |why: String| ApiError::unprocessable("invalid_level", format!("{what}: {why}"));
+    if let Some(writer) = b.writer_before_3() {
+        // NeuralForecast 1.x/2.x predict: `level` only, and only with the
+        // bundle's conformal intervals, whatever the models' losses.
+        if what == "quantiles" {
+            return Err(refuse(format!(
+                "bundle '{}' was written by {writer}, whose predict takes no quantiles (ask for level)",
+                b.name
+            )));
+        }
+        if !b.intervals.is_some() {
+            return Err(refuse(format!(
+                "bundle '{}' was written by {writer}, whose predict raises for level without prediction intervals (fit with prediction_intervals)",
+                b.name
+            )));
+        }
+    }
     let mut asks = Asks::default();
     let implicit = b.models.iter().any(|m| {
         m.spec
@@ -817,7 +833,8 @@ fn check_intervals<'b>(b: &'b Bundle, req: &PredictRequest) -> Result<Asks<'b>, 
         }
     };
     let cuts = Cuts::conformal(&asked);
-    cuts.check().map_err(refuse)?;
+    cuts.check(conformal.style, conformal.method)
+        .map_err(refuse)?;
     asks.conformal = Some(IntervalPlan { cuts, conformal });
     Ok(asks)
 }
@@ -827,6 +844,7 @@ fn check_intervals<'b>(b: &'b Bundle, req: &PredictRequest) -> Result<Asks<'b>, 
 /// implicit-quantile model's asked quantiles instead of its forecast.
 fn output_columns(b: &Bundle, asks: &Asks) -> Vec<String> {
     let mut out = Vec::new();
+    let mut tail = Vec::new();
     for m in &b.models {
         if let (Some(q), Some(_)) = (&asks.implicit, &m.implicit_quantile) {
             out.extend(q.suffixes.iter().map(|s| format!("{}{s}", m.name)));
@@ -834,9 +852,14 @@ fn output_columns(b: &Bundle, asks: &Asks) -> Vec<String> {
         }
         out.extend(m.columns());
         if let (Some(p), true) = (&asks.conformal, conformal_point(m)) {
-            out.extend(p.cuts.suffixes.iter().map(|s| format!("{}{s}", m.name)));
+            let cols = p.cuts.suffixes.iter().map(|s| format!("{}{s}", m.name));
+            match p.conformal.style {
+                Style::Current => out.extend(cols),
+                Style::Before3 => tail.extend(cols),
+            }
         }
     }
+    out.extend(tail);
     out
 }
 
@@ -950,6 +973,7 @@ pub fn predict_with_limit(
     }
     let columns = output_columns(b, &asks);
     let mut values: Vec<Vec<f32>> = vec![Vec::with_capacity(columns.len()); n * horizon];
+    let mut tail: Vec<Vec<f32>> = vec![Vec::new(); n * horizon];
     for m in &b.models {
         let (Some(spec), Ok(net)) = (&m.spec, &m.net) else {
             return Err(ApiError::internal(format!(
@@ -1001,9 +1025,10 @@ pub fn predict_with_limit(
         };
         // Conformal intervals of a point forecast, computed before the
         // series-level scaler is inverted, as NeuralForecast does.
-        let intervals = match (&asks.conformal, conformal_point(m)) {
-            (Some(p), true) => {
-                let scores = p.conformal.scores_of(&m.name).ok_or_else(|| {
+        let scores = match (&asks.conformal, conformal_point(m)) {
+            (Some(p), true) => Some((
+                p,
+                p.conformal.scores_of(&m.name).ok_or_else(|| {
                     ApiError::unprocessable(
                         "invalid_level",
                         format!(
@@ -1011,32 +1036,58 @@ pub fn predict_with_limit(
                             b.name, m.name
                         ),
                     )
-                })?;
-                let means: Vec<f64> = scaled.iter().flatten().map(|v| *v as f64).collect();
+                })?,
+            )),
+            _ => None,
+        };
+        let inverse = |i: usize, v: f32| match panel.series[i].target_scaler {
+            Some(ls) => ls.inverse(v),
+            None => v,
+        };
+        // Conformal intervals of a point forecast: from the forecast in the
+        // series-level scaler's space, then scaled back (3.0 and later), or
+        // from the final forecast (1.x/2.x), as the bundle's release did.
+        let intervals = match scores {
+            Some((p, scores)) => {
+                let before3 = p.conformal.style == Style::Before3;
+                let means: Vec<f64> = scaled
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, row)| {
+                        row.iter()
+                            .map(move |v| if before3 { inverse(i, *v) } else { *v } as f64)
+                    })
+                    .collect();
                 Some((
                     p.conformal.intervals(scores, &means, horizon, &p.cuts),
                     p.cuts.cuts.len(),
+                    before3,
                 ))
             }
-            _ => None,
+            None => None,
         };
-        for (i, s) in panel.series.iter().enumerate() {
-            let inverse = |v: f32| match s.target_scaler {
-                Some(ls) => ls.inverse(v),
-                None => v,
-            };
+        for i in 0..n {
             for t in 0..horizon {
                 let row = scaled[i].get(t * outputs..(t + 1) * outputs).unwrap_or(&[]);
                 let dst = &mut values[i * horizon + t];
-                dst.extend(row.iter().map(|v| inverse(*v)));
-                if let Some((iv, k)) = &intervals {
+                dst.extend(row.iter().map(|v| inverse(i, *v)));
+                if let Some((iv, k, before3)) = &intervals {
                     let at = (i * horizon + t) * k;
                     if let Some(cells) = iv.get(at..at + k) {
-                        dst.extend(cells.iter().map(|v| inverse(*v as f32)));
+                        if *before3 {
+                            // 1.x/2.x append every model's intervals after
+                            // all forecasts.
+                            tail[i * horizon + t].extend(cells.iter().map(|v| *v as f32));
+                        } else {
+                            dst.extend(cells.iter().map(|v| inverse(i, *v as f32)));
+                        }
                     }
                 }
             }
         }
+    }
+    for (dst, extra) in values.iter_mut().zip(tail) {
+        dst.extend(extra);
     }
     let mut rows = Vec::with_capacity(n * wanted);
     let mut vals = values.into_iter();

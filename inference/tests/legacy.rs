@@ -36,16 +36,14 @@ enum Outcome {
     Refused(String),
 }
 
-/// The calibration the manifest says a bundle was fitted with: whether its
-/// intervals must be served (else refused: 1.x/2.x computed conformal_error
-/// intervals from another quantile than 3.0+ and this service).
+/// Whether the manifest says a bundle was fitted with prediction intervals
+/// (they must then be served).
 fn intervals_served(name: &str, info: &Value) -> Option<bool> {
     let pi = info.get("prediction_intervals")?;
-    let method = pi["method"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{name}: method"));
-    let family = info["family"].as_str().unwrap_or("?");
-    Some(!(method == "conformal_error" && matches!(family, "1.7" | "2.0")))
+    assert!(pi["method"].is_string(), "{name}: method");
+    // Every release's intervals are served as that release computed them
+    // (1.x/2.x: `intervals::Style::Before3`).
+    Some(true)
 }
 
 /// Runs every case of `name` and returns the outcome; panics on an answer
@@ -67,10 +65,6 @@ fn run_bundle(name: &str, info: &Value, dir: &Path, cases: &[PathBuf]) -> Outcom
     let served = intervals_served(name, info);
     match (&bundle.intervals, served) {
         (Calibration::None, None) | (Calibration::Conformal(_), Some(true)) => {}
-        (Calibration::Unreadable(why), Some(false)) => assert!(
-            why.contains("level/100"),
-            "{name}: refused for another reason: {why}"
-        ),
         (c, _) => panic!("{name}: calibration {c:?}, the manifest says {served:?}"),
     }
     let mut worst = 0.0f64;
@@ -106,7 +100,9 @@ fn run_bundle(name: &str, info: &Value, dir: &Path, cases: &[PathBuf]) -> Outcom
             );
         }
         answered += 1;
-        let got: Value = serde_json::from_str(&got.to_json(name)).unwrap();
+        let text = got.to_json(name);
+        common::assert_column_order(path, &text);
+        let got: Value = serde_json::from_str(&text).unwrap();
         worst = worst.max(
             common::assert_predictions_match(
                 path,
@@ -292,4 +288,43 @@ fn check_doc(generated: &str) {
         "docs/compatibility.md is not what the legacy fixtures give; regenerate it with \
          `ND_UPDATE_DOCS=1 cargo test --release -p neuro-divergent --test legacy`. Generated:\n{wanted}"
     );
+}
+
+/// NeuralForecast 1.x/2.x `predict` took `level` only, and raised for it on
+/// a bundle fitted without prediction intervals whatever the models' losses
+/// (3.x lets an MQLoss model ignore it).
+#[test]
+fn releases_before_3_refuse_what_their_predict_refused() {
+    let ask = |bundle: &str, case: &str, extra: serde_json::Value| {
+        let b = Bundle::load(&legacy().join("bundles").join(bundle)).unwrap();
+        let mut body = read_json(
+            &legacy()
+                .join("cases")
+                .join(format!("{bundle}__{case}.json")),
+        )["request"]
+            .clone();
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let bytes = serde_json::to_vec(&body).unwrap();
+        pipeline::predict(&b, &PredictRequest::from_slice(&bytes).unwrap()).map(|_| ())
+    };
+    let e = ask(
+        "v17_mlp_conformal_dist",
+        "level",
+        serde_json::json!({"level": null, "quantiles": [0.1]}),
+    )
+    .unwrap_err();
+    assert_eq!(e.code, "invalid_level", "{e}");
+    assert!(e.message.contains("no quantiles"), "{e}");
+    for bundle in ["v17_nhits_mq", "v20_nhits_mq"] {
+        let e = ask(bundle, "tail", serde_json::json!({"level": [80]})).unwrap_err();
+        assert_eq!(e.code, "invalid_level", "{bundle}: {e}");
+        assert!(
+            ask(bundle, "tail", serde_json::json!({})).is_ok(),
+            "{bundle}"
+        );
+    }
+    // 3.x: the MQLoss model ignores level.
+    assert!(ask("v32_nhits_mq", "tail", serde_json::json!({"level": [80]})).is_ok());
 }

@@ -39,12 +39,11 @@ fn every_golden_case_matches_pytorch() {
             .or_insert_with(|| Bundle::load(&fixtures().join("bundles").join(&name)).unwrap());
         let body = serde_json::to_vec(&case["request"]).unwrap();
         let req = PredictRequest::from_slice(&body).unwrap();
-        let got: Value = serde_json::from_str(
-            &pipeline::predict(bundle, &req)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-                .to_json(&name),
-        )
-        .unwrap();
+        let text = pipeline::predict(bundle, &req)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .to_json(&name);
+        common::assert_column_order(path, &text);
+        let got: Value = serde_json::from_str(&text).unwrap();
         let want = &case["expected"];
         assert_eq!(got["model"], want["model"]);
         worst.merge(common::assert_predictions_match(

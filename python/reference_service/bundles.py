@@ -74,7 +74,8 @@ class Bundle:
         if pi is None:
             return None
         n_series = len(self.nf._cs_df) // (pi.n_windows * self.h)
-        return {"method": pi.method, "n_windows": pi.n_windows, "step_size": pi.step_size, "n_series": n_series}
+        return {"method": pi.method, "n_windows": pi.n_windows, "step_size": getattr(pi, "step_size", 1),
+                "n_series": n_series}  # PredictionIntervals before 3.0 had no step_size
 
     def describe(self) -> dict:
         return {

@@ -88,6 +88,7 @@ fn parse(
     }
     let c = Conformal {
         method,
+        style: crate::intervals::Style::Current,
         n_windows,
         step_size,
         h,

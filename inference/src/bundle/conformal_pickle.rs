@@ -28,7 +28,7 @@
 use super::conformal::Calibration;
 use super::format_v1::Family;
 use super::pickle::{self, NdArray, Value as Py};
-use crate::intervals::{Conformal, Method};
+use crate::intervals::{Conformal, Method, Style};
 
 /// `prediction_intervals` and `_cs_df` of a legacy `configuration.pkl`
 /// (`config` is the same file as JSON, `pickled` its bytes, `writer` the
@@ -56,16 +56,12 @@ fn parse(pickled: Option<&[u8]>, h: usize, writer: &str) -> Result<Conformal, St
         root.get("prediction_intervals")
             .ok_or("configuration.pkl has no prediction_intervals")?,
     )?;
-    if method == Method::ConformalError
-        && Family::of_writer(writer).is_some_and(|f| f <= Family::V2)
-    {
-        // utils.add_conformal_error_intervals of 1.x and 2.x: cuts = level /
-        // 100, lo/hi = forecast -/+ np.quantile(scores, cut); 3.0 and later
-        // take the quantile at 0.5 + level / 200 (level_to_quantiles).
-        return Err(format!(
-            "its writer, {writer}, computed conformal_error intervals as the forecast -/+ the level/100 quantile of the conformity scores, where NeuralForecast 3.0 and later (and this service) take the 0.5 + level/200 quantile: this service would answer other intervals than the bundle's release, so it serves none (point forecasts are served)"
-        ));
-    }
+    // 1.x and 2.x computed intervals their own way (see `Style::Before3`).
+    let style = if Family::of_writer(writer).is_some_and(|f| f <= Family::V2) {
+        Style::Before3
+    } else {
+        Style::Current
+    };
     let cs = root
         .get("_cs_df")
         .ok_or("configuration.pkl has no _cs_df (the conformity scores)")?;
@@ -74,6 +70,7 @@ fn parse(pickled: Option<&[u8]>, h: usize, writer: &str) -> Result<Conformal, St
     })?;
     let c = Conformal {
         method,
+        style,
         n_windows,
         step_size,
         h,
@@ -677,19 +674,27 @@ mod tests {
     }
 
     #[test]
-    fn conformal_error_of_1_x_and_2_x_is_refused_with_the_reason() {
-        for (bundle, writer) in [
+    fn releases_before_3_keep_their_own_interval_style() {
+        for (bundle, writer, style) in [
             (
                 "v17_mlp_conformal_err",
                 "NeuralForecast 1.x (PyTorch Lightning 2.6.6)",
+                Style::Before3,
             ),
-            ("v20_mlp_conformal_err", "NeuralForecast 2.x"),
+            (
+                "v20_mlp_conformal_err",
+                "NeuralForecast 2.x",
+                Style::Before3,
+            ),
+            (
+                "v30_mlp_conformal_err",
+                "NeuralForecast 3.0",
+                Style::Current,
+            ),
         ] {
             let bytes = conformal_config(bundle);
             match read(&config_json(), Some(&bytes), 6, writer) {
-                Calibration::Unreadable(why) => {
-                    assert!(why.contains("level/100") && why.contains(writer), "{why}")
-                }
+                Calibration::Conformal(c) => assert_eq!(c.style, style, "{bundle}"),
                 other => panic!("{bundle}: {other:?}"),
             }
         }

@@ -385,6 +385,20 @@ impl Bundle {
         })
     }
 
+    /// The writer, when NeuralForecast 1.x or 2.x wrote the bundle: their
+    /// `predict` took `level` only, and only with conformal intervals.
+    pub fn writer_before_3(&self) -> Option<&str> {
+        match &self.format {
+            Format::Pickle { writer }
+                if format_v1::Family::of_writer(writer)
+                    .is_some_and(|f| f <= format_v1::Family::V2) =>
+            {
+                Some(writer)
+            }
+            _ => None,
+        }
+    }
+
     /// Why this bundle cannot predict, if it cannot.
     pub fn unsupported_reason(&self) -> Option<String> {
         if let Some(u) = &self.unsupported {
