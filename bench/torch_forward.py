@@ -23,7 +23,7 @@ BUNDLES = ["mlp_d_standard", "dlinear_d_identity", "nlinear_d_robust", "mlp_exog
            "nhits_me_cubic",
            "rnn_d_direct", "rnn_h_relu_rec", "lstm_d_exog", "lstm_w_rec_mq", "gru_d_rec_exog", "gru_int_direct",
            "dilated_rnn_d_exog", "dilated_rnn_ms_cells", "tcn_h_exog_mq", "bitcn_d_exog", "bitcn_ms_revin",
-           "softs_h_norm", "softs_d_mq", "kan_d_exog", "kan_ms_mq", "timemixer_h_movavg", "timemixer_d_dft_mq",
+           "softs_h_norm", "softs_d_mq", "softssharp_h_norm", "softssharp_d_mq", "kan_d_exog", "kan_ms_mq", "timemixer_h_movavg", "timemixer_d_dft_mq",
            "timexer_d_exog", "timexer_h_mq", "rmok_d_mexican", "rmok_w_wavelets_mq", "xlinear_d_exog", "xlinear_ms_mq",
            "stemgnn_d_robust", "stemgnn_ms_mq", "timesnet_d_batches", "timesnet_h_futr_mq", "deepnpts_d_exog", "deepnpts_w_nobn",
            "tft_d_exog", "tft_h_gru_mq", "tft_ms_hist", "patchtst_d_revin", "patchtst_h_norevin_mq", "patchtst_w_affine",

@@ -81,6 +81,8 @@ fn forward(c: &mut Criterion) {
         "bitcn_ms_revin",
         "softs_h_norm",
         "softs_d_mq",
+        "softssharp_h_norm",
+        "softssharp_d_mq",
         "kan_d_exog",
         "kan_ms_mq",
         "timemixer_h_movavg",
