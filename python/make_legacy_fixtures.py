@@ -116,18 +116,23 @@ def sha256(path):
     return d.hexdigest()
 
 
+def pip_download(line, dest):
+    """pip download of one hash-pinned requirement line into dest."""
+    with tempfile.TemporaryDirectory() as t:
+        req = os.path.join(t, "req.txt")
+        with open(req, "w") as f:
+            f.write(line + "\n")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
+                        "--only-binary=:all:", "-r", req, "-d", dest], check=True)
+
+
 def ensure_wheel(name, ver, digest, line):
     """Returns the unpacked wheel directory (downloaded and hash-checked once)."""
     cdir = cache_dir()
     os.makedirs(cdir, exist_ok=True)
     whl = os.path.join(cdir, f"{name}-{ver}-py3-none-any.whl")
     if not (os.path.isfile(whl) and sha256(whl) == digest):
-        with tempfile.TemporaryDirectory() as t:
-            req = os.path.join(t, "req.txt")
-            with open(req, "w") as f:
-                f.write(line + "\n")
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
-                            "--only-binary=:all:", "-r", req, "-d", cdir], check=True)
+        pip_download(line, cdir)
     if sha256(whl) != digest:
         raise SystemExit(f"{whl}: sha256 does not match python/legacy-writers.lock")
     unpacked = os.path.join(cdir, f"{name}-{ver}")
@@ -160,12 +165,7 @@ def ensure_pinned(line):
 
     whl = find()
     if whl is None:
-        with tempfile.TemporaryDirectory() as t:
-            reqf = os.path.join(t, "req.txt")
-            with open(reqf, "w") as f:
-                f.write(line + "\n")
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
-                            "--only-binary=:all:", "-r", reqf, "-d", cdir], check=True)
+        pip_download(line, cdir)
         whl = find()
         if whl is None:
             raise SystemExit(f"{line}: no downloaded wheel matches the pinned sha256")

@@ -170,22 +170,15 @@ fn end_to_end(c: &mut Criterion) {
 /// wrote before 3.3 (v1) and in 3.3's safetensors format (v2), as
 /// `bench/legacy_formats.py` writes them (`make bench` runs it first).
 fn load(c: &mut Criterion) {
-    let dir = std::env::var_os("ND_BENCH_FORMATS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/results/formats")
-        });
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!(
-            "load: {} is missing; run bench/legacy_formats.py",
-            dir.display()
-        );
+    let Some((dir, names)) = listed(
+        "ND_BENCH_FORMATS",
+        "formats",
+        ".",
+        "load",
+        "bench/legacy_formats.py",
+    ) else {
         return;
     };
-    let mut names: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
-    names.sort();
     let mut g = c.benchmark_group("load");
     for name in &names {
         for format in ["v1", "v2"] {
@@ -202,22 +195,15 @@ fn load(c: &mut Criterion) {
 /// bundles `bench/intervals.py` writes (conformal intervals calibrated on 1
 /// and 64 series, IQLoss; `make bench` runs it first).
 fn intervals(c: &mut Criterion) {
-    let dir = std::env::var_os("ND_BENCH_INTERVALS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/results/intervals")
-        });
-    let Ok(entries) = std::fs::read_dir(dir.join("bundles")) else {
-        eprintln!(
-            "intervals: {} is missing; run bench/intervals.py",
-            dir.display()
-        );
+    let Some((dir, names)) = listed(
+        "ND_BENCH_INTERVALS",
+        "intervals",
+        "bundles",
+        "intervals",
+        "bench/intervals.py",
+    ) else {
         return;
     };
-    let mut names: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
-    names.sort();
     let mut g = c.benchmark_group("intervals");
     for name in &names {
         let bundle = Bundle::load(&dir.join("bundles").join(name)).expect("bundle");
@@ -240,6 +226,31 @@ fn intervals(c: &mut Criterion) {
         }
     }
     g.finish();
+}
+
+/// The directory `$env` (else bench/results/<default>) and the sorted names
+/// in its `sub` folder, which `script` writes; None (with a note) without it.
+fn listed(
+    env: &str,
+    default: &str,
+    sub: &str,
+    group: &str,
+    script: &str,
+) -> Option<(PathBuf, Vec<String>)> {
+    let dir = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../bench/results")
+            .join(default)
+    });
+    let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+        eprintln!("{group}: {} is missing; run {script}", dir.display());
+        return None;
+    };
+    let mut names: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    Some((dir, names))
 }
 
 criterion_group!(benches, forward, end_to_end, load, intervals);

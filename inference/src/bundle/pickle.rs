@@ -669,14 +669,8 @@ impl<'a> Vm<'a> {
                 let [buf, dtype, shape, order] = argv.as_slice() else {
                     return self.bad("_frombuffer needs (buffer, dtype, shape, order)");
                 };
-                let data = match &self.nodes[*buf] {
-                    Node::Bytes(b) => b.clone(),
-                    _ => return self.bad("_frombuffer of something that is not bytes"),
-                };
-                let dtype = match &self.nodes[*dtype] {
-                    Node::Dtype(c) => c.clone(),
-                    _ => return self.bad("_frombuffer without a dtype"),
-                };
+                let data = self.bytes_at(*buf, "_frombuffer of something that is not bytes")?;
+                let dtype = self.dtype_at(*dtype, "_frombuffer without a dtype")?;
                 let fortran = match self.text(*order)?.as_str() {
                     "C" => false,
                     "F" => true,
@@ -693,14 +687,8 @@ impl<'a> Vm<'a> {
                 let [dt, data] = argv.as_slice() else {
                     return self.bad("numpy scalar needs (dtype, bytes)");
                 };
-                let code = match &self.nodes[*dt] {
-                    Node::Dtype(c) => c.clone(),
-                    _ => return self.bad("numpy scalar without a dtype"),
-                };
-                let bytes = match &self.nodes[*data] {
-                    Node::Bytes(b) => b.clone(),
-                    _ => return self.bad("numpy scalar without bytes"),
-                };
+                let code = self.dtype_at(*dt, "numpy scalar without a dtype")?;
+                let bytes = self.bytes_at(*data, "numpy scalar without bytes")?;
                 scalar(&code, &bytes).or_else(|w| self.bad(w))
             }
             Known::CodecsEncode => {
@@ -728,6 +716,22 @@ impl<'a> Vm<'a> {
             Known::Storage(_) | Known::NumpyArrayClass => {
                 self.bad(format!("{name} is not callable here"))
             }
+        }
+    }
+
+    /// The dtype code a node holds, else `what` as the fault.
+    fn dtype_at(&self, id: Id, what: &str) -> Result<String, PickleError> {
+        match &self.nodes[id] {
+            Node::Dtype(c) => Ok(c.clone()),
+            _ => self.bad(what),
+        }
+    }
+
+    /// The bytes a node holds, else `what` as the fault.
+    fn bytes_at(&self, id: Id, what: &str) -> Result<Vec<u8>, PickleError> {
+        match &self.nodes[id] {
+            Node::Bytes(b) => Ok(b.clone()),
+            _ => self.bad(what),
         }
     }
 
