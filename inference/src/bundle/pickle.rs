@@ -378,15 +378,7 @@ const MAX_DEPTH: usize = 256;
 /// Reads one pickle. Persistent ids (`BINPERSID`) are only accepted where
 /// `persistent` is true (a checkpoint's `data.pkl`).
 pub fn read(bytes: &[u8], persistent: bool) -> Result<Value, PickleError> {
-    let mut vm = Vm {
-        buf: bytes,
-        pos: 0,
-        nodes: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        persistent,
-    };
+    let mut vm = Vm::new(bytes, persistent);
     let root = vm.run()?;
     let mut budget = MAX_TREE_NODES;
     vm.tree(root, 0, &mut budget)
@@ -400,15 +392,7 @@ pub fn read(bytes: &[u8], persistent: bool) -> Result<Value, PickleError> {
 /// conformity scores (`_cs_df`, a whole DataFrame) the configuration itself
 /// does not need.
 pub fn read_skipping(bytes: &[u8], skip: &[&str]) -> Result<Value, PickleError> {
-    let mut vm = Vm {
-        buf: bytes,
-        pos: 0,
-        nodes: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        persistent: false,
-    };
+    let mut vm = Vm::new(bytes, false);
     let root = vm.run()?;
     let mut budget = MAX_TREE_NODES;
     let Node::Dict(items) = &vm.nodes[root] else {
@@ -443,6 +427,18 @@ struct Vm<'a> {
 }
 
 impl<'a> Vm<'a> {
+    fn new(buf: &'a [u8], persistent: bool) -> Vm<'a> {
+        Vm {
+            buf,
+            pos: 0,
+            nodes: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            persistent,
+        }
+    }
+
     fn bad<T>(&self, what: impl Into<String>) -> Result<T, PickleError> {
         Err(PickleError::Malformed {
             at: self.pos,
