@@ -37,6 +37,13 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Most series in one /predict (422 `too_many_series` beyond).
     pub max_series: usize,
+    /// The API profile file (request/response shapes of the user's own
+    /// service); none = docs/contract.md.
+    pub api_profile: Option<PathBuf>,
+    /// The profile read from `api_profile` by `load_profile`.
+    pub profile: crate::profile::Profile,
+    /// `profile` is not the default contract (checked once, not per request).
+    pub custom_profile: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -68,6 +75,9 @@ impl Default for Config {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
             max_series: crate::pipeline::DEFAULT_MAX_SERIES,
+            api_profile: None,
+            profile: crate::profile::Profile::default(),
+            custom_profile: false,
         }
     }
 }
@@ -95,6 +105,7 @@ struct ServerSection {
     max_connections: Option<usize>,
     header_read_timeout_ms: Option<u64>,
     max_series: Option<usize>,
+    api_profile: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +152,7 @@ pub const ENV_VARS: &[&str] = &[
     "MAX_CONNECTIONS",
     "HEADER_READ_TIMEOUT_MS",
     "MAX_SERIES",
+    "API_PROFILE",
 ];
 
 impl Config {
@@ -172,6 +184,7 @@ impl Config {
             );
             set(&mut c.max_connections, s.max_connections);
             set(&mut c.max_series, s.max_series);
+            c.api_profile = s.api_profile.or(c.api_profile);
             set(
                 &mut c.header_read_timeout,
                 s.header_read_timeout_ms.map(Duration::from_millis),
@@ -241,11 +254,25 @@ impl Config {
                 "DRAIN_DELAY_MS" => self.drain_delay = Duration::from_millis(parse(key, v)?),
                 "MAX_CONNECTIONS" => self.max_connections = parse(key, v)?,
                 "MAX_SERIES" => self.max_series = parse(key, v)?,
+                "API_PROFILE" => {
+                    self.api_profile = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty())
+                }
                 "HEADER_READ_TIMEOUT_MS" => {
                     self.header_read_timeout = Duration::from_millis(parse(key, v)?)
                 }
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// Reads and checks `api_profile` (a broken profile is refused at start,
+    /// with the key and the reason).
+    pub fn load_profile(&mut self) -> Result<(), String> {
+        if let Some(p) = &self.api_profile {
+            self.profile =
+                crate::profile::Profile::load(p).map_err(|e| format!("API profile {e}"))?;
+            self.custom_profile = !self.profile.is_default();
         }
         Ok(())
     }

@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod pipeline;
+pub mod profile;
 pub mod scaling;

@@ -40,6 +40,9 @@ enum Cmd {
         max_body_bytes: Option<usize>,
         #[arg(long)]
         default_model: Option<String>,
+        /// The API profile of the service being replaced (overrides API_PROFILE).
+        #[arg(long)]
+        api_profile: Option<PathBuf>,
     },
     /// Predict offline: same JSON as POST /predict, answer on stdout.
     Predict {
@@ -51,6 +54,16 @@ enum Cmd {
     },
     /// Print what a bundle holds.
     Inspect { dir: PathBuf },
+    /// Check an API profile; with --sample, print the request it reads from
+    /// that body (docs/contract.md shape) and, with --model-dir too, the
+    /// answer it writes.
+    CheckProfile {
+        file: PathBuf,
+        #[arg(long)]
+        sample: Option<PathBuf>,
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
+    },
 }
 
 fn init_logging(level: &str, format: LogFormat) {
@@ -76,6 +89,7 @@ fn main() -> ExitCode {
             workers,
             max_body_bytes,
             default_model,
+            api_profile,
         } => {
             let cfg = (|| -> Result<Config, String> {
                 let mut c = Config::from_file(config.as_deref())?;
@@ -98,6 +112,10 @@ fn main() -> ExitCode {
                 if default_model.is_some() {
                     c.default_model = default_model;
                 }
+                if api_profile.is_some() {
+                    c.api_profile = api_profile;
+                }
+                c.load_profile()?;
                 c.validate()?;
                 Ok(c)
             })();
@@ -138,6 +156,20 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::CheckProfile {
+            file,
+            sample,
+            model_dir,
+        } => match check_profile(&file, sample.as_deref(), model_dir.as_deref()) {
+            Ok(out) => {
+                println!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("neuro-divergent: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Inspect { dir } => match Bundle::load(&dir) {
             Ok(b) => {
                 println!("bundle {} ({})", b.name, b.content_hash);
@@ -231,4 +263,33 @@ async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other(format!("{addr} resolves to no address"))))
+}
+
+/// `check-profile`: the profile's faults, or what it makes of a sample body.
+fn check_profile(
+    file: &std::path::Path,
+    sample: Option<&std::path::Path>,
+    model_dir: Option<&std::path::Path>,
+) -> Result<String, String> {
+    let profile = neuro_divergent::profile::Profile::load(file)?;
+    let Some(sample) = sample else {
+        return Ok(format!("{}: a valid API profile", file.display()));
+    };
+    let text = std::fs::read(sample).map_err(|e| format!("{}: {e}", sample.display()))?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", sample.display()))?;
+    let bundle = model_dir
+        .map(|d| Bundle::load(d).map_err(|e| e.to_string()))
+        .transpose()?;
+    let time_col = bundle.as_ref().map_or("ds", |b| b.columns.time.as_str());
+    let contract = profile
+        .to_contract(&body, time_col)
+        .map_err(|e| format!("{}: {e}", sample.display()))?;
+    let Some(b) = bundle else {
+        return Ok(contract.to_string());
+    };
+    let bytes = contract.to_string().into_bytes();
+    let req = PredictRequest::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let forecast = pipeline::predict(&b, &req).map_err(|e| e.to_string())?;
+    Ok(profile.answer(&forecast, &b.name))
 }

@@ -6,6 +6,7 @@ use crate::contract::PredictRequest;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pipeline;
+use crate::profile::ModelFrom;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -26,7 +27,7 @@ where
     let path = req.uri().path();
     let resp = match (req.method(), path) {
         (&Method::GET, "/health") => {
-            json_response(StatusCode::OK, json!({"status": "ok"}).to_string())
+            json_response(StatusCode::OK, state.config.profile.health.to_string())
         }
         (&Method::GET, "/ready") => ready(&state),
         (&Method::GET, "/metrics") => metrics(&state),
@@ -52,12 +53,13 @@ where
 }
 
 fn ready(state: &AppState) -> Response<Body> {
+    let profile = &state.config.profile;
     if state.is_ready() {
-        json_response(StatusCode::OK, json!({"status": "ready"}).to_string())
+        json_response(StatusCode::OK, profile.ready.to_string())
     } else {
         json_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "not_ready"}).to_string(),
+            profile.not_ready.to_string(),
         )
     }
 }
@@ -136,10 +138,10 @@ fn intervals_json(c: &Calibration) -> serde_json::Value {
     }
 }
 
-fn query_model(query: Option<&str>) -> Option<String> {
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     query?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
-        (k == "model").then(|| percent_decode(v))
+        (k == key).then(|| percent_decode(v))
     })
 }
 
@@ -224,13 +226,26 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let requested = query_model(req.uri().query());
+    let profile = &state.config.profile;
+    let requested = match &profile.model {
+        ModelFrom::Query(key) => query_param(req.uri().query(), key),
+        ModelFrom::Header(name) => req
+            .headers()
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ModelFrom::Body(_) => None,
+    };
     let mut incoming = std::pin::pin!(req.into_body());
     if declared.is_some_and(|len| len > limit as u64) {
         drain(&mut incoming).await;
         return Err(too_large());
     }
-    let name = state.cache.resolve(requested.as_deref())?;
+    let in_body = matches!(profile.model, ModelFrom::Body(_));
+    let mut name = match in_body {
+        false => state.cache.resolve(requested.as_deref())?,
+        true => String::new(),
+    };
     let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     while let Some(frame) = incoming.frame().await {
         let frame = frame
@@ -244,6 +259,20 @@ where
         }
     }
     let body = Bytes::from(body);
+    // Another service's shape (an API profile): read as JSON, then as the
+    // contract's body; the default profile keeps the typed fast path.
+    let shaped = if !state.config.custom_profile {
+        None
+    } else {
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::malformed_json(format!("body is not valid JSON: {e}")))?;
+        if in_body {
+            name = state
+                .cache
+                .resolve(profile.model_in_body(&value).as_deref())?;
+        }
+        Some(value)
+    };
 
     let cached = match state.cache.get_loaded(&name) {
         Some(b) => b,
@@ -257,10 +286,19 @@ where
     };
     let inline = body.len() <= INLINE_BODY_BYTES;
     let max_series = state.config.max_series;
+    let st = state.clone();
     let run = move || -> Result<String, ApiError> {
-        let request = PredictRequest::from_slice(&body)?;
+        let Some(value) = shaped else {
+            let request = PredictRequest::from_slice(&body)?;
+            let forecast = pipeline::predict_with_limit(&cached.bundle, &request, max_series)?;
+            return Ok(forecast.to_json(&cached.bundle.name));
+        };
+        let profile = &st.config.profile;
+        let contract = profile.to_contract(&value, &cached.bundle.columns.time)?;
+        let bytes = contract.to_string().into_bytes();
+        let request = PredictRequest::from_slice(&bytes)?;
         let forecast = pipeline::predict_with_limit(&cached.bundle, &request, max_series)?;
-        Ok(forecast.to_json(&cached.bundle.name))
+        Ok(profile.answer(&forecast, &cached.bundle.name))
     };
     let out = if inline {
         run()?
@@ -314,10 +352,13 @@ mod tests {
 
     #[test]
     fn query_and_content_type() {
-        assert_eq!(query_model(Some("model=abc")), Some("abc".into()));
-        assert_eq!(query_model(Some("x=1&model=a%20b")), Some("a b".into()));
-        assert_eq!(query_model(Some("x=1")), None);
-        assert_eq!(query_model(Some("model=%zz")), Some("%zz".into()));
+        assert_eq!(query_param(Some("model=abc"), "model"), Some("abc".into()));
+        assert_eq!(
+            query_param(Some("x=1&model=a%20b"), "model"),
+            Some("a b".into())
+        );
+        assert_eq!(query_param(Some("x=1"), "model"), None);
+        assert_eq!(query_param(Some("model=%zz"), "model"), Some("%zz".into()));
         assert!(is_json(Some(&http::HeaderValue::from_static(
             "application/json; charset=utf-8"
         ))));
