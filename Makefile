@@ -118,6 +118,12 @@ test-filter: build wasm
 	tests/filter/real_backends.sh
 	tests/filter/real_backends.sh --legacy
 
+# Four FastAPI + NeuralForecast services with other API shapes, each with its
+# profile (docs/profiles.md): both services answer as each, and the filter in
+# a real Envoy mirrors each to Rust with 0 mismatches (tests/profiles/).
+test-profiles: build wasm
+	$(PY) -m pytest tests/profiles -q
+
 # Kubernetes delivery validated offline with real tools (helm, schemas,
 # promtool, envoy --mode validate) and a live Prometheus.
 test-k8s: build wasm
@@ -129,7 +135,7 @@ test-k8s: build wasm
 test-e2e: build wasm
 	$(PY) -m pytest tests/e2e -q -s
 
-test: setup lint deny test-rust test-contract test-reliability test-abuse fuzz-smoke static test-filter test-k8s test-e2e
+test: setup lint deny test-rust test-contract test-reliability test-abuse fuzz-smoke static test-filter test-profiles test-k8s test-e2e
 	@echo "make test: all green"
 
 bench: setup build

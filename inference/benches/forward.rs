@@ -1,6 +1,7 @@
 //! Forward passes of each served model (1 series and a batch of 64), and the
 //! whole pipeline (parse + validate + scale + forward + serialise) for one
-//! golden request, and loading one bundle in each format. Run: `make bench`
+//! golden request (also in another service's shape, docs/profiles.md), and
+//! loading one bundle in each format. Run: `make bench`
 //! (numbers in BENCHMARKS.md).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -9,6 +10,7 @@ use neuro_divergent::bundle::Bundle;
 use neuro_divergent::contract::PredictRequest;
 use neuro_divergent::models::{Layout, WindowBatch};
 use neuro_divergent::pipeline;
+use neuro_divergent::profile::Profile;
 use std::hint::black_box;
 use std::path::PathBuf;
 
@@ -162,8 +164,72 @@ fn end_to_end(c: &mut Criterion) {
                 )
             })
         });
+        // The same request in another service's shape (docs/profiles.md):
+        // rows under "data"/"future"/"static", the team's column names.
+        let (profile, shaped) = team_shape(&v["request"]);
+        let reshape = |body: &[u8]| -> Vec<u8> {
+            let value: serde_json::Value = serde_json::from_slice(body).expect("json");
+            let contract = profile.to_contract(&value, "ds").expect("profile");
+            contract.to_string().into_bytes()
+        };
+        g.bench_function(format!("{case}/profile_parse_only"), |bench| {
+            bench.iter(|| {
+                let bytes = reshape(black_box(&shaped));
+                black_box(
+                    PredictRequest::from_slice(&bytes)
+                        .map(|r| r.df.len())
+                        .expect("parse"),
+                )
+            })
+        });
+        g.bench_function(format!("{case}/profile"), |bench| {
+            bench.iter(|| {
+                let bytes = reshape(black_box(&shaped));
+                let req = PredictRequest::from_slice(&bytes).expect("parse");
+                let forecast = pipeline::predict(&bundle, &req).expect("predict");
+                black_box(profile.answer(&forecast, "m"))
+            })
+        });
     }
     g.finish();
+}
+
+/// tests/profiles/records_under_key's profile and the request in its shape.
+fn team_shape(request: &serde_json::Value) -> (Profile, Vec<u8>) {
+    let dir = fixtures().join("../profiles/records_under_key/profile.toml");
+    let profile = Profile::load(&dir).expect("profile");
+    let rename = |rows: &serde_json::Value| -> serde_json::Value {
+        let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
+        rows.iter()
+            .map(|r| -> serde_json::Value {
+                let m = r.as_object().expect("row");
+                m.iter()
+                    .map(|(k, x)| {
+                        let k = match k.as_str() {
+                            "unique_id" => "series",
+                            "ds" => "timestamp",
+                            "y" => "value",
+                            other => other,
+                        };
+                        (k.to_string(), x.clone())
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            })
+            .collect::<Vec<_>>()
+            .into()
+    };
+    let mut body = serde_json::Map::new();
+    for (from, to) in [
+        ("df", "data"),
+        ("futr_df", "future"),
+        ("static_df", "static"),
+    ] {
+        if let Some(rows) = request.get(from) {
+            body.insert(to.into(), rename(rows));
+        }
+    }
+    (profile, serde_json::to_vec(&body).expect("body"))
 }
 
 /// `Bundle::load` of the same weights in the pickle format NeuralForecast

@@ -1,7 +1,7 @@
 """python -m reference_service --model-path DIR [--port N] [--host H]
-[--default-model NAME] [--max-body-bytes N]; each flag falls back to its
-environment variable (MODEL_PATH, PORT, HOST, DEFAULT_MODEL, MAX_BODY_BYTES, MAX_SERIES,
-ALLOW_PICKLE)."""
+[--default-model NAME] [--max-body-bytes N] [--api-profile FILE]; each flag
+falls back to its environment variable (MODEL_PATH, PORT, HOST, DEFAULT_MODEL,
+MAX_BODY_BYTES, MAX_SERIES, ALLOW_PICKLE, API_PROFILE)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import sys
 import uvicorn
 
 from .app import Settings, State, create_app
+from .profile import Profile, ProfileError
+from .profile import load as load_profile
 
 
 class Server(uvicorn.Server):
@@ -46,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="read bundles written before NeuralForecast 3.3 with pickle, which executes "
                         "any code they hold; NeuralForecast 3.3's restricted reader refuses those "
                         "with fitted local scalers or written by 2.x (ALLOW_PICKLE)")
+    p.add_argument("--api-profile", default=env("API_PROFILE") or None,
+                   help="the request/response shapes of the service being replaced, as the Rust "
+                        "service's --api-profile (docs/profiles.md) (API_PROFILE)")
     args = p.parse_args(argv)
     if not args.model_path:
         p.error("--model-path or MODEL_PATH is required")
@@ -55,8 +60,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        profile = load_profile(args.api_profile) if args.api_profile else Profile()
+    except ProfileError as e:
+        print(f"reference_service: API profile {e}", file=sys.stderr)
+        return 2
     settings = Settings(args.model_path, args.default_model, args.max_body_bytes, args.max_series,
-                        args.allow_pickle)
+                        args.allow_pickle, profile)
     state = State()
     server: Server | None = None
 

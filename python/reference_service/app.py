@@ -20,6 +20,7 @@ from .bundles import Bundle
 from .errors import ApiError, error_response
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
+from .profile import Profile
 from .request import check_interval_series, check_shape, parse_json, requested_h, requested_intervals, to_frames
 
 log = logging.getLogger("reference_service")
@@ -34,6 +35,8 @@ class Settings:
     # Read bundles written before NeuralForecast 3.3 with pickle (ALLOW_PICKLE):
     # only for bundles as trusted as the service that wrote them.
     allow_pickle: bool = False
+    # The user's own API shape (docs/profiles.md); the default is docs/contract.md.
+    profile: Profile = field(default_factory=Profile)
 
 
 @dataclass
@@ -70,12 +73,18 @@ def _load_in_background(settings: Settings, state: State, root_dir: str, on_fail
     threading.Thread(target=run, name="load-bundles", daemon=True).start()
 
 
-def _select(state: State, settings: Settings, request: Request) -> Bundle:
-    names = request.query_params.getlist("model")
-    if names:
-        bundle = state.bundles.get(names[0])
+def _select(state: State, settings: Settings, request: Request, body=None) -> Bundle:
+    profile = settings.profile
+    kind, key = profile.model
+    if kind == "query":
+        names = request.query_params.getlist(key)
+        name = names[0] if names else None
+    else:
+        name = profile.model_name({}, request.headers, body)
+    if name is not None:
+        bundle = state.bundles.get(name)
         if bundle is None:
-            raise ApiError("unknown_model", f"no bundle named {names[0]!r}; see GET /models")
+            raise ApiError("unknown_model", f"no bundle named {name!r}; see GET /models")
         return bundle
     if settings.default_model is not None:
         return state.bundles[settings.default_model]
@@ -104,8 +113,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _answer(bundle: Bundle, raw: bytes, max_series: int = 20_000) -> list[dict]:
-    body = parse_json(raw)
+def _answer(bundle: Bundle, body, max_series: int = 20_000, profile: Profile | None = None) -> list[dict]:
+    """`body`: the raw bytes or the parsed JSON; in a custom profile's shape
+    when `profile` is given."""
+    if isinstance(body, bytes):
+        body = parse_json(body)
+    if profile is not None:
+        body = profile.to_contract(body, bundle.time_col)
     tables = check_shape(body, bundle)
     intervals = requested_intervals(body, bundle)
     h = requested_h(body, bundle)
@@ -136,6 +150,8 @@ def create_app(settings: Settings, state: State, on_load_failure) -> FastAPI:
         redirect_slashes=False,
     )
     metrics = state.metrics
+    profile = settings.profile
+    custom = None if profile.is_default else profile
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError):
@@ -173,13 +189,13 @@ def create_app(settings: Settings, state: State, on_load_failure) -> FastAPI:
 
     @app.get("/health")
     async def health():
-        return {"status": "ok"}
+        return profile.health
 
     @app.get("/ready")
     async def ready():
         if state.ready:
-            return {"status": "ready"}
-        return JSONResponse({"status": "not_ready"}, status_code=503)
+            return profile.ready
+        return JSONResponse(profile.not_ready, status_code=503)
 
     @app.get("/metrics")
     async def metrics_text():
@@ -201,8 +217,15 @@ def create_app(settings: Settings, state: State, on_load_failure) -> FastAPI:
         require_ready()
         _check_media_type(request.headers.get("content-type"))
         raw = await _read_body(request, settings.max_body_bytes)
-        bundle = _select(state, settings, request)
-        rows = await run_in_threadpool(_answer, bundle, raw, settings.max_series)  # CPU work off the event loop
-        return JSONResponse({"model": bundle.name, "predictions": rows})
+        if profile.model[0] == "body":
+            body = await run_in_threadpool(parse_json, raw)
+            bundle = _select(state, settings, request, body)
+        else:
+            body, bundle = raw, _select(state, settings, request)
+        # CPU work off the event loop
+        rows = await run_in_threadpool(_answer, bundle, body, settings.max_series, custom)
+        if custom is None:
+            return JSONResponse({"model": bundle.name, "predictions": rows})
+        return JSONResponse(custom.answer(rows, bundle.name, bundle.id_col, bundle.time_col))
 
     return app

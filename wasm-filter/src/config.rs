@@ -5,6 +5,7 @@
 //! log) when it fails, so a request never meets an invalid configuration.
 
 use crate::breaker::BreakerConfig;
+use crate::compare::{AnswerShape, Orient};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -107,6 +108,8 @@ pub struct ShadowConfig {
     /// Request headers never copied to shadow requests (lowercase): the
     /// other backend must not receive the client's credentials.
     pub strip_headers: Vec<String>,
+    /// Where 2xx answers hold their rows (the services' API profile).
+    pub answer: AnswerShape,
 }
 
 /// Credentials stripped from shadow requests unless configured otherwise.
@@ -374,7 +377,7 @@ const BREAKER: [&str; 6] = [
     "half_open_successes",
     "both_open",
 ];
-const SHADOW: [&str; 9] = [
+const SHADOW: [&str; 10] = [
     "share_bp",
     "direction",
     "path_prefix",
@@ -384,7 +387,9 @@ const SHADOW: [&str; 9] = [
     "abs_tolerance",
     "rel_tolerance",
     "strip_headers",
+    "answer",
 ];
+const ANSWER: [&str; 6] = ["at", "orient", "columns", "id", "time", "model_at"];
 
 /// `shadow.strip_headers`: a list of header names, defaulting to the
 /// credentials in [`DEFAULT_STRIP_HEADERS`]; `[]` strips nothing.
@@ -408,6 +413,122 @@ fn strip_headers(s: &Obj<'_>) -> Result<Vec<String>, ConfigError> {
             None => err(format!("shadow.strip_headers: {item} is not a string")),
         })
         .collect()
+}
+
+/// A JSON pointer field: `""` (the whole body) or starting with `/`, every
+/// `~` escaping `0` or `1` (RFC 6901).
+fn pointer(a: &Obj<'_>, key: &str, default: &str) -> Result<String, ConfigError> {
+    let p = a.str_or(key, default)?;
+    let b = p.as_bytes();
+    let escapes_ok = b
+        .iter()
+        .enumerate()
+        .all(|(i, c)| *c != b'~' || matches!(b.get(i + 1), Some(b'0' | b'1')));
+    if !(p.is_empty() || p.starts_with('/')) || !escapes_ok {
+        return err(format!(
+            "{}: {p:?} is not a JSON pointer (\"\" for the whole body, else starting with '/')",
+            a.field(key)
+        ));
+    }
+    Ok(p)
+}
+
+/// A column name field, absent or null for the default rule.
+fn column(a: &Obj<'_>, key: &str) -> Result<Option<String>, ConfigError> {
+    match a.get(key) {
+        None => Ok(None),
+        Some(v) => match a.as_str(key, v)? {
+            c if c.is_empty() => err(format!("{} must not be empty", a.field(key))),
+            c => Ok(Some(c)),
+        },
+    }
+}
+
+/// `shadow.answer`: the answers' shape; absent: the default contract's.
+fn answer(s: &Obj<'_>) -> Result<AnswerShape, ConfigError> {
+    let Some(a) = s.object("answer", "shadow.answer", &ANSWER)? else {
+        return Ok(AnswerShape::default());
+    };
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Records,
+        Columns,
+        Split,
+        Values,
+    }
+    let kind = a.choice(
+        "orient",
+        "records",
+        &[
+            ("records", Kind::Records),
+            ("columns", Kind::Columns),
+            ("list", Kind::Columns),
+            ("split", Kind::Split),
+            ("values", Kind::Values),
+        ],
+    )?;
+    let columns = match a.get("columns") {
+        None => None,
+        Some(v) => {
+            let mut names = Vec::new();
+            let strings = v.as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .all(|c| c.as_str().map(|c| names.push(c.to_string())).is_some())
+            });
+            if !strings || names.is_empty() {
+                return err("shadow.answer.columns must be a non-empty list of column names");
+            }
+            Some(names)
+        }
+    };
+    let orient = match (kind, columns) {
+        (Kind::Values, Some(c)) => {
+            if let Some(dup) = (0..c.len()).find_map(|i| c[..i].contains(&c[i]).then_some(&c[i])) {
+                return err(format!("shadow.answer.columns: {dup:?} appears twice"));
+            }
+            Orient::Values(c)
+        }
+        (Kind::Values, None) => {
+            return err(
+                "shadow.answer.orient: \"values\" needs the column names in shadow.answer.columns",
+            )
+        }
+        (_, Some(_)) => {
+            return err("shadow.answer.columns: only orient \"values\" names its columns")
+        }
+        (Kind::Records, None) => Orient::Records,
+        (Kind::Columns, None) => Orient::Columns,
+        (Kind::Split, None) => Orient::Split,
+    };
+    let id = column(&a, "id")?;
+    let time = column(&a, "time")?;
+    if id.is_some() && id == time {
+        return err("shadow.answer.time must differ from shadow.answer.id");
+    }
+    if let Orient::Values(names) = &orient {
+        for (key, c) in [("id", &id), ("time", &time)] {
+            if let Some(c) = c.as_ref().filter(|c| !names.contains(c)) {
+                return err(format!(
+                    "shadow.answer.{key}: {c:?} is not one of shadow.answer.columns"
+                ));
+            }
+        }
+    }
+    let at = pointer(&a, "at", "/predictions")?;
+    let model_at = pointer(&a, "model_at", "/model")?;
+    if at.is_empty() && !model_at.is_empty() {
+        return err(
+            "shadow.answer.model_at: a bare answer (at \"\") has no place for the model name: set model_at to \"\"",
+        );
+    }
+    Ok(AnswerShape {
+        at,
+        orient,
+        id,
+        time,
+        model_at,
+    })
 }
 
 /// Parses and validates the plugin configuration (JSON).
@@ -503,6 +624,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         abs_tolerance: tolerance("shadow.abs_tolerance", s.f64_or("abs_tolerance", 1e-6)?)?,
         rel_tolerance: tolerance("shadow.rel_tolerance", s.f64_or("rel_tolerance", 1e-4)?)?,
         strip_headers: strip_headers(&s)?,
+        answer: answer(&s)?,
     };
 
     Ok(Config {

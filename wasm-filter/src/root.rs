@@ -180,7 +180,7 @@ impl Root {
             abs: plugin.cfg.shadow.abs_tolerance,
             rel: plugin.cfg.shadow.rel_tolerance,
         };
-        let outcome = compare::compare(
+        let outcome = compare::compare_shaped(
             Answer {
                 status: ready.primary_status,
                 body: &ready.primary_body,
@@ -190,6 +190,7 @@ impl Root {
                 body: &body,
             },
             tol,
+            &plugin.cfg.shadow.answer,
         );
         match outcome {
             compare::Outcome::Match { max_rel } => {

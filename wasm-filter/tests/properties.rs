@@ -3,7 +3,9 @@
 
 use proptest::prelude::*;
 use wasm_filter::breaker::{Admission, Breaker, BreakerConfig, State};
-use wasm_filter::compare::{compare, rel_diff, within, Answer, Outcome, Tolerance};
+use wasm_filter::compare::{
+    compare, compare_shaped, rel_diff, within, Answer, AnswerShape, Orient, Outcome, Tolerance,
+};
 use wasm_filter::config::Backend;
 use wasm_filter::split::{backend_for, key_bucket, BUCKETS};
 
@@ -186,5 +188,123 @@ proptest! {
         prop_assert_eq!(rel_diff(a, outside), rel_diff(outside, a));
         let exact = Tolerance { abs: 0.0, rel: 0.0 };
         prop_assert!(within(a, a, exact));
+    }
+}
+
+fn ok(body: &str) -> Answer<'_> {
+    Answer {
+        status: 200,
+        body: body.as_bytes(),
+    }
+}
+
+/// One answer row: series id, time stamp (JSON text: epoch ms or ISO), value.
+type Rec = (String, String, f64);
+
+/// `rows` in `orient` at `/forecast`, taken in the order `order`.
+fn render(orient: &Orient, rows: &[Rec], order: &[usize]) -> String {
+    let rows: Vec<&Rec> = order.iter().map(|&i| &rows[i]).collect();
+    let cells = |(id, ts, y): &Rec| format!(r#""{id}",{ts},{y:?}"#);
+    let frame = match orient {
+        Orient::Records => {
+            let items: Vec<String> = rows
+                .iter()
+                .map(|(id, ts, y)| format!(r#"{{"y":{y:?},"series":"{id}","timestamp":{ts}}}"#))
+                .collect();
+            format!("[{}]", items.join(","))
+        }
+        Orient::Columns => {
+            let col = |f: &dyn Fn(&Rec) -> String| {
+                rows.iter().map(|r| f(r)).collect::<Vec<_>>().join(",")
+            };
+            format!(
+                r#"{{"series":[{}],"timestamp":[{}],"y":[{}]}}"#,
+                col(&|r| format!("\"{}\"", r.0)),
+                col(&|r| r.1.clone()),
+                col(&|r| format!("{:?}", r.2)),
+            )
+        }
+        Orient::Split => {
+            let data: Vec<String> = rows.iter().map(|r| format!("[{}]", cells(r))).collect();
+            let index: Vec<String> = order.iter().map(|i| i.to_string()).collect();
+            format!(
+                r#"{{"columns":["series","timestamp","y"],"index":[{}],"data":[{}]}}"#,
+                index.join(","),
+                data.join(",")
+            )
+        }
+        Orient::Values(_) => {
+            let data: Vec<String> = rows.iter().map(|r| format!("[{}]", cells(r))).collect();
+            format!("[{}]", data.join(","))
+        }
+    };
+    format!(r#"{{"model":"m","forecast":{frame}}}"#)
+}
+
+/// Up to 12 rows with distinct (id, time) keys, and a permutation of them.
+fn records() -> impl Strategy<Value = (Vec<Rec>, Vec<usize>)> {
+    (1usize..12, any::<bool>())
+        .prop_flat_map(|(n, epoch)| {
+            (
+                proptest::collection::vec(-1e6f64..1e6, n),
+                Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+                Just(epoch),
+            )
+        })
+        .prop_map(|(values, order, epoch)| {
+            let rows = values
+                .into_iter()
+                .enumerate()
+                .map(|(i, y)| {
+                    let day = (i / 3) as u64;
+                    let ts = if epoch {
+                        (1_706_659_200_000 + day * 86_400_000).to_string()
+                    } else {
+                        format!("\"2024-01-{:02}\"", day + 1)
+                    };
+                    (format!("s{}", i % 3), ts, y)
+                })
+                .collect();
+            (rows, order)
+        })
+}
+
+proptest! {
+    /// In every orient, an answer matches its rows in any order, and a value
+    /// moved far outside the tolerance is a mismatch naming its row.
+    #[test]
+    fn every_orient_matches_any_row_order_and_catches_a_change(
+        (rows, order) in records(),
+        pick in any::<proptest::sample::Index>(),
+    ) {
+        let tol = Tolerance { abs: 1e-6, rel: 1e-4 };
+        let orients = [
+            Orient::Records,
+            Orient::Columns,
+            Orient::Split,
+            Orient::Values(vec!["series".into(), "timestamp".into(), "y".into()]),
+        ];
+        let identity: Vec<usize> = (0..rows.len()).collect();
+        let k = pick.index(rows.len());
+        let mut changed = rows.clone();
+        changed[k].2 += 1.0 + changed[k].2.abs();
+        for orient in orients {
+            let shape = AnswerShape {
+                at: "/forecast".into(),
+                orient: orient.clone(),
+                id: Some("series".into()),
+                time: Some("timestamp".into()),
+                model_at: "/model".into(),
+            };
+            let (a, b) = (render(&orient, &rows, &identity), render(&orient, &rows, &order));
+            prop_assert_eq!(compare_shaped(ok(&a), ok(&b), tol, &shape), Outcome::Match { max_rel: 0.0 });
+            let c = render(&orient, &changed, &order);
+            let (id, ts, _) = &rows[k];
+            let field = format!("forecast[series={id},timestamp={}].y", ts.trim_matches('"'));
+            match compare_shaped(ok(&a), ok(&c), tol, &shape) {
+                Outcome::Mismatch { field: f, .. } => prop_assert_eq!(f, field),
+                other => prop_assert!(false, "{:?}: {:?}", orient, other),
+            }
+        }
     }
 }

@@ -224,3 +224,160 @@ fn backend_header_values_parse_loosely_but_only_two_names() {
         assert_eq!(Backend::parse(b.as_str().as_bytes()), Some(b));
     }
 }
+
+fn answer_of(answer: &str) -> crate::compare::AnswerShape {
+    parse(with(&format!(r#""shadow": {{"answer": {answer}}}"#)).as_bytes())
+        .unwrap()
+        .shadow
+        .answer
+}
+
+#[test]
+fn answer_shape_defaults_to_the_contract_and_explicit_defaults_are_the_default() {
+    use crate::compare::AnswerShape;
+    let c = parse(MINIMAL.as_bytes()).unwrap();
+    assert_eq!(c.shadow.answer, AnswerShape::default());
+    assert!(c.shadow.answer.is_default());
+    for same in [
+        "{}",
+        "null",
+        r#"{"at": "/predictions", "orient": "records", "model_at": "/model"}"#,
+        r#"{"at": null, "id": null, "time": null}"#,
+    ] {
+        assert!(answer_of(same).is_default(), "{same}");
+    }
+    // Naming the default columns makes them required: no longer the default shape.
+    assert!(!answer_of(r#"{"id": "unique_id", "time": "ds"}"#).is_default());
+}
+
+#[test]
+fn answer_shape_reads_every_field() {
+    use crate::compare::{AnswerShape, Orient};
+    let a = answer_of(
+        r#"{"at": "/forecast", "orient": "values", "columns": ["series", "timestamp", "y_hat"],
+            "id": "series", "time": "timestamp", "model_at": "/meta/model"}"#,
+    );
+    assert_eq!(
+        a,
+        AnswerShape {
+            at: "/forecast".into(),
+            orient: Orient::Values(vec!["series".into(), "timestamp".into(), "y_hat".into()]),
+            id: Some("series".into()),
+            time: Some("timestamp".into()),
+            model_at: "/meta/model".into(),
+        }
+    );
+    assert_eq!(
+        answer_of(r#"{"orient": "columns"}"#).orient,
+        Orient::Columns
+    );
+    assert_eq!(answer_of(r#"{"orient": "list"}"#).orient, Orient::Columns);
+    assert_eq!(answer_of(r#"{"orient": "split"}"#).orient, Orient::Split);
+    let bare = answer_of(r#"{"at": "", "model_at": ""}"#);
+    assert_eq!((bare.at.as_str(), bare.model_at.as_str()), ("", ""));
+    assert_eq!(answer_of(r#"{"at": "/a~1b/0"}"#).at, "/a~1b/0");
+}
+
+#[test]
+fn answer_shape_errors_name_the_key() {
+    let shadow = |answer: &str| with(&format!(r#""shadow": {{"answer": {answer}}}"#));
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"orinet": "records"}"#,
+            "unknown field `orinet` in shadow.answer, expected one of: at, orient, columns, id, time, model_at",
+        ),
+        (r#"[]"#, "shadow.answer must be a JSON object"),
+        (
+            r#"{"orient": "table"}"#,
+            "shadow.answer.orient: \"table\" is not one of \"records\", \"columns\", \"list\", \"split\", \"values\"",
+        ),
+        (r#"{"orient": 1}"#, "shadow.answer.orient: 1 is not a string"),
+        (
+            r#"{"at": "forecast"}"#,
+            "shadow.answer.at: \"forecast\" is not a JSON pointer",
+        ),
+        (
+            r#"{"at": "/a~2"}"#,
+            "shadow.answer.at: \"/a~2\" is not a JSON pointer",
+        ),
+        (
+            r#"{"model_at": "model"}"#,
+            "shadow.answer.model_at: \"model\" is not a JSON pointer",
+        ),
+        (
+            r#"{"orient": "values"}"#,
+            "shadow.answer.orient: \"values\" needs the column names in shadow.answer.columns",
+        ),
+        (
+            r#"{"orient": "records", "columns": ["a", "b"]}"#,
+            "shadow.answer.columns: only orient \"values\" names its columns",
+        ),
+        (
+            r#"{"columns": ["a", "b"]}"#,
+            "shadow.answer.columns: only orient \"values\"",
+        ),
+        (
+            r#"{"orient": "values", "columns": []}"#,
+            "shadow.answer.columns must be a non-empty list of column names",
+        ),
+        (
+            r#"{"orient": "values", "columns": ["a", 1]}"#,
+            "shadow.answer.columns must be a non-empty list",
+        ),
+        (
+            r#"{"orient": "values", "columns": ["a", "b", "a"]}"#,
+            "shadow.answer.columns: \"a\" appears twice",
+        ),
+        (
+            r#"{"orient": "values", "columns": ["a", "b"], "id": "series"}"#,
+            "shadow.answer.id: \"series\" is not one of shadow.answer.columns",
+        ),
+        (
+            r#"{"orient": "values", "columns": ["a", "b"], "time": "c"}"#,
+            "shadow.answer.time: \"c\" is not one of shadow.answer.columns",
+        ),
+        (r#"{"id": 3}"#, "shadow.answer.id: 3 is not a string"),
+        (r#"{"time": ""}"#, "shadow.answer.time must not be empty"),
+        (
+            r#"{"id": "t", "time": "t"}"#,
+            "shadow.answer.time must differ from shadow.answer.id",
+        ),
+        (
+            r#"{"at": ""}"#,
+            "shadow.answer.model_at: a bare answer (at \"\") has no place for the model name",
+        ),
+    ];
+    for (answer, want) in cases {
+        let got = error_of(&shadow(answer));
+        assert!(
+            got.contains(want),
+            "answer {answer}: error {got:?} does not contain {want:?}"
+        );
+    }
+}
+
+#[test]
+fn documented_answer_examples_are_valid() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("### Answer shapes")
+        .nth(1)
+        .and_then(|s| s.split("```jsonc").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README: Answer shapes has a jsonc block");
+    let code: String = section
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let examples: Vec<&str> = code.split("\"answer\":").skip(1).collect();
+    assert_eq!(examples.len(), 4, "one example per orient");
+    let mut orients = Vec::new();
+    for e in examples {
+        let a = answer_of(e.trim());
+        assert!(!a.is_default());
+        orients.push(format!("{:?}", a.orient));
+    }
+    assert_eq!(orients[..3], ["Records", "Columns", "Split"]);
+    assert!(orients[3].starts_with("Values"));
+}
