@@ -167,16 +167,15 @@ fn end_to_end(c: &mut Criterion) {
         // The same request in another service's shape (docs/profiles.md):
         // rows under "data"/"future"/"static", the team's column names.
         let (profile, shaped) = team_shape(&v["request"]);
-        let reshape = |body: &[u8]| -> Vec<u8> {
+        let reshape = |body: &[u8]| -> serde_json::Value {
             let value: serde_json::Value = serde_json::from_slice(body).expect("json");
-            let contract = profile.to_contract(&value, "ds").expect("profile");
-            contract.to_string().into_bytes()
+            profile.to_contract(value, "ds").expect("profile")
         };
         g.bench_function(format!("{case}/profile_parse_only"), |bench| {
             bench.iter(|| {
-                let bytes = reshape(black_box(&shaped));
+                let contract = reshape(black_box(&shaped));
                 black_box(
-                    PredictRequest::from_slice(&bytes)
+                    PredictRequest::from_value(&contract)
                         .map(|r| r.df.len())
                         .expect("parse"),
                 )
@@ -184,8 +183,8 @@ fn end_to_end(c: &mut Criterion) {
         });
         g.bench_function(format!("{case}/profile"), |bench| {
             bench.iter(|| {
-                let bytes = reshape(black_box(&shaped));
-                let req = PredictRequest::from_slice(&bytes).expect("parse");
+                let contract = reshape(black_box(&shaped));
+                let req = PredictRequest::from_value(&contract).expect("parse");
                 let forecast = pipeline::predict(&bundle, &req).expect("predict");
                 black_box(profile.answer(&forecast, "m"))
             })

@@ -196,6 +196,15 @@ impl<'a> PredictRequest<'a> {
     }
 }
 
+impl<'a> PredictRequest<'a> {
+    /// A body already read as JSON (an API profile's, turned into the
+    /// contract's shape by `Profile::to_contract`); strings are borrowed
+    /// from it. Its shape errors are `invalid_request`.
+    pub fn from_value(body: &'a serde_json::Value) -> Result<PredictRequest<'a>, ApiError> {
+        PredictRequest::deserialize(body).map_err(|e| ApiError::invalid_request(format!("{e}")))
+    }
+}
+
 /// A JSON number of `level` / `quantiles` with the text Python prints for
 /// it: NeuralForecast names interval columns after the values as given
 /// (`80` -> `-lo-80`, `80.0` -> `-lo-80.0`, `0.1` -> `_ql0.1`).

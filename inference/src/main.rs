@@ -283,13 +283,12 @@ fn check_profile(
         .transpose()?;
     let time_col = bundle.as_ref().map_or("ds", |b| b.columns.time.as_str());
     let contract = profile
-        .to_contract(&body, time_col)
+        .to_contract(body, time_col)
         .map_err(|e| format!("{}: {e}", sample.display()))?;
     let Some(b) = bundle else {
         return Ok(contract.to_string());
     };
-    let bytes = contract.to_string().into_bytes();
-    let req = PredictRequest::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let req = PredictRequest::from_value(&contract).map_err(|e| e.to_string())?;
     let forecast = pipeline::predict(&b, &req).map_err(|e| e.to_string())?;
     Ok(profile.answer(&forecast, &b.name))
 }

@@ -77,6 +77,9 @@ pub struct Profile {
     /// Where the bundle name goes in the answer, if anywhere.
     pub answer_model: Option<String>,
     pub answer_ds: DsFormat,
+    /// Forecasts rounded to this many decimal places, as pandas'
+    /// `to_json(double_precision=N)` writes them; `None`: every float32 digit.
+    pub decimals: Option<u8>,
     pub health: Value,
     pub ready: Value,
     pub not_ready: Value,
@@ -101,6 +104,7 @@ impl Default for Profile {
             answer: frame("/predictions"),
             answer_model: Some("/model".into()),
             answer_ds: DsFormat::IsoDatetime,
+            decimals: None,
             health: serde_json::json!({"status": "ok"}),
             ready: serde_json::json!({"status": "ready"}),
             not_ready: serde_json::json!({"status": "not_ready"}),
@@ -157,6 +161,7 @@ struct ResponseSection {
     columns: Option<Vec<String>>,
     model_at: Option<String>,
     ds: Option<String>,
+    decimals: Option<u8>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +317,14 @@ impl Profile {
                     "epoch_s",
                 ],
             )?,
+            decimals: match resp.decimals {
+                Some(d) if d > 15 => {
+                    return Err(format!(
+                        "response.decimals: {d} is more than a float64 holds (at most 15)"
+                    ))
+                }
+                d => d,
+            },
             health: health.ok.map(body_of).transpose()?.unwrap_or(d.health),
             ready: health.ready.map(body_of).transpose()?.unwrap_or(d.ready),
             not_ready: health
@@ -393,17 +406,30 @@ impl Profile {
     }
 
     /// The body in the default contract's shape (docs/contract.md), for the
-    /// typed parser: frames as records under the bundle's column names.
-    /// Keys the profile does not name are ignored, as a pydantic model
-    /// ignores them.
-    pub fn to_contract(&self, body: &Value, time_col: &str) -> Result<Value, ApiError> {
+    /// typed parser (`PredictRequest::from_value`): frames as records under
+    /// the bundle's column names. Keys the profile does not name are
+    /// ignored, as a pydantic model ignores them. The body's values are
+    /// moved, not copied.
+    pub fn to_contract(&self, mut body: Value, time_col: &str) -> Result<Value, ApiError> {
         let mut out = Map::new();
-        for (key, fa) in [
+        // Arguments and the other frames first: a frame at "" takes what is left.
+        for (key, p) in [
+            ("h", &self.h),
+            ("level", &self.level),
+            ("quantiles", &self.quantiles),
+        ] {
+            if let Some(v) = take(&mut body, p) {
+                out.insert(key.to_string(), v);
+            }
+        }
+        let mut frames = [
             ("df", &self.df),
             ("futr_df", &self.futr_df),
             ("static_df", &self.static_df),
-        ] {
-            match body.pointer(&fa.at) {
+        ];
+        frames.sort_by_key(|(_, fa)| fa.at.is_empty());
+        for (key, fa) in frames {
+            match take(&mut body, &fa.at) {
                 None | Some(Value::Null) if key != "df" => {}
                 None => {
                     return Err(ApiError::invalid_request(format!(
@@ -413,17 +439,8 @@ impl Profile {
                 }
                 Some(v) => {
                     let rows = self.records(key, v, fa, time_col)?;
-                    out.insert(key.to_string(), Value::Array(rows));
+                    out.insert(key.to_string(), rows);
                 }
-            }
-        }
-        for (key, p) in [
-            ("h", &self.h),
-            ("level", &self.level),
-            ("quantiles", &self.quantiles),
-        ] {
-            if let Some(v) = body.pointer(p) {
-                out.insert(key.to_string(), v.clone());
             }
         }
         Ok(Value::Object(out))
@@ -432,94 +449,114 @@ impl Profile {
     fn records(
         &self,
         key: &str,
-        v: &Value,
+        v: Value,
         fa: &FrameAt,
         time_col: &str,
-    ) -> Result<Vec<Value>, ApiError> {
+    ) -> Result<Value, ApiError> {
         let bad = |what: &str| {
             ApiError::invalid_request(format!(
                 "{key} at '{}' must be {what} (this service's API profile)",
                 fa.at
             ))
         };
-        let row = |pairs: Vec<(&str, &Value)>| -> Value {
-            let mut m = Map::with_capacity(pairs.len());
+        // Records under the bundle's names, ISO time stamps: as they are.
+        let as_is = self.columns.is_empty() && self.request_ds == DsFormat::IsoDatetime;
+        let row = |pairs: &mut dyn Iterator<Item = (String, Value)>| -> Value {
+            let mut m = Map::new();
             for (c, x) in pairs {
-                let name = self.to_bundle(c);
+                let name = self.to_bundle(&c);
                 let x = if name == time_col {
                     self.request_time(x)
                 } else {
-                    x.clone()
+                    x
                 };
                 m.insert(name.to_string(), x);
             }
             Value::Object(m)
         };
-        let named = |columns: &[String], data: &Value| -> Result<Vec<Value>, ApiError> {
-            let rows = data.as_array().ok_or_else(|| bad("rows of values"))?;
-            rows.iter()
+        let named = |columns: &[String], data: Value| -> Result<Value, ApiError> {
+            let Value::Array(rows) = data else {
+                return Err(bad("rows of values"));
+            };
+            rows.into_iter()
                 .map(|r| {
-                    let cells = r.as_array().ok_or_else(|| bad("rows of values"))?;
+                    let Value::Array(cells) = r else {
+                        return Err(bad("rows of values"));
+                    };
                     if cells.len() != columns.len() {
                         return Err(bad(&format!("rows of {} values", columns.len())));
                     }
-                    Ok(row(columns.iter().map(String::as_str).zip(cells).collect()))
+                    Ok(row(&mut columns.iter().cloned().zip(cells)))
                 })
                 .collect()
         };
         match &fa.orient {
-            Orient::Records => v
-                .as_array()
-                .ok_or_else(|| bad("an array of row objects"))?
-                .iter()
-                .map(|r| {
-                    let m = r
-                        .as_object()
-                        .ok_or_else(|| bad("an array of row objects"))?;
-                    Ok(row(m.iter().map(|(k, x)| (k.as_str(), x)).collect()))
-                })
-                .collect(),
-            Orient::Columns => {
-                let m = v
-                    .as_object()
-                    .ok_or_else(|| bad("an object of column arrays"))?;
-                let cols: Vec<(&str, &Vec<Value>)> = m
-                    .iter()
-                    .map(|(k, x)| {
-                        x.as_array()
-                            .map(|a| (k.as_str(), a))
-                            .ok_or_else(|| bad("an object of column arrays"))
+            Orient::Records => {
+                let Value::Array(rows) = v else {
+                    return Err(bad("an array of row objects"));
+                };
+                if as_is {
+                    return match rows.iter().all(Value::is_object) {
+                        true => Ok(Value::Array(rows)),
+                        false => Err(bad("an array of row objects")),
+                    };
+                }
+                rows.into_iter()
+                    .map(|r| match r {
+                        Value::Object(m) => Ok(row(&mut m.into_iter())),
+                        _ => Err(bad("an array of row objects")),
                     })
-                    .collect::<Result<_, _>>()?;
+                    .collect()
+            }
+            Orient::Columns => {
+                let Value::Object(m) = v else {
+                    return Err(bad("an object of column arrays"));
+                };
+                let mut cols = Vec::with_capacity(m.len());
+                for (k, x) in m {
+                    let Value::Array(a) = x else {
+                        return Err(bad("an object of column arrays"));
+                    };
+                    cols.push((k, a.into_iter()));
+                }
                 let n = cols.first().map_or(0, |(_, a)| a.len());
                 if cols.iter().any(|(_, a)| a.len() != n) {
                     return Err(bad("columns of one length"));
                 }
-                Ok((0..n)
-                    .map(|i| row(cols.iter().map(|(k, a)| (*k, &a[i])).collect()))
-                    .collect())
+                Ok(Value::Array(
+                    (0..n)
+                        .map(|_| {
+                            row(&mut cols
+                                .iter_mut()
+                                .filter_map(|(k, a)| Some((k.clone(), a.next()?))))
+                        })
+                        .collect(),
+                ))
             }
             Orient::Split => {
-                let columns: Vec<String> = v
+                let Value::Object(mut m) = v else {
+                    return Err(bad("{\"columns\": [names], \"data\": [rows]}"));
+                };
+                let columns: Vec<String> = m
                     .get("columns")
                     .and_then(Value::as_array)
                     .and_then(|c| c.iter().map(|x| x.as_str().map(str::to_string)).collect())
                     .ok_or_else(|| bad("{\"columns\": [names], \"data\": [rows]}"))?;
-                named(&columns, v.get("data").unwrap_or(&Value::Null))
+                named(&columns, m.remove("data").unwrap_or(Value::Null))
             }
             Orient::Values(columns) => named(columns, v),
         }
     }
 
     /// A request `ds` as the contract reads it (epoch numbers to ISO text).
-    fn request_time(&self, x: &Value) -> Value {
+    fn request_time(&self, x: Value) -> Value {
         let scale = match self.request_ds {
             DsFormat::EpochMs => 1_000,
             DsFormat::EpochS => 1,
-            _ => return x.clone(),
+            _ => return x,
         };
         let Some(n) = x.as_i64() else {
-            return x.clone();
+            return x;
         };
         let secs = n.div_euclid(scale);
         let nanos = (n.rem_euclid(scale) * (1_000_000_000 / scale)) as u32;
@@ -529,7 +566,7 @@ impl Profile {
                 Stamp::Time(t.naive_utc()).write_iso(&mut s);
                 Value::String(s)
             }
-            None => x.clone(),
+            None => x,
         }
     }
 
@@ -560,8 +597,13 @@ impl Profile {
             .chain(f.columns.iter().map(String::as_str))
             .map(|c| self.to_client(c))
             .collect();
+        let scale = self.decimals.map(|d| 10f64.powi(i32::from(d)));
         let number = |x: f32| {
-            serde_json::Number::from_f64(x as f64)
+            let x = match scale {
+                Some(s) => (x as f64 * s).round() / s,
+                None => x as f64,
+            };
+            serde_json::Number::from_f64(x)
                 .map(Value::Number)
                 .unwrap_or(Value::Null)
         };
@@ -617,6 +659,24 @@ impl Profile {
     }
 }
 
+/// Takes the value at JSON pointer `p` out of `root`: an object member is
+/// removed (the other members keep their order), an array element is left null.
+fn take(root: &mut Value, p: &str) -> Option<Value> {
+    let Some((parent, last)) = p.rsplit_once('/') else {
+        return Some(root.take());
+    };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    match root.pointer_mut(parent)? {
+        Value::Object(m) => m.shift_remove(&last),
+        Value::Array(a) => last
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| a.get_mut(i))
+            .map(Value::take),
+        _ => None,
+    }
+}
+
 /// Puts `v` at JSON pointer `p` of `root`, creating objects on the way.
 fn set(root: &mut Value, p: &str, v: Value) {
     if p.is_empty() {
@@ -645,7 +705,7 @@ fn set(root: &mut Value, p: &str, v: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::SeriesId;
+    use crate::contract::{PredictRequest, SeriesId};
 
     fn forecast() -> Forecast {
         let t = |d: &str| match Stamp::parse_str(d) {
@@ -700,7 +760,7 @@ mod tests {
             "extra": true,
         });
         assert_eq!(p.model_in_body(&body).as_deref(), Some("m1"));
-        let c = p.to_contract(&body, "ds").unwrap();
+        let c = p.to_contract(body, "ds").unwrap();
         assert_eq!(
             c,
             serde_json::json!({"df": [
@@ -730,7 +790,7 @@ mod tests {
         )
         .unwrap();
         let c = p
-            .to_contract(&serde_json::json!([["a", "2024-01-31", 3]]), "ds")
+            .to_contract(serde_json::json!([["a", "2024-01-31", 3]]), "ds")
             .unwrap();
         assert_eq!(
             c,
@@ -741,9 +801,38 @@ mod tests {
             r#"[{"unique_id":"a","ds":"2024-02-01","MLP":1.5},{"unique_id":"a","ds":"2024-02-02","MLP":2.5}]"#
         );
         let e = p
-            .to_contract(&serde_json::json!([["a", 1]]), "ds")
+            .to_contract(serde_json::json!([["a", 1]]), "ds")
             .unwrap_err();
         assert_eq!(e.code, "invalid_request");
+    }
+
+    #[test]
+    fn a_frame_at_the_root_is_what_the_other_keys_leave() {
+        let p = Profile::from_toml(
+            r#"
+            [request]
+            df = { at = "", orient = "columns" }
+            futr_df = { at = "/future", orient = "columns" }
+            h = "/horizon"
+            "#,
+        )
+        .unwrap();
+        let body = serde_json::json!({
+            "unique_id": ["a"], "ds": ["2024-01-31"], "y": [1.0],
+            "future": {"unique_id": ["a"], "ds": ["2024-02-01"], "promo": [1]},
+            "horizon": 1,
+        });
+        let c = p.to_contract(body, "ds").unwrap();
+        assert_eq!(
+            c,
+            serde_json::json!({
+                "h": 1,
+                "futr_df": [{"unique_id": "a", "ds": "2024-02-01", "promo": 1}],
+                "df": [{"unique_id": "a", "ds": "2024-01-31", "y": 1.0}],
+            })
+        );
+        let r = PredictRequest::from_value(&c).unwrap();
+        assert_eq!((r.df.len(), r.futr_df.map(|f| f.len())), (1, Some(1)));
     }
 
     #[test]
@@ -765,6 +854,8 @@ mod tests {
             ("[respons]\nat = \"\"", "unknown field"),
             ("[response]\nat = \"\"", "model_at"),
             ("[response]\nds = \"unix\"", "response.ds"),
+            ("[response]\ndecimals = 16", "response.decimals"),
+            ("[response]\ndecimals = -1", "decimals"),
             ("[columns]\na = \"y\"\nb = \"y\"", "two client columns"),
             ("[columns]\na = 3", "columns.a"),
             ("[request]\nfutr_df = { at = \"/df\" }", "both at"),

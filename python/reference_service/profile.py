@@ -43,6 +43,7 @@ class Profile:
     answer_at: FrameAt = FrameAt("/predictions")
     answer_model: str | None = "/model"
     answer_ds: str = "iso_datetime"
+    decimals: int | None = None  # as pandas' to_json(double_precision=N)
     health: dict = field(default_factory=lambda: {"status": "ok"})
     ready: dict = field(default_factory=lambda: {"status": "ready"})
     not_ready: dict = field(default_factory=lambda: {"status": "not_ready"})
@@ -63,20 +64,23 @@ class Profile:
         return value if isinstance(value, str) else None
 
     def to_contract(self, body: Any, time_col: str) -> dict:
+        """The contract's body; what it reads is taken out of `body`, so a
+        frame at "" is what the other keys leave."""
         out: dict[str, Any] = {}
-        for key in ("df", "futr_df", "static_df"):
+        for key in ("h", "level", "quantiles"):
+            v = _take(body, getattr(self, key))
+            if v is not _MISSING:
+                out[key] = v
+        frames = sorted(("df", "futr_df", "static_df"), key=lambda k: getattr(self, k).at == "")
+        for key in frames:
             fa: FrameAt = getattr(self, key)
-            v = _get(body, fa.at)
-            if v is None:
+            v = _take(body, fa.at)
+            if v is _MISSING or v is None:
                 if key == "df":
                     raise ApiError("invalid_request", f"the body has no frame at {fa.at!r} "
                                                       "(this service's API profile: request.df)")
                 continue
             out[key] = self._records(key, v, fa, time_col)
-        for key in ("h", "level", "quantiles"):
-            v = _get(body, getattr(self, key), missing=_MISSING)
-            if v is not _MISSING:
-                out[key] = v
         return out
 
     def _records(self, key: str, v: Any, fa: FrameAt, time_col: str) -> list[dict]:
@@ -155,8 +159,15 @@ class Profile:
         to_client = {b: c for c, b in self.columns}
         names = list(rows[0]) if rows else [id_col, time_col]
 
+        def cell(c: str, v: Any) -> Any:
+            if c == time_col:
+                return self._answer_time(v)
+            if self.decimals is not None and isinstance(v, float):
+                return round(v, self.decimals)
+            return v
+
         def cells(r: dict) -> list:
-            return [self._answer_time(r[c]) if c == time_col else r[c] for c in names]
+            return [cell(c, r[c]) for c in names]
 
         client = [to_client.get(c, c) for c in names]
         orient = self.answer_at.orient
@@ -197,6 +208,20 @@ def _get(body: Any, pointer: str, missing: Any = None) -> Any:
         else:
             return missing
     return at
+
+
+def _take(body: Any, pointer: str) -> Any:
+    """The value at `pointer`, removed from its object (else `_MISSING`)."""
+    if not pointer:
+        return body
+    parent_pointer, last = pointer.rsplit("/", 1)
+    parent = _get(body, parent_pointer, missing=_MISSING)
+    last = _unescape(last)
+    if isinstance(parent, dict):
+        return parent.pop(last, _MISSING)
+    if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
+        return parent[int(last)]
+    return _MISSING
 
 
 def _set(root: Any, pointer: str, value: Any) -> Any:
@@ -259,6 +284,16 @@ def _ds(path: str, name: Any, allowed: tuple[str, ...]) -> str:
     return name
 
 
+def _decimals(d: Any) -> int | None:
+    if d is None:
+        return None
+    if type(d) is not int or d < 0:
+        raise ProfileError(f"response.decimals: {d!r} is not a number of decimal places")
+    if d > 15:
+        raise ProfileError(f"response.decimals: {d} is more than a float64 holds (at most 15)")
+    return d
+
+
 def from_toml(text: str) -> Profile:
     try:
         f = tomllib.loads(text)
@@ -284,7 +319,7 @@ def from_toml(text: str) -> Profile:
             raise ProfileError(f"columns.{client}: the bundle's column name must be a string, "
                                f"not {type(bundle).__name__}")
         columns.append((client, bundle))
-    resp = _known("response", f.get("response"), ("at", "orient", "columns", "model_at", "ds"))
+    resp = _known("response", f.get("response"), ("at", "orient", "columns", "model_at", "ds", "decimals"))
     health = _known("health", f.get("health"), ("ok", "ready", "not_ready"))
     model_at = resp.get("model_at", d.answer_model)
     orient, ocols = _orient("response", resp.get("orient"), resp.get("columns"))
@@ -301,6 +336,7 @@ def from_toml(text: str) -> Profile:
         answer_at=FrameAt(_pointer("response.at", resp.get("at"), "/predictions"), orient, ocols),
         answer_model=None if model_at == "" else _pointer("response.model_at", model_at, ""),
         answer_ds=_ds("response.ds", resp.get("ds"), ANSWER_DS),
+        decimals=_decimals(resp.get("decimals")),
         health=health.get("ok", d.health),
         ready=health.get("ready", d.ready),
         not_ready=health.get("not_ready", d.not_ready),

@@ -307,3 +307,29 @@ def test_a_broken_profile_is_refused_at_start(kind, tmp_path):
                          env=dict(os.environ, PYTHONPATH=str(REPO / "python")))
     assert out.returncode != 0
     assert str(broken) in out.stderr and "request.df.orient" in out.stderr and "'rows'" in out.stderr, out.stderr
+
+
+BROKEN = [
+    ('[request]\ndf = { orient = "recordz" }', "request.df.orient"),
+    ('[request]\ndf = { at = "data" }', "request.df.at"),
+    ('[request]\ndf = { orient = "values" }', "needs the column names"),
+    ('[request]\nmodel = { query = "m", header = "x" }', "request.model"),
+    ('[respons]\nat = ""', "respons"),
+    ('[response]\nat = ""', "model_at"),
+    ('[response]\nds = "unix"', "response.ds"),
+    ("[response]\ndecimals = 16", "response.decimals"),
+    ('[columns]\na = "y"\nb = "y"', "two client columns"),
+    ("[columns]\na = 3", "columns.a"),
+    ('[request]\nfutr_df = { at = "/df" }', "both at"),
+]
+
+
+@pytest.mark.parametrize("text,reason", BROKEN, ids=[r for _, r in BROKEN])
+def test_both_services_refuse_the_same_broken_profiles(text, reason, tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(profiles.ProfileError) as e:
+        profiles.load(str(path))
+    assert reason in str(e.value) and str(path) in str(e.value)
+    out = subprocess.run([str(RUST_BIN), "check-profile", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and reason in out.stderr and str(path) in out.stderr, out.stderr

@@ -294,9 +294,8 @@ where
             return Ok(forecast.to_json(&cached.bundle.name));
         };
         let profile = &st.config.profile;
-        let contract = profile.to_contract(&value, &cached.bundle.columns.time)?;
-        let bytes = contract.to_string().into_bytes();
-        let request = PredictRequest::from_slice(&bytes)?;
+        let contract = profile.to_contract(value, &cached.bundle.columns.time)?;
+        let request = PredictRequest::from_value(&contract)?;
         let forecast = pipeline::predict_with_limit(&cached.bundle, &request, max_series)?;
         Ok(profile.answer(&forecast, &cached.bundle.name))
     };
