@@ -44,8 +44,10 @@ static:
 wasm:
 	wasm-filter/build.sh
 
+# API_PROFILE=tests/profiles/columns_dict/profile.toml: both services speak that
+# API profile (docs/profiles.md), the filter compares answers of its shape.
 run: setup build wasm
-	$(PY) -m loadtest.mesh run
+	$(PY) -m loadtest.mesh run $(if $(API_PROFILE),--api-profile $(API_PROFILE))
 
 loadtest: setup build wasm
 	$(PY) -m loadtest.loadtest

@@ -72,8 +72,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import shlex
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -83,6 +85,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "tests/filter") not in sys.path:
     sys.path.append(str(REPO / "tests/filter"))
 import harness  # noqa: E402  (tests/filter/harness.py: Proc, bootstrap, ECDS helpers)
+
+if str(REPO / "python") not in sys.path:
+    sys.path.append(str(REPO / "python"))
+from reference_service import profile as profiles  # noqa: E402  (the API profile, docs/profiles.md)
 
 from . import gates  # noqa: E402
 
@@ -122,6 +128,52 @@ RETRY_ON = {
     "python": "retriable-status-codes,refused-stream,connect-failure,reset",
 }
 OTHER = {"rust": "python", "python": "rust"}
+
+
+@dataclass(frozen=True)
+class ClientCall:
+    """How a client of the migrated service calls /predict: the bundle, where
+    the profile puts the model's name (query parameter, header, or inside the
+    body), and the body file. The default is docs/contract.md's call."""
+
+    model: str = MODEL
+    body: Path = REQUEST
+    query: tuple[tuple[str, str], ...] = (("model", MODEL),)
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def for_profile(cls, profile_path: Path, workdir: Path) -> "ClientCall":
+        """The call of a profile's example: `example.json` next to the
+        profile ({"model": bundle, "body": the client's body}, as in
+        tests/profiles/*/); its body is written to <workdir>/request.json."""
+        profile = profiles.load(str(profile_path))
+        example = Path(profile_path).with_name("example.json")
+        if not example.is_file():
+            raise RuntimeError(f"{example} is missing: next to the profile, an example call "
+                               f'{{"model": "<bundle>", "body": <the body your clients send>}}')
+        ex = json.loads(example.read_text())
+        model, body = ex["model"], workdir / "request.json"
+        body.write_text(json.dumps(ex["body"]))
+        kind, key = profile.model
+        return cls(model=model, body=body, query=((key, model),) if kind == "query" else (),
+                   headers=((key, model),) if kind == "header" else ())
+
+    def url(self, base: str) -> str:
+        q = "&".join(f"{k}={v}" for k, v in self.query)
+        return f"{base.rstrip('/')}/predict" + (f"?{q}" if q else "")
+
+    def header_lines(self) -> list[str]:
+        return [f"{k}: {v}" for k, v in self.headers]
+
+    def to_state(self) -> dict:
+        return {"model": self.model, "body": str(self.body), "query": list(self.query), "headers": list(self.headers)}
+
+    @classmethod
+    def from_state(cls, d: dict | None) -> "ClientCall":
+        if not d:
+            return cls()
+        return cls(model=d["model"], body=Path(d["body"]), query=tuple(map(tuple, d["query"])),
+                   headers=tuple(map(tuple, d["headers"])))
 
 
 def tool_paths() -> dict:
@@ -292,7 +344,8 @@ class Mesh:
     started (e.g. `make run`), without owning (stopping) its processes."""
 
     def __init__(self, workdir=None, ports: dict | None = None, ephemeral=False, plugin=None,
-                 rust_env=None, model_path=BUNDLES, state_file: Path | None = None, log=print):
+                 rust_env=None, model_path=BUNDLES, state_file: Path | None = None, log=print,
+                 api_profile: Path | None = None):
         self.auto_workdir = workdir is None  # a temp dir of ours: removed by a clean stop()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="nd-mesh-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -315,6 +368,18 @@ class Mesh:
         self.attached_pids = {}
         self.log = log
         self.tools = None
+        # The API profile both services speak (docs/profiles.md); None: the contract's shape.
+        self.api_profile = Path(api_profile).resolve() if api_profile else None
+        self.call = ClientCall()
+        if self.api_profile:
+            try:
+                self.call = ClientCall.for_profile(self.api_profile, self.workdir)
+                answer = profiles.load(str(self.api_profile)).shadow_answer()
+            except BaseException:
+                if self.auto_workdir:
+                    shutil.rmtree(self.workdir, ignore_errors=True)
+                raise
+            self.plugin_overrides = merge(self.plugin_overrides, {"shadow": {"answer": answer}})
 
     # -- urls
     def url(self, name):
@@ -385,6 +450,8 @@ class Mesh:
             env = {**os.environ, **self.rust_env}
             args = [self.tools["rust"], "serve", "--model-path", str(self.rust_model_path),
                     "--host", "127.0.0.1", "--port", str(self.ports["rust"])]
+        if self.api_profile:
+            args += ["--api-profile", str(self.api_profile)]
         self.procs[name] = Proc(args, self.workdir / f"{name}.log", env=env, cwd=REPO)
         if wait:
             self.wait_service(name, timeout or (180 if name == "python" else 60))
@@ -463,6 +530,7 @@ class Mesh:
             "wasm": self.tools["wasm"] if self.tools else str(harness.WASM),
             "plugin_config": self.plugin_config, "version": self.version,
             "rust_model_path": str(self.rust_model_path), "model_path": str(self.model_path),
+            "api_profile": str(self.api_profile) if self.api_profile else None, "call": self.call.to_state(),
             "pids": self.pids(),
             "urls": {"client": self.client_url, "envoy_admin": self.url("admin"),
                      "prometheus": self.prometheus_url, "python": self.url("python"), "rust": self.url("rust")},
@@ -484,6 +552,8 @@ class Mesh:
         m.version = st["version"]
         m.rust_model_path = Path(st["rust_model_path"])
         m.attached_pids = st["pids"]
+        m.api_profile = Path(st["api_profile"]) if st.get("api_profile") else None
+        m.call = ClientCall.from_state(st.get("call"))
         m.tools = {"wasm": st["wasm"]}
         try:
             httpx.get(m.url("admin") + "/ready", timeout=2).raise_for_status()
@@ -582,8 +652,11 @@ class Mesh:
         return out
 
     def curl(self) -> str:
-        return (f"curl -s -XPOST -H 'content-type: application/json' --data @examples/predict-request.json "
-                f"'{self.client_url}/predict?model={MODEL}'")
+        body = self.call.body
+        body = body.relative_to(REPO) if body.is_relative_to(REPO) else body
+        headers = "".join(f" -H {shlex.quote(h)}" for h in self.call.header_lines())
+        return (f"curl -s -XPOST -H 'content-type: application/json'{headers} --data @{body} "
+                f"'{self.call.url(self.client_url)}'")
 
     def describe(self) -> str:
         pids = self.pids()
@@ -604,6 +677,7 @@ class Mesh:
             f"{cfg.get('shadow', {}).get('share_bp')} breaker.failure_threshold="
             f"{cfg.get('breaker', {}).get('failure_threshold')} (ECDS file {self.ecds_path})",
             f"  Rust bundles (hot-reloaded copy): {self.rust_model_path}",
+            f"  API profile of both services: {self.api_profile or 'none (docs/contract.md)'}",
             f"  logs, configs, pid files: {self.workdir}",
             "",
             "try:",
@@ -639,7 +713,12 @@ def cmd_run(a) -> int:
     plugin = {"rust_weight_bp": a.weight}
     if a.shadow_bp:
         plugin["shadow"] = {"share_bp": a.shadow_bp}
-    mesh = Mesh(workdir=a.workdir, ephemeral=a.ephemeral, plugin=plugin, state_file=state)
+    try:
+        mesh = Mesh(workdir=a.workdir, ephemeral=a.ephemeral, plugin=plugin, state_file=state,
+                    api_profile=a.api_profile)
+    except (profiles.ProfileError, RuntimeError, OSError, ValueError, KeyError) as e:
+        print(f"mesh: --api-profile {a.api_profile}: {e}", file=sys.stderr)
+        return 2
     try:
         mesh.start()
     except RuntimeError as e:
@@ -748,6 +827,8 @@ def main(argv=None) -> int:
     r.add_argument("--weight", type=int, default=0, help="initial rust_weight_bp (0..10000)")
     r.add_argument("--shadow-bp", type=int, default=0, help="initial shadow.share_bp")
     r.add_argument("--workdir", help="logs/configs here (default: a new temp dir)")
+    r.add_argument("--api-profile", help="both services speak this API profile (docs/profiles.md); "
+                                         "example.json next to it is the call the printed curl makes")
     r.add_argument("--state", help=f"state file (default {STATE_FILE}; none with --ephemeral)")
     s = sub.add_parser("set", help="change the running mesh's filter configuration live")
     s.add_argument("--weight", type=int)

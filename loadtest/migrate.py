@@ -40,7 +40,7 @@ import httpx
 import yaml
 
 from . import faults, gates, hey
-from .mesh import MODEL, STATE_FILE, Mesh
+from .mesh import STATE_FILE, Mesh
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEPS = [100, 1000, 2500, 5000, 10000]
@@ -54,10 +54,10 @@ def chart_load() -> tuple[int, float]:
     return c, q
 
 
-def bundle_hash(mesh: Mesh, model=MODEL) -> str | None:
+def bundle_hash(mesh: Mesh) -> str | None:
     r = httpx.get(mesh.url("rust") + "/models", timeout=5)
     for b in r.json().get("models", []):
-        if b["name"] == model:
+        if b["name"] == mesh.call.model:
             return b["content_hash"]
     return None
 
@@ -69,7 +69,7 @@ def wait_reload(mesh: Mesh, before: str, timeout=15) -> str:
         if h and h != before:
             return h
         time.sleep(0.2)
-    raise RuntimeError(f"the Rust service did not reload {MODEL} within {timeout}s")
+    raise RuntimeError(f"the Rust service did not reload {mesh.call.model} within {timeout}s")
 
 
 def pct(bp):
@@ -109,12 +109,13 @@ class Walkthrough:
 
     def run(self) -> int:
         m = self.mesh
-        url = hey.predict_url(m.client_url)
+        url = m.call.url(m.client_url)
         self.log(f"migrate: mirroring {pct(self.shadow_bp)} python->rust, Rust weight 0; load "
                  f"hey -c {self.c} -q {self.q:g} on {url}; hold {self.hold:g}s per phase")
         m.set_config(rust_weight_bp=0, shadow={"share_bp": self.shadow_bp, "direction": "python_to_rust"})
         self.report["phases"].append({"weight_bp": 0, "at": time.time(), "reconfig_ms": 0})
-        load = hey.Background(hey.command(url, duration="3600s", c=self.c, q=self.q),
+        load = hey.Background(hey.command(url, duration="3600s", c=self.c, q=self.q, body=m.call.body,
+                                          headers=m.call.header_lines()),
                               m.workdir / f"migrate-hey-{int(time.time())}.txt")
         rc = 2
         current = 0
@@ -170,11 +171,11 @@ class Walkthrough:
         time.sleep(min(self.hold, 3))  # traffic keeps flowing on Python after the rollback
 
     def inject_wrong_numbers(self):
-        bundle = self.mesh.rust_model_path / MODEL
+        bundle = self.mesh.rust_model_path / self.mesh.call.model
         before = bundle_hash(self.mesh)
         self.backup = faults.wrong_numbers(bundle)
         after = wait_reload(self.mesh, before)
-        self.log(f"migrate: INJECTED wrong numbers into the Rust service's {MODEL} ({before[:19]}... -> {after[:19]}...)")
+        self.log(f"migrate: INJECTED wrong numbers into the Rust service's {self.mesh.call.model} ({before[:19]}... -> {after[:19]}...)")
         self.report["injected"] = {"bundle": str(bundle), "hash_before": before, "hash_after": after}
 
 

@@ -40,10 +40,9 @@ pub struct Config {
     /// The API profile file (request/response shapes of the user's own
     /// service); none = docs/contract.md.
     pub api_profile: Option<PathBuf>,
-    /// The profile read from `api_profile` by `load_profile`.
-    pub profile: crate::profile::Profile,
-    /// `profile` is not the default contract (checked once, not per request).
-    pub custom_profile: bool,
+    /// The profile read from `api_profile` by `load_profile`; `None` when
+    /// it is the default contract (the typed fast path).
+    pub custom_profile: Option<crate::profile::Profile>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -76,8 +75,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(30),
             max_series: crate::pipeline::DEFAULT_MAX_SERIES,
             api_profile: None,
-            profile: crate::profile::Profile::default(),
-            custom_profile: false,
+            custom_profile: None,
         }
     }
 }
@@ -270,11 +268,18 @@ impl Config {
     /// with the key and the reason).
     pub fn load_profile(&mut self) -> Result<(), String> {
         if let Some(p) = &self.api_profile {
-            self.profile =
+            let profile =
                 crate::profile::Profile::load(p).map_err(|e| format!("API profile {e}"))?;
-            self.custom_profile = !self.profile.is_default();
+            self.custom_profile = Some(profile).filter(|p| !p.is_default());
         }
         Ok(())
+    }
+
+    /// The API profile the service speaks: the custom one, else the contract's.
+    pub fn profile(&self) -> &crate::profile::Profile {
+        self.custom_profile
+            .as_ref()
+            .unwrap_or_else(|| crate::profile::Profile::contract())
     }
 
     /// Checks what the types cannot: a usable model path and positive limits.

@@ -240,6 +240,12 @@ fn body_of(t: toml::Table) -> Result<Value, String> {
 }
 
 impl Profile {
+    /// docs/contract.md's shapes (the default profile), built once.
+    pub fn contract() -> &'static Profile {
+        static CONTRACT: std::sync::LazyLock<Profile> = std::sync::LazyLock::new(Profile::default);
+        &CONTRACT
+    }
+
     /// A profile file (TOML); every fault names its key and the reason.
     pub fn from_toml(text: &str) -> Result<Profile, String> {
         let f: File = toml::from_str(text).map_err(|e| e.to_string())?;

@@ -52,6 +52,19 @@ class Profile:
     def is_default(self) -> bool:
         return self == Profile()
 
+    def shadow_answer(self) -> dict:
+        """The filter's `shadow.answer` for this profile (wasm-filter/README.md,
+        "Answer shapes"): where the answer's frame is, its orient, the client's
+        names of the id and time columns, and where the model name is ("" for
+        nowhere). The Helm chart derives the same object from the same file."""
+        to_client = {b: c for c, b in self.columns}
+        answer = {"at": self.answer_at.at, "orient": self.answer_at.orient,
+                  "id": to_client.get("unique_id", "unique_id"), "time": to_client.get("ds", "ds"),
+                  "model_at": self.answer_model if self.answer_model is not None else ""}
+        if self.answer_at.columns:
+            answer["columns"] = list(self.answer_at.columns)
+        return answer
+
     # ------------------------------------------------------------ requests
 
     def model_name(self, query: dict, headers, body: Any) -> str | None:

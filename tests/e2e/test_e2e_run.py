@@ -37,37 +37,62 @@ def alive(pid):
         return False
 
 
-def test_make_run_entry_point(tools, tmp_path, record):
+URL_NAMES = (r"client URL \(Envoy \+ filter\)|Envoy admin|Prometheus|Python service \(direct\)|"
+             r"Rust service \(direct\)")
+
+
+def start_run(tmp_path, *args):
+    """`python -m loadtest.mesh run --ephemeral --for FOR ARGS`, read until it
+    says it is up: (process, what it printed, its URLs, the printed curl, state file)."""
     state = tmp_path / "state.json"
-    t0 = time.monotonic()
     p = subprocess.Popen([sys.executable, "-m", "loadtest.mesh", "run", "--ephemeral", "--for", str(FOR),
-                          "--state", str(state), "--workdir", str(tmp_path / "mesh")],
+                          "--state", str(state), "--workdir", str(tmp_path / "mesh"), *args],
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)
     out = []
+    for line in p.stdout:
+        out.append(line)
+        if "Ctrl-C stops everything" in line:
+            break
+    text = "".join(out)
+    urls = dict(re.findall(rf"^\s+({URL_NAMES})\s+(http://127\.0\.0\.1:\d+\S*)", text, re.M))
+    curl = re.search(r"^\s+(curl .*)$", text, re.M)
+    return p, text, urls, curl.group(1) if curl else None, state
+
+
+def paste(curl: str):
+    """The printed curl as pasted (from the repository root): (status, body)."""
+    r = subprocess.run(shlex.split(curl) + ["-w", "\n%{http_code}"], cwd=REPO, capture_output=True,
+                       text=True, timeout=30)
+    body, code = r.stdout.rsplit("\n", 1)
+    return code, body
+
+
+def finish(p):
+    """Waits for the --for deadline; the rest of the output."""
     try:
-        for line in p.stdout:
-            out.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        text = "".join(out)
+        return p.communicate(timeout=FOR + 60)[0]
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, 2)
+            p.wait(60)
+
+
+def test_make_run_entry_point(tools, tmp_path, record):
+    t0 = time.monotonic()
+    p, text, urls, curl, state = start_run(tmp_path)
+    try:
         ready_s = time.monotonic() - t0
         assert p.poll() is None, text
-        urls = dict(re.findall(r"^\s+(client URL \(Envoy \+ filter\)|Envoy admin|Prometheus|"
-                               r"Python service \(direct\)|Rust service \(direct\))\s+(http://127\.0\.0\.1:\d+\S*)",
-                               text, re.M))
         assert len(urls) == 5, text
-        curl = re.search(r"^\s+(curl .*)$", text, re.M).group(1)
         st = json.loads(state.read_text())
         pids = st["pids"]
         assert set(pids) == {"python", "rust", "envoy", "prometheus"}
         assert all(alive(pid) for pid in pids.values())
 
         # The printed curl works as pasted (from the repository root).
-        r = subprocess.run(shlex.split(curl) + ["-w", "\n%{http_code}"], cwd=REPO, capture_output=True,
-                           text=True, timeout=30)
-        body, code = r.stdout.rsplit("\n", 1)
-        assert code == "200", r.stdout
+        code, body = paste(curl)
+        assert code == "200", body
         through_envoy = json.loads(body)
 
         # Same call, same answer as the Python service direct (weight 0: Python answers).
@@ -93,13 +118,9 @@ def test_make_run_entry_point(tools, tmp_path, record):
         assert jobs == ["envoy", "neuralforecast-python", "neuro-divergent"], jobs
         rules = httpx.get(urls["Prometheus"] + "/api/v1/rules", timeout=5).json()["data"]["groups"]
         alerts = sorted(r["name"] for g in rules for r in g["rules"])
-
-        rest = p.communicate(timeout=FOR + 60)[0]
-        total_s = time.monotonic() - t0
     finally:
-        if p.poll() is None:
-            os.killpg(p.pid, 2)
-            p.wait(60)
+        rest = finish(p)
+    total_s = time.monotonic() - t0
     text += rest
     record("make-run", {"ready_s": round(ready_s, 1), "exit_status": p.returncode, "total_s": round(total_s, 1),
                         "urls": urls, "pids": pids, "alerts_loaded": alerts})
@@ -108,6 +129,70 @@ def test_make_run_entry_point(tools, tmp_path, record):
     assert not [n for n, pid in pids.items() if alive(pid)], "every process it started is gone"
     assert not state.exists()
     assert "RustCircuitOpen" in alerts and "ShadowDivergence" in alerts
+
+
+def test_make_run_with_the_api_profile_of_another_service(tools, tmp_path, record):
+    """`make run API_PROFILE=tests/profiles/records_under_key/profile.toml`: both
+    services speak that team's API (rows under "data", the model named in the
+    body, renamed columns, ISO dates), the printed curl is that team's call, the
+    filter compares answers of that shape (0 mismatches), and moving all traffic
+    to Rust leaves the client's answer the same."""
+    team = REPO / "tests/profiles/records_under_key"
+    p, text, urls, curl, state = start_run(tmp_path, "--api-profile", str(team / "profile.toml"),
+                                           "--shadow-bp", "10000")
+    try:
+        assert p.poll() is None and len(urls) == 5, text
+        assert "model=" not in curl and "@" in curl, curl  # the model is named in the body
+        st = json.loads(state.read_text())
+        assert st["plugin_config"]["shadow"]["answer"]["id"] == "series", st["plugin_config"]
+        example = json.loads((team / "example.json").read_text())
+
+        code, body = paste(curl)
+        assert code == "200", body
+        through_envoy = json.loads(body)
+        direct = httpx.post(urls["Python service (direct)"] + "/predict", json=example["body"], timeout=30)
+        assert direct.status_code == 200, direct.text
+        assert through_envoy == direct.json()
+        assert set(through_envoy) == {"forecast"} and {"series", "timestamp"} <= set(through_envoy["forecast"][0])
+        # A contract-shaped body is not this API: the profile's 4xx, from either service.
+        wrong = httpx.post(urls["client URL (Envoy + filter)"] + "?model=mlp_exog",
+                           content=(REPO / "examples/predict-request.json").read_bytes(),
+                           headers={"content-type": "application/json"}, timeout=30)
+        assert wrong.status_code in (400, 422), wrong.text
+
+        mesh = mesh_mod.Mesh.attach(state, log=lambda *_: None)
+
+        def shadow_results():
+            return {x: mesh.envoy_metric("nd_filter_shadow_results_total", target="rust", result=x)
+                    for x in ("match", "mismatch", "error")}
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(shadow_results().values()) < 2:
+            time.sleep(0.2)
+        compared = shadow_results()
+
+        # The migration's last step: all traffic to Rust, the client's call unchanged.
+        r = subprocess.run([sys.executable, "-m", "loadtest.mesh", "set", "--weight", "10000", "--state", str(state)],
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        before = {n: mesh.predictions(n) for n in ("python", "rust")}
+        on_rust = httpx.post(urls["client URL (Envoy + filter)"], json=example["body"], timeout=30)
+        assert on_rust.status_code == 200, on_rust.text
+        after = {n: mesh.predictions(n) for n in ("python", "rust")}
+        assert (after["rust"] - before["rust"], after["python"] - before["python"]) == (1, 0), (before, after)
+        ours, theirs = on_rust.json()["forecast"], direct.json()["forecast"]
+        assert [list(x) for x in ours] == [list(x) for x in theirs]
+        for a, b in zip(ours, theirs):
+            for k, v in b.items():
+                if isinstance(v, float):
+                    assert abs(a[k] - v) <= 1e-4 + 1e-5 * abs(v), (k, a[k], v)
+                else:
+                    assert a[k] == v, (k, a[k], v)
+    finally:
+        rest = finish(p)
+    record("make-run-api-profile", {"profile": str(team.relative_to(REPO)), "shadow_results": compared})
+    assert compared == {"match": 2, "mismatch": 0, "error": 0}, (compared, text + rest)
+    assert p.returncode == 0, text + rest
 
 
 def test_shipped_prometheus_config_matches_the_mesh():

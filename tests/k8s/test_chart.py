@@ -416,3 +416,61 @@ def test_metric_names_exist(render):
         if base == "neuro_divergent_http_requests_per_second":  # the HPA's adapter metric (helm/README.md)
             continue
         assert f"`{base}`" in service_readme, f"{name} is not a service metric (README.md)"
+
+
+# ------------------------------------------------------------------ API profiles
+
+TEAM_PROFILES = sorted((REPO / "tests" / "profiles").glob("*/profile.toml"))
+
+
+@pytest.mark.parametrize("path", TEAM_PROFILES, ids=[p.parent.name for p in TEAM_PROFILES])
+def test_api_profile_reaches_both_services_and_the_filter(render, path):
+    """apiProfile.toml: shipped verbatim in a ConfigMap both services read
+    through API_PROFILE (a change rolls the pods); the filter's shadow.answer
+    is the one the Python reference derives from the same file."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "python"))
+    from reference_service import profile as profiles
+
+    text = path.read_text()
+    want = profiles.from_toml(text).shadow_answer()
+    checksums = set()
+    for chart_profile in ("python", "migration-wasmplugin", "migration-envoyfilter"):
+        documents = docs(render(chart_profile, "--set-file", f"apiProfile.toml={path}"))
+        deployment = find(documents, "Deployment")
+        cm_name = deployment["metadata"]["name"] + "-api-profile"
+        assert find(documents, "ConfigMap", cm_name)["data"]["profile.toml"].strip() == text.strip()
+        pod = deployment["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "api-profile")
+        assert env["API_PROFILE"] == mount["mountPath"] + "/profile.toml"
+        volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "api-profile")
+        assert volume["configMap"]["name"] == cm_name
+        checksums.add(pod["metadata"]["annotations"]["checksum/api-profile"])
+        if chart_profile != "python":
+            configs = list(_plugin_configs(documents))
+            assert configs and all(cfg["shadow"]["answer"] == want for cfg in configs), (configs, want)
+    assert len(checksums) == 1
+
+
+def test_api_profile_absent_or_overridden(render):
+    """No profile: no ConfigMap, no API_PROFILE, the contract's answer shape;
+    an explicit shadow.answer wins over the derived one; text that is not TOML
+    fails the render."""
+    documents = docs(render("migration-wasmplugin"))
+    assert not [d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-api-profile")]
+    container = find(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "API_PROFILE" not in {e["name"] for e in container["env"]}
+    assert all("answer" not in cfg["shadow"] for cfg in _plugin_configs(documents))
+    path = REPO / "tests/profiles/columns_dict/profile.toml"
+    explicit = '{"at": "/x", "orient": "records", "id": "u", "time": "t", "model_at": ""}'
+    documents = docs(render("migration-wasmplugin", "--set-file", f"apiProfile.toml={path}",
+                            "--set-json", f"istio.filter.pluginConfig.shadow.answer={explicit}"))
+    assert [cfg["shadow"]["answer"] for cfg in _plugin_configs(documents)] == [json.loads(explicit)]
+
+
+def test_api_profile_that_is_not_toml_fails_the_render(helm):
+    r = helm("template", "neuro-divergent", str(CHART), "--set", "apiProfile.toml=x = [", check=False)
+    assert r.returncode != 0 and "apiProfile.toml is not TOML" in r.stderr, r.stderr

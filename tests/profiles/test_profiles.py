@@ -233,6 +233,22 @@ def test_a_profile_makes_a_service_answer_as_the_team_service(running, kind):
     assert httpx.get(running.urls[kind] + "/health").json() == health
 
 
+def test_the_example_next_to_the_profile_is_the_teams_call(running):
+    """example.json (what `make run API_PROFILE=...` prints as its curl) is a
+    golden request as the team's client sends it, and answered alike."""
+    team = running.team
+    example = json.loads((HERE / team.name / "example.json").read_text())
+    assert example["model"] == team.bundle
+    calls = [team.client(req, team.bundle) for _, req in golden_requests(team)]
+    body, headers, params = next((c for c in calls if c[0] == example["body"]), (None, None, None))
+    assert body is not None, "example.json is none of the golden requests as the team's client sends them"
+    answers = {k: httpx.post(running.urls[k] + "/predict", json=body, headers=headers, params=params, timeout=60)
+               for k in ("team", "rust")}
+    assert answers["team"].status_code == answers["rust"].status_code == 200, answers["rust"].text[:500]
+    diff = differences(answers["team"].json(), answers["rust"].json())
+    assert not diff, "\n".join(diff[:10])
+
+
 def test_the_profile_checks_offline(running, tmp_path):
     """`neuro-divergent check-profile FILE --sample BODY --model-dir DIR`
     prints the answer the service would give, without a server."""
@@ -250,18 +266,6 @@ def test_the_profile_checks_offline(running, tmp_path):
     assert not diff, "\n".join(diff[:10])
 
 
-def filter_answer(profile: profiles.Profile, team: Team) -> dict:
-    """The filter's `shadow.answer` configuration for a profile: where the frame is,
-    its orient, and the client's names of the id and time columns."""
-    to_client = {b: c for c, b in profile.columns}
-    answer = {"at": profile.answer_at.at, "orient": profile.answer_at.orient,
-              "id": to_client.get("unique_id", "unique_id"), "time": to_client.get("ds", "ds"),
-              "model_at": profile.answer_model or ""}
-    if profile.answer_at.columns:
-        answer["columns"] = list(profile.answer_at.columns)
-    return answer
-
-
 def test_the_filter_mirrors_the_team_service_with_no_mismatch(running, tmp_path):
     team = running.team
     profile = profiles.load(str(team.profile_path))
@@ -269,7 +273,7 @@ def test_the_filter_mirrors_the_team_service_with_no_mismatch(running, tmp_path)
     shadow = harness.ExternalBackend("rust", running.urls["rust"])
     cfg = harness.filter_config(primary, shadow, rust_weight_bp=0,
                                 shadow={"share_bp": 10000, "max_body_bytes": 1 << 20,
-                                        "answer": filter_answer(profile, team)})
+                                        "answer": profile.shadow_answer()})
     envoy = harness.Envoy(harness.bootstrap([primary, shadow], [harness.wasm_filter(cfg)], route_timeout="60s"),
                           tmp_path)
     try:

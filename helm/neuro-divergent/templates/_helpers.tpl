@@ -72,6 +72,13 @@ Flagger's <fullname>-canary Service, so the shadow gate measures the canary.
 */}}
 {{- define "nd.pluginConfig" -}}
 {{- $cfg := deepCopy .Values.istio.filter.pluginConfig -}}
+{{- if .Values.apiProfile.toml -}}
+{{- $shadow := $cfg.shadow | default dict -}}
+{{- if not (hasKey $shadow "answer") -}}
+{{- $_ := set $shadow "answer" (include "nd.shadowAnswer" . | fromJson) -}}
+{{- $_ := set $cfg "shadow" $shadow -}}
+{{- end -}}
+{{- end -}}
 {{- $rust := include "nd.host" . -}}
 {{- if eq .Values.istio.filter.shadowTarget "canary" -}}
 {{- $rust = printf "%s-canary.%s.svc.%s" (include "nd.fullname" .) .Release.Namespace .Values.clusterDomain -}}
@@ -93,4 +100,42 @@ neuro-divergent.io/metrics: "true"
 {{/* Prometheus job of this release's targets (ServiceMonitor jobLabel = app.kubernetes.io/instance). */}}
 {{- define "nd.job" -}}
 {{ .Release.Name }}
+{{- end -}}
+
+{{/*
+values.apiProfile.toml parsed (JSON); a text that is not TOML fails the
+render. The services check the rest at start (docs/profiles.md).
+*/}}
+{{- define "nd.apiProfile" -}}
+{{- $p := fromToml .Values.apiProfile.toml -}}
+{{- if hasKey $p "Error" -}}
+{{- fail (printf "apiProfile.toml is not TOML: %s" (get $p "Error")) -}}
+{{- end -}}
+{{- toJson $p -}}
+{{- end -}}
+
+{{/*
+The filter's shadow.answer for the API profile (wasm-filter/README.md,
+"Answer shapes"), as python/reference_service/profile.py's
+Profile.shadow_answer() derives it: the answer's frame pointer and orient,
+the client's names of unique_id and ds ([columns] maps client -> bundle),
+where the model name is ("" for nowhere).
+*/}}
+{{- define "nd.shadowAnswer" -}}
+{{- $p := include "nd.apiProfile" . | fromJson -}}
+{{- $resp := $p.response | default dict -}}
+{{- $id := "unique_id" -}}
+{{- $time := "ds" -}}
+{{- range $client, $bundle := ($p.columns | default dict) -}}
+{{- if eq $bundle "unique_id" }}{{ $id = $client }}{{ end -}}
+{{- if eq $bundle "ds" }}{{ $time = $client }}{{ end -}}
+{{- end -}}
+{{- $orient := ternary $resp.orient "records" (hasKey $resp "orient") -}}
+{{- if eq $orient "list" }}{{ $orient = "columns" }}{{ end -}}
+{{- $answer := dict "at" (ternary $resp.at "/predictions" (hasKey $resp "at")) "orient" $orient
+      "id" $id "time" $time "model_at" (ternary $resp.model_at "/model" (hasKey $resp "model_at")) -}}
+{{- if $resp.columns -}}
+{{- $_ := set $answer "columns" $resp.columns -}}
+{{- end -}}
+{{- toJson $answer -}}
 {{- end -}}

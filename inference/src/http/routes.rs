@@ -27,7 +27,7 @@ where
     let path = req.uri().path();
     let resp = match (req.method(), path) {
         (&Method::GET, "/health") => {
-            json_response(StatusCode::OK, state.config.profile.health.to_string())
+            json_response(StatusCode::OK, state.config.profile().health.to_string())
         }
         (&Method::GET, "/ready") => ready(&state),
         (&Method::GET, "/metrics") => metrics(&state),
@@ -53,7 +53,7 @@ where
 }
 
 fn ready(state: &AppState) -> Response<Body> {
-    let profile = &state.config.profile;
+    let profile = state.config.profile();
     if state.is_ready() {
         json_response(StatusCode::OK, profile.ready.to_string())
     } else {
@@ -226,7 +226,7 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let profile = &state.config.profile;
+    let profile = state.config.profile();
     let requested = match &profile.model {
         ModelFrom::Query(key) => query_param(req.uri().query(), key),
         ModelFrom::Header(name) => req
@@ -261,7 +261,7 @@ where
     let body = Bytes::from(body);
     // Another service's shape (an API profile): read as JSON, then as the
     // contract's body; the default profile keeps the typed fast path.
-    let shaped = if !state.config.custom_profile {
+    let shaped = if state.config.custom_profile.is_none() {
         None
     } else {
         let value: serde_json::Value = serde_json::from_slice(&body)
@@ -271,7 +271,7 @@ where
                 .cache
                 .resolve(profile.model_in_body(&value).as_deref())?;
         }
-        Some(value)
+        Some((value, state.clone()))
     };
 
     let cached = match state.cache.get_loaded(&name) {
@@ -286,14 +286,13 @@ where
     };
     let inline = body.len() <= INLINE_BODY_BYTES;
     let max_series = state.config.max_series;
-    let st = state.clone();
     let run = move || -> Result<String, ApiError> {
-        let Some(value) = shaped else {
+        let Some((value, st)) = shaped else {
             let request = PredictRequest::from_slice(&body)?;
             let forecast = pipeline::predict_with_limit(&cached.bundle, &request, max_series)?;
             return Ok(forecast.to_json(&cached.bundle.name));
         };
-        let profile = &st.config.profile;
+        let profile = st.config.profile();
         let contract = profile.to_contract(value, &cached.bundle.columns.time)?;
         let request = PredictRequest::from_value(&contract)?;
         let forecast = pipeline::predict_with_limit(&cached.bundle, &request, max_series)?;
