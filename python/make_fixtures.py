@@ -144,6 +144,8 @@ def to_records(df, freq, shuffle_seed=None):
                 rec[k] = fmt_ds_request(v, freq)
             elif k == "unique_id":
                 rec[k] = _py(v)
+            elif isinstance(v, str):
+                rec[k] = v  # a category (cat_exog_list)
             else:
                 rec[k] = float(v)
         out.append(rec)
@@ -159,7 +161,7 @@ def records_to_df(records, freq, kind="df"):
         else:
             df["ds"] = pd.to_datetime(df["ds"])
     for c in df.columns:
-        if c not in ("unique_id", "ds"):
+        if c not in ("unique_id", "ds") and not df[c].map(lambda v: isinstance(v, str)).any():
             df[c] = df[c].astype(np.float64)
     return df
 

@@ -5,6 +5,7 @@
 
 use crate::bundle::conformal::Calibration;
 use crate::bundle::spec::ModelSpec;
+use crate::bundle::vocab::Vocab;
 use crate::bundle::{Bundle, BundleModel};
 use crate::contract::{Cell, Forecast, PredictRequest, Row, SeriesId};
 use crate::dates::Stamp;
@@ -92,6 +93,30 @@ fn number(v: &Cell, col: &str, table: &str, i: usize) -> Result<f32, ApiError> {
             kind_of(other)
         ))),
     }
+}
+
+/// An exogenous value as the network reads it: a categorical column's value
+/// is its vocabulary number (0 for one the fit never saw, as `nf.predict`
+/// maps it), any other column's a finite number.
+fn exog_value(
+    v: &Cell,
+    col: &str,
+    table: &str,
+    i: usize,
+    vocab: Option<&Vocab>,
+) -> Result<f32, ApiError> {
+    let Some(vocab) = vocab else {
+        return number(v, col, table, i);
+    };
+    if matches!(v, Cell::Null) {
+        return number(v, col, table, i);
+    }
+    vocab.index_of(v).map(|n| n as f32).ok_or_else(|| {
+        ApiError::invalid_request(format!(
+            "{table}[{i}].{col} is {}: a categorical column takes strings, numbers or booleans",
+            kind_of(v)
+        ))
+    })
 }
 
 fn kind_of(v: &Cell) -> &'static str {
@@ -332,6 +357,12 @@ fn check_types(req: &PredictRequest, b: &Bundle, used: &UsedColumns) -> Result<S
                     matches!(v, Cell::Str(_) | Cell::Int(_))
                 } else if k == cols.time && table != "static_df" {
                     matches!(v, Cell::Str(_) | Cell::Int(_) | Cell::Float(_))
+                } else if b.vocab.get(k).is_some() {
+                    // A category: any value pandas can map (strings too).
+                    matches!(
+                        v,
+                        Cell::Str(_) | Cell::Int(_) | Cell::Float(_) | Cell::Bool(_) | Cell::Null
+                    )
                 } else {
                     matches!(v, Cell::Int(_) | Cell::Float(_) | Cell::Null)
                 };
@@ -374,6 +405,7 @@ impl Panel {
         let stat = b.stat_exog();
         let int_freq = b.freq.is_int();
         let mut kinds = Kinds::default();
+        let exog_vocab: Vec<Option<&Vocab>> = exog.iter().map(|c| b.vocab.get(c)).collect();
 
         // Group row indices by series, keeping (ds, y, exog) per row.
         let mut index: HashMap<SeriesId, usize> = HashMap::new();
@@ -389,12 +421,13 @@ impl Panel {
                 i,
             )?;
             let mut x = Vec::with_capacity(exog.len());
-            for c in &exog {
-                x.push(number(
+            for (c, vocab) in exog.iter().zip(&exog_vocab) {
+                x.push(exog_value(
                     row.get(c).ok_or_else(|| missing(c, "df", i))?,
                     c,
                     "df",
                     i,
+                    *vocab,
                 )?);
             }
             let g = *index.entry(id.clone()).or_insert_with(|| {
@@ -439,7 +472,7 @@ impl Panel {
             }
             None => None,
             Some(rows) => Some(keyed_rows(
-                rows, &futr, "futr_df", cols, &mut kinds, int_freq, true,
+                rows, &futr, "futr_df", b, &mut kinds, int_freq, true,
             )?),
         };
         let static_rows = match &req.static_df {
@@ -458,7 +491,7 @@ impl Panel {
                 rows,
                 &stat,
                 "static_df",
-                cols,
+                b,
                 &mut kinds,
                 int_freq,
                 false,
@@ -533,6 +566,10 @@ impl Panel {
                 y.iter_mut().for_each(|v| *v = s.transform(*v));
                 target_scaler = Some(s);
                 for (c, col) in exog.iter().enumerate() {
+                    // Categories are not scaled (NeuralForecast skips its vocabulary's columns).
+                    if exog_vocab[c].is_some() {
+                        continue;
+                    }
                     let s = refit(kind, &ex[c], col)?;
                     ex[c].iter_mut().for_each(|v| *v = s.transform(*v));
                     if let Some(f) = futr.iter().position(|n| n == col) {
@@ -571,6 +608,9 @@ impl Panel {
         if let Some(kind) = b.local_static_scaler {
             // Fit across all series of the request, per static column.
             for (c, name) in stat.iter().enumerate() {
+                if b.vocab.get(name).is_some() {
+                    continue;
+                }
                 let col: Vec<f32> = series.iter().map(|s| s.stat[c]).collect();
                 let st = kind.fit(&col).map_err(|m| {
                     ApiError::unprocessable("invalid_value", format!("static column '{name}': {m}"))
@@ -624,6 +664,13 @@ impl Panel {
         let futr_hist_idx = col_of(&spec.futr_exog, &self.exog)?;
         let futr_idx = col_of(&spec.futr_exog, &self.futr)?;
         let stat_idx = col_of(&spec.stat_exog, &self.stat)?;
+        let is_cat = |names: &[String]| -> Vec<bool> {
+            names
+                .iter()
+                .map(|c| spec.categorical.names().any(|n| n == c))
+                .collect()
+        };
+        let (cat_hist, cat_futr) = (is_cat(&spec.hist_exog), is_cat(&spec.futr_exog));
         let mut hist = (!hist_idx.is_empty()).then(|| Array3::<f32>::zeros((n, l, hist_idx.len())));
         let mut futr =
             (!futr_idx.is_empty()).then(|| Array3::<f32>::zeros((n, l + h, futr_idx.len())));
@@ -665,6 +712,11 @@ impl Panel {
             if let Some(hx) = hist.as_mut() {
                 for (c, &col) in hist_idx.iter().enumerate() {
                     fill(&mut win, &s.exog[col]);
+                    if cat_hist[c] {
+                        // Category numbers bypass TemporalNorm; padding reads as unseen (0).
+                        (0..l).for_each(|t| hx[[i, t, c]] = win[t]);
+                        continue;
+                    }
                     let st = kind.fit(&win, &mask);
                     for t in 0..l {
                         hx[[i, t, c]] = kind.transform(win[t], st);
@@ -674,6 +726,13 @@ impl Panel {
             if let Some(fx) = futr.as_mut() {
                 for (c, (&hcol, &fcol)) in futr_hist_idx.iter().zip(&futr_idx).enumerate() {
                     fill(&mut win, &s.exog[hcol]);
+                    if cat_futr[c] {
+                        (0..l).for_each(|t| fx[[i, t, c]] = win[t]);
+                        for (k, v) in s.futr[fcol].iter().enumerate() {
+                            fx[[i, l + k, c]] = *v;
+                        }
+                        continue;
+                    }
                     // Statistics from the insample part only (the horizon is masked).
                     let st = kind.fit(&win, &mask);
                     for t in 0..l {
@@ -711,11 +770,13 @@ fn keyed_rows(
     rows: &[Row],
     wanted: &[String],
     table: &str,
-    cols: &crate::bundle::Columns,
+    b: &Bundle,
     kinds: &mut Kinds,
     int_freq: bool,
     with_ds: bool,
 ) -> Result<KeyedRows, ApiError> {
+    let cols = &b.columns;
+    let vocab: Vec<Option<&Vocab>> = wanted.iter().map(|c| b.vocab.get(c)).collect();
     let mut out = HashMap::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let id = kinds.id(row, &cols.id, table, i)?;
@@ -726,7 +787,16 @@ fn keyed_rows(
         };
         let vals = wanted
             .iter()
-            .map(|c| number(row.get(c).ok_or_else(|| missing(c, table, i))?, c, table, i))
+            .zip(&vocab)
+            .map(|(c, v)| {
+                exog_value(
+                    row.get(c).ok_or_else(|| missing(c, table, i))?,
+                    c,
+                    table,
+                    i,
+                    *v,
+                )
+            })
             .collect::<Result<Vec<f32>, _>>()?;
         if out.insert((id.clone(), ds), vals).is_some() {
             return Err(ApiError::unprocessable(

@@ -56,6 +56,8 @@ class Bundle:
     stat_exog: list[str]
     # "safetensors" (NeuralForecast 3.3+) or "pickle" (written before 3.3).
     format: str
+    # Categorical columns (NeuralForecast 3.3's categorical_vocab_): name -> values seen at fit.
+    categorical: dict = field(default_factory=dict)
     # nf.predict mutates the models (cached trainer, scalers): one call at a time.
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,12 +87,14 @@ class Bundle:
             "h": self.h,
             "freq": self.freq,
             "intervals": self.intervals(),
+            "categorical": [{"column": c, "values": n} for c, n in self.categorical.items()],
             "models": [
                 {
                     "alias": m.alias,
                     "class": type(m).__name__,
                     # The hyperparameter: recurrent models add 1 to the attribute internally.
                     "input_size": int(m.hparams.get("input_size", m.input_size)),
+                    "categorical": list(getattr(m, "cat_exog_list", None) or []),
                     "supported": True,  # NeuralForecast itself runs every bundle
                 }
                 for m in self.nf.models
@@ -139,6 +143,7 @@ def load_bundle(name: str, path: str, root_dir: str, allow_pickle: bool = False)
         hist_exog=_union(m.hist_exog_list for m in nf.models),
         stat_exog=_union(m.stat_exog_list for m in nf.models),
         format="pickle" if legacy else "safetensors",
+        categorical={c: len(v) for c, v in (getattr(nf, "categorical_vocab_", None) or {}).items()},
     )
 
 

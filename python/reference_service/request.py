@@ -180,6 +180,10 @@ def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
                 elif col == bundle.time_col:
                     if not (isinstance(v, str) or _is_number(v)):  # a non-integer number is invalid_ds
                         _invalid(f"{key}[{i}].{col} must be a date string or an integer")
+                elif col in bundle.categorical:
+                    # A category: nf.predict maps any value through the vocabulary.
+                    if not (v is None or isinstance(v, (str, bool)) or _is_number(v)):
+                        _invalid(f"{key}[{i}].{col} is a categorical column: it takes strings, numbers or booleans")
                 elif not (v is None or _is_number(v)):
                     _invalid(f"{key}[{i}].{col} must be a number")
         tables[key] = rows
@@ -380,6 +384,8 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
                 v = row[c]
                 if v is None:
                     _unprocessable("non_finite_value", f"{key}[{i}].{c} is null")
+                if c in bundle.categorical:
+                    continue
                 if not _fits_f32(v):
                     _unprocessable("non_finite_value", f"{key}[{i}].{c} = {v:g} overflows float32")
 
@@ -425,7 +431,11 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
         if key in ds:
             data[tc] = np.array(ds[key], dtype=np.int64) if ds_kind == "integer" else pd.to_datetime(ds[key])
         for c in cols:
-            if c not in data:
+            if c in data:
+                continue
+            if c in bundle.categorical:
+                data[c] = pd.Series([r[c] for r in rows], dtype=object)  # mapped by nf.predict
+            else:
                 data[c] = np.array([r[c] for r in rows], dtype=np.float64)
         return pd.DataFrame(data)
 

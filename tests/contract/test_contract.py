@@ -666,3 +666,33 @@ def test_openapi_request_schema_is_the_400_layer():
         case = json.loads(case_file.read_text())
         request.validate(case["request"])
         openapi_validator("/components/schemas/PredictResponse").validate(case["expected"])
+
+
+def test_categorical_columns(service):
+    """A categorical column (NeuralForecast 3.3's cat_exog_list) takes strings
+    and any value nf.predict can map (one the fit never saw reads as unseen);
+    a string anywhere else stays a 400; /models names the columns and the
+    size of their vocabularies."""
+    case = load_case("mlp_cat__shortmix")
+    body = case["request"]
+    unseen = dict(body, futr_df=_set(body["futr_df"], 0, dow="Holiday"), static_df=_set(body["static_df"], 0, store=7))
+    r = service.client.post("/predict", params={"model": "mlp_cat"}, json=unseen)
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] != case["expected"]["predictions"]
+    for key, col in (("df", "temp"), ("futr_df", "promo"), ("static_df", "size"), ("df", "y")):
+        bad = dict(body, **{key: _set(body[key], 0, **{col: "high"})})
+        r = service.client.post("/predict", params={"model": "mlp_cat"}, json=bad)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", (key, col, r.text)
+    for value in ([1], {"a": 1}):
+        bad = dict(body, df=_set(body["df"], 0, sky=value))
+        r = service.client.post("/predict", params={"model": "mlp_cat"}, json=bad)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", r.text
+    null = dict(body, df=_set(body["df"], 0, sky=None))
+    r = service.client.post("/predict", params={"model": "mlp_cat"}, json=null)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "non_finite_value", r.text
+    models = {m["name"]: m for m in service.client.get("/models").json()["models"]}
+    cat = models["mlp_cat"]
+    assert cat["categorical"] == [{"column": "dow", "values": 7}, {"column": "sky", "values": 3},
+                                  {"column": "store", "values": 3}]
+    assert cat["models"][0]["categorical"] == ["dow", "sky", "store"]
+    assert models["mlp_exog"]["categorical"] == []

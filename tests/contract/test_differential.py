@@ -51,6 +51,10 @@ BASES = {
     "conformal_dist_w": "conformal_dist_w__level",
     # IQLoss and HuberIQLoss: the quantile is an input of the network.
     "iqloss_d": "iqloss_d__point",
+    # Categorical exogenous columns (futr, hist, static; strings mapped through
+    # the bundle's vocabulary), univariate with a local scaler, and multivariate.
+    "mlp_cat": "mlp_cat__shortmix",
+    "tsmixerx_cat": "tsmixerx_cat__rescaled",
 }
 # Bundles whose variants ask for intervals half the time on top of their kind.
 INTERVAL_BUNDLES = {"mlp_d_conformal_error", "conformal_dist_w", "iqloss_d"}
@@ -226,8 +230,29 @@ def v_intervals(req, rng, c):
     return req
 
 
+def v_categories(req, rng, c):
+    """Other values in categorical columns (a category the fit never saw, a
+    number, a boolean, a known one) or, for a bundle without any, a string in
+    a numeric column (nf.predict refuses it)."""
+    idc, tc, y = c
+    tables = [req[k] for k in ("df", "futr_df", "static_df") if req.get(k)]
+    cats = sorted({k for t in tables for r in t for k, v in r.items() if isinstance(v, str) and k not in (idc, tc)})
+    if cats and rng.random() < 0.8:
+        known = sorted({r[k] for t in tables for r in t for k in cats if isinstance(r.get(k), str)})
+        for t in tables:
+            for r in t:
+                for k in cats:
+                    if k in r and rng.random() < 0.3:
+                        r[k] = rng.choice(["Smarch", "", 3, 2.0, True, rng.choice(known)])
+        return req
+    numeric = [k for k, v in req["df"][0].items() if k not in (idc, tc, *cats) and not isinstance(v, str)]
+    rng.choice(req["df"])[rng.choice(numeric)] = "n/a"
+    return req
+
+
 KINDS = {
     "shuffle": v_shuffle,
+    "categories": v_categories,
     "unused_columns": v_unused_columns,
     "available_mask": v_available_mask,
     "int_ids": v_int_ids,

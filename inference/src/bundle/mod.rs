@@ -10,6 +10,7 @@ mod format_v2;
 pub mod pickle;
 pub mod spec;
 pub mod tensors;
+pub mod vocab;
 
 pub use format::Format;
 
@@ -90,6 +91,8 @@ pub struct Bundle {
     pub format: Format,
     /// Fitted with `prediction_intervals`: the conformity scores saved with it.
     pub intervals: conformal::Calibration,
+    /// The categorical columns' vocabularies (`categorical_vocab_`).
+    pub vocab: vocab::Vocabularies,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -259,6 +262,8 @@ impl Bundle {
                 Some(_) => Err(err(format!("configuration.{key} must be a string or null"))),
             }
         };
+        let vocab = vocab::Vocabularies::from_config(cfg)
+            .map_err(|e| err(format!("configuration: {e}")))?;
         let local_scaler = scaler("local_scaler_type")?;
         let local_static_scaler = scaler("local_static_scaler_type")?;
 
@@ -330,6 +335,14 @@ impl Bundle {
                 Err(m) => (None, Err(format!("{class}: {m}"))),
             };
             let mut net = net;
+            if let Some(missing) = spec
+                .as_ref()
+                .and_then(|s| s.categorical.names().find(|c| vocab.get(c).is_none()))
+            {
+                net = Err(format!(
+                    "categorical '{missing}' has no vocabulary in configuration.json (categorical_vocab_)"
+                ));
+            }
             let implicit_quantile = match spec.as_ref().and_then(|s| s.implicit_quantile) {
                 Some(dim) => {
                     if net.as_ref().is_ok_and(|n| n.rolls_out()) {
@@ -382,6 +395,7 @@ impl Bundle {
             unsupported,
             format: parsed.format,
             intervals,
+            vocab,
         })
     }
 

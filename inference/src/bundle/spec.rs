@@ -32,6 +32,9 @@ pub struct ModelSpec {
     pub futr_exog: Vec<String>,
     pub hist_exog: Vec<String>,
     pub stat_exog: Vec<String>,
+    /// The categorical columns of each exogenous list (`cat_exog_list`),
+    /// embedded instead of scaled.
+    pub categorical: Categorical,
     pub exclude_insample_y: bool,
     pub loss: String,
     /// Column suffixes NeuralForecast appends to the alias ("" for point losses).
@@ -53,13 +56,10 @@ impl ModelSpec {
             .and_then(Value::as_str)
             .unwrap_or("identity");
         let scaler = TemporalScalerKind::parse(scaler_name)?;
-        let cat = str_list(&hp, "cat_exog_list")?;
-        if !cat.is_empty() {
-            return Err(format!(
-                "categorical exogenous variables ({}) are not supported",
-                cat.join(", ")
-            ));
-        }
+        let futr_exog = str_list(&hp, "futr_exog_list")?;
+        let hist_exog = str_list(&hp, "hist_exog_list")?;
+        let stat_exog = str_list(&hp, "stat_exog_list")?;
+        let categorical = Categorical::from_hparams(&hp, &hist_exog, &futr_exog, &stat_exog)?;
         let loss = hp.get("loss").ok_or("hyper_parameters have no loss")?;
         let loss_cls = loss
             .get("cls")
@@ -116,9 +116,10 @@ impl ModelSpec {
             h,
             input_size,
             scaler,
-            futr_exog: str_list(&hp, "futr_exog_list")?,
-            hist_exog: str_list(&hp, "hist_exog_list")?,
-            stat_exog: str_list(&hp, "stat_exog_list")?,
+            futr_exog,
+            hist_exog,
+            stat_exog,
+            categorical,
             exclude_insample_y: hp
                 .get("exclude_insample_y")
                 .and_then(Value::as_bool)
@@ -128,6 +129,18 @@ impl ModelSpec {
             implicit_quantile,
             hparams: hp,
         })
+    }
+
+    /// Exogenous widths the network reads: continuous columns plus each
+    /// categorical column's embedding width (NeuralForecast's
+    /// `_effective_exog_size`).
+    pub fn exog_widths(&self) -> crate::nn::exog::ExogWidths {
+        let c = &self.categorical;
+        crate::nn::exog::ExogWidths {
+            hist: Categorical::width(self.hist_exog.len(), &c.hist),
+            futr: Categorical::width(self.futr_exog.len(), &c.futr),
+            stat: Categorical::width(self.stat_exog.len(), &c.stat),
+        }
     }
 
     /// Outputs per horizon step (the loss's `outputsize_multiplier`).
@@ -192,5 +205,163 @@ fn str_list(hp: &Value, key: &str) -> Result<Vec<String>, String> {
             })
             .collect(),
         Some(_) => Err(format!("'{key}' must be a list")),
+    }
+}
+
+/// One categorical column of an exogenous list: where it is in the list and
+/// the embedding table NeuralForecast 3.3 built for it
+/// (`nn.Embedding(cardinality + 1, dim)`, row 0 for values not seen at fit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatFeature {
+    pub name: String,
+    /// Position in the list (`hist_exog_list`, `futr_exog_list` or `stat_exog_list`).
+    pub pos: usize,
+    pub cardinality: usize,
+    pub dim: usize,
+}
+
+/// `cat_exog_list` split by list, each in `cat_exog_list`'s order (the order
+/// of the `*_cat_embeddings` tables).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Categorical {
+    /// `cat_exog_list` as written.
+    pub list: Vec<String>,
+    pub hist: Vec<CatFeature>,
+    pub futr: Vec<CatFeature>,
+    pub stat: Vec<CatFeature>,
+}
+
+impl Categorical {
+    fn from_hparams(
+        hp: &Value,
+        hist: &[String],
+        futr: &[String],
+        stat: &[String],
+    ) -> Result<Categorical, String> {
+        let names = str_list(hp, "cat_exog_list")?;
+        if names.is_empty() {
+            return Ok(Categorical::default());
+        }
+        let cards = hp
+            .get("categorical_cardinalities")
+            .and_then(Value::as_object)
+            .ok_or("cat_exog_list without categorical_cardinalities")?;
+        let strategy = hp
+            .get("cat_emb_dim")
+            .cloned()
+            .unwrap_or(Value::from("fastai"));
+        let mut out = Categorical::default();
+        for name in &names {
+            out.list.push(name.clone());
+            let cardinality = cards
+                .get(name)
+                .and_then(Value::as_u64)
+                .filter(|c| *c > 0)
+                .ok_or_else(|| {
+                    format!("categorical_cardinalities has no positive size for '{name}'")
+                })? as usize;
+            let dim = emb_dim(&strategy, cardinality)?;
+            let mut found = false;
+            for (list, streams) in [
+                (hist, &mut out.hist),
+                (futr, &mut out.futr),
+                (stat, &mut out.stat),
+            ] {
+                if let Some(pos) = list.iter().position(|c| c == name) {
+                    streams.push(CatFeature {
+                        name: name.clone(),
+                        pos,
+                        cardinality,
+                        dim,
+                    });
+                    found = true;
+                }
+            }
+            if !found {
+                return Err(format!(
+                    "categorical '{name}' is in none of hist_exog_list, futr_exog_list, stat_exog_list"
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty() && self.futr.is_empty() && self.stat.is_empty()
+    }
+
+    /// Every categorical column name, in `cat_exog_list` order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.list.iter().map(String::as_str)
+    }
+
+    fn width(n: usize, cats: &[CatFeature]) -> usize {
+        n - cats.len() + cats.iter().map(|c| c.dim).sum::<usize>()
+    }
+}
+
+/// NeuralForecast's `_resolve_cat_emb_dim`: an integer, or a rule of the
+/// cardinality capped at 50.
+fn emb_dim(strategy: &Value, cardinality: usize) -> Result<usize, String> {
+    let c = cardinality as f64;
+    let dim = match strategy {
+        Value::Number(n) => n
+            .as_u64()
+            .filter(|d| *d > 0)
+            .ok_or("cat_emb_dim must be a positive integer or fastai, sqrt, half")?
+            as usize,
+        Value::String(s) if s == "fastai" => (1.6 * c.powf(0.56)).ceil().min(50.0) as usize,
+        Value::String(s) if s == "sqrt" => c.sqrt().ceil().min(50.0) as usize,
+        Value::String(s) if s == "half" => cardinality.div_ceil(2).min(50),
+        other => {
+            return Err(format!(
+                "cat_emb_dim {other} is not an integer or one of fastai, sqrt, half"
+            ))
+        }
+    };
+    Ok(dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn embedding_widths_follow_neuralforecast_strategies() {
+        // _resolve_cat_emb_dim: fastai min(50, ceil(1.6 * c^0.56)), sqrt, half, an integer.
+        let dims = |s: Value| [2usize, 3, 7, 12, 1000].map(|c| emb_dim(&s, c).unwrap());
+        assert_eq!(dims(json!("fastai")), [3, 3, 5, 7, 50]);
+        assert_eq!(dims(json!("sqrt")), [2, 2, 3, 4, 32]);
+        assert_eq!(dims(json!("half")), [1, 2, 4, 6, 50]);
+        assert_eq!(dims(json!(5)), [5; 5]);
+        for bad in [json!("wide"), json!(0), json!(-1), json!(2.5), json!(null)] {
+            assert!(emb_dim(&bad, 4).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn categorical_columns_split_by_list_and_widen_the_blocks() {
+        let hp = json!({
+            "cat_exog_list": ["dow", "store"],
+            "categorical_cardinalities": {"dow": 7, "store": 3},
+            "cat_emb_dim": "fastai",
+        });
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = Categorical::from_hparams(
+            &hp,
+            &names(&["temp"]),
+            &names(&["promo", "dow"]),
+            &names(&["size", "store"]),
+        )
+        .unwrap();
+        assert!(c.hist.is_empty());
+        assert_eq!((c.futr[0].pos, c.futr[0].dim), (1, 5));
+        assert_eq!((c.stat[0].pos, c.stat[0].dim), (1, 3));
+        assert_eq!(Categorical::width(2, &c.futr), 1 + 5);
+        let unknown = json!({"cat_exog_list": ["x"], "categorical_cardinalities": {"x": 2}});
+        assert!(Categorical::from_hparams(&unknown, &[], &[], &[]).is_err());
+        let no_size = json!({"cat_exog_list": ["dow"], "categorical_cardinalities": {}});
+        assert!(Categorical::from_hparams(&no_size, &[], &names(&["dow"]), &[]).is_err());
     }
 }

@@ -103,6 +103,9 @@ pub fn models(state: &AppState) -> serde_json::Value {
             // (previous) version keeps serving.
             "refused_version": state.cache.refusal(name),
             "intervals": intervals_json(&b.intervals),
+            // Categorical columns and how many values their vocabulary holds
+            // (any other value is "unseen": row 0 of the embedding).
+            "categorical": b.vocab.iter().map(|(c, v)| json!({"column": c, "values": v.len()})).collect::<Vec<_>>(),
             "models": b.models.iter().map(|m| json!({
                 "alias": m.name,
                 "class": m.class,
@@ -110,6 +113,7 @@ pub fn models(state: &AppState) -> serde_json::Value {
                 "scaler_type": m.spec.as_ref().map(|s| format!("{:?}", s.scaler).to_lowercase()),
                 "loss": m.spec.as_ref().map(|s| s.loss.clone()),
                 "columns": m.columns(),
+                "categorical": m.spec.as_ref().map(|s| s.categorical.list.clone()).unwrap_or_default(),
                 "supported": m.net.is_ok(),
                 "reason": m.net.as_ref().err(),
             })).collect::<Vec<_>>(),

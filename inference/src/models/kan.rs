@@ -36,8 +36,10 @@ impl Kan {
             )));
         }
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
-        let first =
-            l + spec.hist_exog.len() * l + spec.futr_exog.len() * (l + h) + spec.stat_exog.len();
+        let first = l
+            + spec.exog_widths().hist * l
+            + spec.exog_widths().futr * (l + h)
+            + spec.exog_widths().stat;
         let widths: Vec<usize> = std::iter::once(first)
             .chain(hidden)
             .chain(std::iter::once(h * outputs))

@@ -25,9 +25,9 @@ impl Mlp {
         }
         let l = spec.input_size;
         let first_in = l
-            + spec.hist_exog.len() * l
-            + spec.futr_exog.len() * (l + spec.h)
-            + spec.stat_exog.len();
+            + spec.exog_widths().hist * l
+            + spec.exog_widths().futr * (l + spec.h)
+            + spec.exog_widths().stat;
         let mut layers = Vec::with_capacity(num_layers);
         for i in 0..num_layers {
             let fan_in = if i == 0 { first_in } else { hidden };

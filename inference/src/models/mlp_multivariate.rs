@@ -33,9 +33,9 @@ impl MlpMultivariate {
         }
         let (l, h) = (spec.input_size, spec.h);
         let first_in = n
-            * (l + spec.hist_exog.len() * l
-                + spec.futr_exog.len() * (l + h)
-                + spec.stat_exog.len());
+            * (l + spec.exog_widths().hist * l
+                + spec.exog_widths().futr * (l + h)
+                + spec.exog_widths().stat);
         let layers = (0..num_layers)
             .map(|i| {
                 let fan_in = if i == 0 { first_in } else { hidden };

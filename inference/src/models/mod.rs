@@ -39,6 +39,7 @@ pub mod xlinear;
 
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
+use crate::nn::categorical::CategoricalEmbeddings;
 use crate::nn::scalers::RevinAffine;
 use ndarray::{Array2, Array3};
 use std::sync::Arc;
@@ -208,8 +209,89 @@ pub fn known_classes() -> impl Iterator<Item = &'static str> {
         .chain(OTHER_CLASSES.iter().copied())
 }
 
+/// The classes whose NeuralForecast 3.3 implementation takes categorical
+/// exogenous features (`EXOGENOUS_CAT = True`) and that this service serves.
+const CATEGORICAL: &[&str] = &[
+    "Autoformer",
+    "BiTCN",
+    "DeepNPTS",
+    "DilatedRNN",
+    "FEDformer",
+    "GRU",
+    "Informer",
+    "KAN",
+    "LSTM",
+    "MLP",
+    "MLPMultivariate",
+    "NBEATSx",
+    "NHITS",
+    "RNN",
+    "TCN",
+    "TiDE",
+    "TimesNet",
+    "TimeXer",
+    "TSMixerx",
+    "VanillaTransformer",
+    "XLinear",
+];
+
+/// A forward pass behind the categorical embeddings: the batch's category
+/// indices become embedding rows before the model reads it.
+struct Embedded {
+    embeddings: CategoricalEmbeddings,
+    net: Arc<dyn Forecaster>,
+}
+
+impl Forecaster for Embedded {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+        self.net.forward(&self.embeddings.apply(batch)?)
+    }
+
+    fn layout(&self) -> Layout {
+        self.net.layout()
+    }
+
+    fn insample_steps(&self) -> Option<usize> {
+        self.net.insample_steps()
+    }
+
+    fn rolls_out(&self) -> bool {
+        self.net.rolls_out()
+    }
+
+    fn forward_rollout(&self, batch: &WindowBatch, h: usize) -> Result<Array3<f32>, String> {
+        self.net.forward_rollout(&self.embeddings.apply(batch)?, h)
+    }
+}
+
 /// Builds the forward pass for a model file.
 pub fn build(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError> {
+    if !spec.categorical.is_empty() {
+        if !CATEGORICAL.contains(&spec.class.as_str()) {
+            return Err(BuildError::Invalid(format!(
+                "{} takes no categorical exogenous variables, yet cat_exog_list names {}",
+                spec.class,
+                spec.categorical.names().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let embeddings = CategoricalEmbeddings::load(spec, store)?;
+        let net = build_net(spec, store)?;
+        if net.rolls_out() && !spec.categorical.hist.is_empty() {
+            return Err(BuildError::Unsupported(format!(
+                "{} with recurrent=True and historical categorical exogenous variables ({}) is not served yet",
+                spec.class,
+                spec.categorical.hist.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        return Ok(match embeddings {
+            Some(embeddings) => Arc::new(Embedded { embeddings, net }),
+            None => net,
+        });
+    }
+    build_net(spec, store)
+}
+
+fn build_net(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError> {
     if let Some((_, builder)) = REGISTRY.iter().find(|(name, _)| *name == spec.class) {
         return builder(spec, store);
     }

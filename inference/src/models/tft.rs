@@ -119,9 +119,9 @@ impl Tft {
         let act = grn_activation(spec.str_param("grn_activation", "ELU")?)
             .map_err(BuildError::Unsupported)?;
         let (n_futr, n_hist, n_stat) = (
-            spec.futr_exog.len(),
-            spec.hist_exog.len(),
-            spec.stat_exog.len(),
+            spec.exog_widths().futr,
+            spec.exog_widths().hist,
+            spec.exog_widths().stat,
         );
         let futr_vars = n_futr.max(1);
         let grn = |prefix: &str, context: bool, act: Activation| {

@@ -91,9 +91,9 @@ impl Tide {
         }
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
         let (nh, nf, ns) = (
-            spec.hist_exog.len(),
-            spec.futr_exog.len(),
-            spec.stat_exog.len(),
+            spec.exog_widths().hist,
+            spec.exog_widths().futr,
+            spec.exog_widths().stat,
         );
         let block = |prefix: &str, input: usize, hid: usize, output: usize| {
             MlpResidual::load(store, prefix, input, hid, output, layernorm)

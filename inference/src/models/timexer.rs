@@ -169,8 +169,8 @@ impl TimeXer {
             input_size: l,
             h,
             outputs,
-            n_hist: spec.hist_exog.len(),
-            n_stat: spec.stat_exog.len(),
+            n_hist: spec.exog_widths().hist,
+            n_stat: spec.exog_widths().stat,
             exclude_insample_y: spec.exclude_insample_y,
         })
     }

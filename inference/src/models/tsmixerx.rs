@@ -40,9 +40,9 @@ impl TsMixerx {
         let ff = spec.usize_param("ff_dim", 64)?;
         let (l, h) = (spec.input_size, spec.h);
         let (nh, nf, ns) = (
-            spec.hist_exog.len(),
-            spec.futr_exog.len(),
-            spec.stat_exog.len(),
+            spec.exog_widths().hist,
+            spec.exog_widths().futr,
+            spec.exog_widths().stat,
         );
         let revin = if spec.bool_param("revin", true)? {
             Some(InstanceNorm::load_affine(store, "norm", n)?)

@@ -65,9 +65,9 @@ impl XLinear {
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
         let hidden = spec.usize_param("hidden_size", 128)?;
         let (nh, nf, ns) = (
-            spec.hist_exog.len(),
-            spec.futr_exog.len(),
-            spec.stat_exog.len(),
+            spec.exog_widths().hist,
+            spec.exog_widths().futr,
+            spec.exog_widths().stat,
         );
         let projection = |name: &str, width: usize| {
             (width > 0)

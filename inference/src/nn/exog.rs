@@ -88,12 +88,9 @@ pub struct ExogWidths {
 }
 
 impl ExogWidths {
+    /// What the network reads: categorical columns count their embedding width.
     pub fn of(spec: &crate::bundle::spec::ModelSpec) -> ExogWidths {
-        ExogWidths {
-            hist: spec.hist_exog.len(),
-            stat: spec.stat_exog.len(),
-            futr: spec.futr_exog.len(),
-        }
+        spec.exog_widths()
     }
 
     /// Channels of `step_inputs`: y plus every exogenous column.

@@ -157,7 +157,7 @@ impl ContextDecoder {
         let outputs = spec.n_outputs();
         Ok(ContextDecoder {
             context_adapter: Linear::load(store, "context_adapter", spec.input_size, spec.h, true)?,
-            decoder: MlpDecoder::from_spec(store, spec, hidden + spec.futr_exog.len(), outputs)?,
+            decoder: MlpDecoder::from_spec(store, spec, hidden + spec.exog_widths().futr, outputs)?,
             outputs,
         })
     }

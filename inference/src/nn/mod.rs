@@ -8,6 +8,7 @@ pub mod autocorrelation;
 pub mod basis;
 pub mod batch_norm;
 pub mod block_mlp;
+pub mod categorical;
 pub mod conv1d;
 pub mod conv2d;
 pub mod decomp;

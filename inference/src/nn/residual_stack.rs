@@ -23,9 +23,9 @@ pub struct ExogWidths {
 impl ExogWidths {
     pub fn of(spec: &ModelSpec) -> ExogWidths {
         ExogWidths {
-            hist: spec.hist_exog.len(),
-            futr: spec.futr_exog.len(),
-            stat: spec.stat_exog.len(),
+            hist: spec.exog_widths().hist,
+            futr: spec.exog_widths().futr,
+            stat: spec.exog_widths().stat,
         }
     }
 

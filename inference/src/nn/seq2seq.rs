@@ -55,7 +55,7 @@ impl Seq2Seq {
             input_size: spec.input_size,
             h: spec.h,
             label_len: label_len as usize,
-            n_futr: spec.futr_exog.len(),
+            n_futr: spec.exog_widths().futr,
         })
     }
 
