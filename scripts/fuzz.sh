@@ -5,16 +5,20 @@
 #   legacy_bundle  pre-3.3 bundles: the pickle reader, configuration.pkl, .ckpt zips
 #   filter_config  the filter's plugin configuration
 #   comparator     the filter's shadow response comparator
+#   comparator_shaped  the same for answers of another API profile's shape
+#   profile_body   API profiles: the profile file, and a body read through
+#                  the four team profiles of tests/profiles/
 #   dates          ds / freq parsing and the future grid
 # Usage: scripts/fuzz.sh SECONDS_PER_TARGET [TARGET...]
-# Seeds come from the fixtures (scripts/fuzz_seeds.py); corpora, artifacts and
-# a results table live under target/fuzz/ (not committed). Exit 1 on a crash.
+# Seeds come from the fixtures (scripts/fuzz_seeds.py); corpora, artifacts and a results table live under
+# target/fuzz/ (not committed). Exit 1 on a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(predict_body bundle_loader legacy_bundle filter_config comparator dates)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(predict_body bundle_loader legacy_bundle filter_config comparator comparator_shaped
+    profile_body dates)
 
 if ! rustup toolchain list | grep -q '^nightly'; then
     echo "fuzz: installing the nightly toolchain cargo-fuzz needs" >&2

@@ -61,5 +61,43 @@ def main(out: Path) -> None:
         write(out / "dates", f"d{i}", s.encode())
 
 
+def profile_seeds(out: Path) -> None:
+    """Seeds of the API profile targets, from tests/profiles/ and the golden answers."""
+    # profile_body: byte 0 even, a profile file; odd, a body for the team profiles.
+    for d in sorted(p for p in (REPO / "tests" / "profiles").iterdir() if (p / "profile.toml").is_file()):
+        write(out / "profile_body", d.name + "_toml", b"\x00" + (d / "profile.toml").read_bytes())
+        body = json.loads((d / "example.json").read_text())["body"]
+        write(out / "profile_body", d.name + "_body", b"\x01" + json.dumps(body).encode())
+
+    # comparator_shaped: byte 0 picks the shape, in the order of shapes() in
+    # fuzz/fuzz_targets/comparator_shaped.rs.
+    def shaped(i, model, rows):
+        cols = list(rows[0]) if rows else ["unique_id", "ds"]
+        names = {"unique_id": "series", "ds": "timestamp"}
+        lists = {c: [r.get(c) for r in rows] for c in cols}
+        split = {"columns": cols, "index": list(range(len(rows))),
+                 "data": [[r.get(c) for c in cols] for r in rows]}
+        def values(n):
+            return [[r[cols[0]], r[cols[1]]] + ([r[c] for c in cols[2:]] * n)[:n] for r in rows]
+
+        return [{"forecast": rows, "model": model},
+                [{names.get(k, k): v for k, v in r.items()} for r in rows],
+                {"forecast": lists}, lists, {"forecast": split, "model": model}, split,
+                values(1), {"forecast": values(2), "model": model},
+                {"meta": {"model": model}, "out": {"a/b": [rows]}}][i]
+
+    for n, c in enumerate(sorted((FIX / "cases").glob("*.json"))[::25]):
+        e = json.loads(c.read_text())["expected"]
+        near = [{k: v * 1.00001 if isinstance(v, float) else v for k, v in r.items()}
+                for r in e["predictions"]]
+        for i in range(9):
+            a, b = (json.dumps(shaped(i, e["model"], rows)).encode() for rows in (e["predictions"], near))
+            write(out / "comparator_shaped", f"{c.stem}_{i}", bytes([i, 1, 1]) + a + b"\xff" + b)
+            if n == 0:
+                write(out / "comparator_shaped", f"{c.stem}_{i}_err",
+                      bytes([i, 0, 1]) + b'{"error":{"code":"timeout","message":"x"}}\xff' + a)
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    profile_seeds(Path(sys.argv[1]))

@@ -161,9 +161,12 @@ cat_bundle("lstm_cat", LSTM, dict(encoder_n_layers=1, encoder_hidden_size=12, de
            3, "LSTM(1x12, recurrent=False)")
 cat_bundle("gru_cat", GRU, dict(encoder_n_layers=2, encoder_hidden_size=12, recurrent=False), 7, 14, 450,
            "robust", None, "fastai", "GRU(2x12, recurrent=False)")
-# recurrent=True: futr and static categoricals (a historical one is not served yet).
+# recurrent=True: the hist row past the window is zeroed before embedding, so
+# a historical category reads as unseen there; one bundle without hist.
 cat_bundle("rnn_rec_cat", RNN, dict(encoder_n_layers=1, encoder_hidden_size=12, recurrent=True), 7, 14, 460,
            "standard", "standard", "sqrt", "RNN(1x12, recurrent=True)", lists=dict(hist=False))
+cat_bundle("lstm_rec_cat", LSTM, dict(encoder_n_layers=1, encoder_hidden_size=12, recurrent=True), 7, 14, 465,
+           "robust", "standard", "half", "LSTM(1x12, recurrent=True)")
 cat_bundle("dilated_rnn_cat", DilatedRNN, dict(cell_type="LSTM", dilations=[[1, 2], [4, 8]], encoder_hidden_size=8,
                                                 decoder_hidden_size=8), 7, 14, 470, "robust", None, "half",
            "DilatedRNN(LSTM, [[1, 2], [4, 8]], 8)")

@@ -276,13 +276,6 @@ pub fn build(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster
         }
         let embeddings = CategoricalEmbeddings::load(spec, store)?;
         let net = build_net(spec, store)?;
-        if net.rolls_out() && !spec.categorical.hist.is_empty() {
-            return Err(BuildError::Unsupported(format!(
-                "{} with recurrent=True and historical categorical exogenous variables ({}) is not served yet",
-                spec.class,
-                spec.categorical.hist.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        }
         return Ok(match embeddings {
             Some(embeddings) => Arc::new(Embedded { embeddings, net }),
             None => net,

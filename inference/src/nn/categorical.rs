@@ -155,6 +155,16 @@ impl CategoricalEmbeddings {
         }))
     }
 
+    /// What a raw hist row of zeros becomes (the recurrent decoders feed it
+    /// past the window): zeros, and each categorical column's unseen row.
+    pub fn hist_pad(&self) -> Option<Array1<f32>> {
+        let b = self.hist.as_ref()?;
+        let mut out = Array1::<f32>::zeros(b.n_out);
+        let zeros = Array1::<f32>::zeros(b.n_in);
+        b.embed_into(zeros.view(), out.as_slice_mut()?).ok()?;
+        Some(out)
+    }
+
     /// The batch as the network reads it: categorical indices replaced by
     /// their embeddings.
     pub fn apply(&self, batch: &WindowBatch) -> Result<WindowBatch, String> {

@@ -17,6 +17,7 @@
 //! equal: reproduced here. RNN and GRU project with a Linear `proj`; LSTM
 //! uses `proj_size = outputs` inside the cell.
 
+use super::categorical::CategoricalEmbeddings;
 use super::exog::{step_inputs, steps, ExogWidths, Inputs};
 use super::linear::Linear;
 use super::mlp_decoder::{decode_horizon, MlpDecoder};
@@ -25,7 +26,7 @@ use super::temporal::over_time;
 use crate::bundle::spec::ModelSpec;
 use crate::bundle::tensors::TensorStore;
 use crate::models::{BuildError, Forecaster, WindowBatch};
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Slice};
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis, Slice};
 
 #[derive(Debug)]
 enum Head {
@@ -48,6 +49,9 @@ pub struct RecurrentForecaster {
     window: usize,
     exog: ExogWidths,
     exclude_insample_y: bool,
+    /// The hist row NeuralForecast feeds where it zeroes hist exog (past the
+    /// window): zeros, except a categorical column's unseen embedding.
+    hist_pad: Array1<f32>,
 }
 
 impl RecurrentForecaster {
@@ -93,7 +97,11 @@ impl RecurrentForecaster {
                 .transpose()?;
             (Head::Direct { decoder, upsample }, spec.input_size)
         };
+        let hist_pad = CategoricalEmbeddings::load(spec, store)?
+            .and_then(|e| e.hist_pad())
+            .unwrap_or_else(|| Array1::zeros(exog.hist));
         Ok(RecurrentForecaster {
+            hist_pad,
             encoder,
             head,
             h: spec.h,
@@ -133,13 +141,22 @@ impl RecurrentForecaster {
         horizon: usize,
     ) -> Result<Array3<f32>, String> {
         let (b, l) = y.dim();
-        // hist at t is the value of t + 1; the step after the window is a zero.
+        // hist at t is the value of t + 1; the step after the window is a
+        // zero (NeuralForecast zeroes hist exog past the window before it
+        // embeds categories: `hist_pad`).
         let hist_shifted = hist.map(|hx| {
             let mut sh = Array3::<f32>::zeros(hx.raw_dim());
             sh.slice_axis_mut(Axis(1), Slice::from(..l - 1))
                 .assign(&steps(hx, 1..));
-            sh
+            sh.index_axis_mut(Axis(1), l - 1)
+                .assign(&self.hist_pad.broadcast((b, self.hist_pad.len()))?);
+            Some(sh)
         });
+        let hist_shifted = match hist_shifted {
+            Some(None) => return Err("hist padding does not fit the hist block".into()),
+            Some(Some(sh)) => Some(sh),
+            None => None,
+        };
         let futr_shifted = futr.map(|fx| steps(fx, 1..l + 1));
         let x = step_inputs(
             y,
@@ -150,7 +167,11 @@ impl RecurrentForecaster {
         let mut state = self.encoder.zero_state(b);
         let mut enc = self.encoder.run(x.view(), &mut state)?;
         let mut out = Array3::<f32>::zeros((b, horizon, self.outputs));
-        let zeros_hist = Array3::<f32>::zeros((b, 1, self.exog.hist));
+        let zeros_hist = self
+            .hist_pad
+            .broadcast((b, 1, self.exog.hist))
+            .ok_or("hist padding does not fit the hist block")?
+            .to_owned();
         for tau in 0..horizon {
             let last = enc.index_axis(Axis(1), enc.dim().1 - 1);
             let pred = match proj {
