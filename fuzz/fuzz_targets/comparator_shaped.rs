@@ -9,7 +9,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasm_filter::compare::{compare_shaped, Answer, AnswerShape, Orient, Outcome, Tolerance};
+use wasm_filter::compare::{compare_shaped, AnswerShape, Orient, Outcome};
+
+#[path = "answers.rs"]
+mod answers;
 
 /// Kept in step with the seeds in scripts/fuzz.sh (the index is byte 0).
 /// Each one is valid as a `shadow.answer` (config.rs: a frame at "" has no
@@ -49,26 +52,17 @@ fn shapes() -> &'static [AnswerShape] {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 4 {
+    let Some((&pick, data)) = data.split_first() else {
         return;
-    }
-    let shapes = shapes();
-    let shape = &shapes[data[0] as usize % shapes.len()];
-    let status = |b: u8| if b % 4 == 0 { 503 } else { 200 };
-    let (s1, s2) = (status(data[1]), status(data[2]));
-    let rest = &data[3..];
-    let cut = rest
-        .iter()
-        .position(|b| *b == 0xff)
-        .unwrap_or(rest.len() / 2);
-    let (a, b) = (&rest[..cut], &rest[(cut + 1).min(rest.len())..]);
-    let tol = Tolerance {
-        abs: 1e-6,
-        rel: 1e-4,
     };
-    let answer = |status, body| Answer { status, body };
-    let ab = compare_shaped(answer(s1, a), answer(s2, b), tol, shape);
-    let ba = compare_shaped(answer(s2, b), answer(s1, a), tol, shape);
+    let shapes = shapes();
+    let shape = &shapes[pick as usize % shapes.len()];
+    let Some((a, b)) = answers::two(data) else {
+        return;
+    };
+    let tol = answers::TOLERANCE;
+    let ab = compare_shaped(a, b, tol, shape);
+    let ba = compare_shaped(b, a, tol, shape);
     if let (Outcome::Match { .. }, other) | (other, Outcome::Match { .. }) = (&ab, &ba) {
         if !matches!(other, Outcome::Match { .. } | Outcome::Error(_)) {
             panic!("asymmetric verdict in {shape:?}: {ab:?} vs {ba:?}");
@@ -79,8 +73,8 @@ fuzz_target!(|data: &[u8]| {
     }
     // Itself: equal (no difference at all) or not comparable (not JSON, or
     // no frame of the shape), never a mismatch.
-    for (s, body) in [(s1, a), (s2, b)] {
-        let same = compare_shaped(answer(s, body), answer(s, body), tol, shape);
+    for x in [a, b] {
+        let same = compare_shaped(x, x, tol, shape);
         assert!(
             matches!(same, Outcome::Match { max_rel } if max_rel == 0.0)
                 || matches!(same, Outcome::Error(_)),
