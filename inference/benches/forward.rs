@@ -139,6 +139,8 @@ fn end_to_end(c: &mut Criterion) {
         "mlp_d_standard__tail",
         "multi_d__tail",
         "mlp_exog__rescaled",
+        // Categorical futr/hist/static columns (string values, vocabularies, embeddings).
+        "mlp_cat__rescaled",
     ] {
         let v: serde_json::Value = serde_json::from_slice(
             &std::fs::read(fixtures().join("cases").join(format!("{case}.json"))).expect("case"),

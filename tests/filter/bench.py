@@ -112,6 +112,9 @@ def main():
     ap.add_argument("--mirror-share", type=int, default=10000, help="share_bp of the mirroring variant")
     ap.add_argument("--control", action="store_true", help="add a second no-filter Envoy (noise floor)")
     ap.add_argument("--breaker-off", action="store_true", help="add nd_filter with the breaker disabled")
+    ap.add_argument("--shaped", action="store_true",
+                    help="add nd_filter mirroring with an API profile's answer shape (shadow.answer: the "
+                         "comparator that reads any shape, on the same canned answer)")
     args = ap.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="nd-bench-"))
@@ -138,6 +141,12 @@ def main():
     if args.breaker_off:
         variants["nd_filter, mirroring off, breaker off"] = [
             harness.wasm_filter({**plugin, "breaker": {"enabled": False}})]
+    if args.shaped:
+        # Not the default shape (model_at ""), so the filter takes the shaped
+        # comparator rather than its streaming one, on the same body.
+        answer = {"at": "/predictions", "orient": "records", "id": "unique_id", "time": "ds", "model_at": ""}
+        variants["nd_filter, mirroring on, shaped answer"] = [
+            harness.wasm_filter({**plugin, "shadow": {"share_bp": args.mirror_share, "answer": answer}})]
     envoys = {}
     try:
         for name, filters in variants.items():
@@ -186,6 +195,9 @@ def main():
         sent = shadow.metric("nd_filter_shadow_sent_total", target="rust") + \
             shadow.metric("nd_filter_shadow_sent_total", target="python")
         skipped = sum(v for (n, _), v in shadow.metrics().items() if n == "nd_filter_shadow_skipped_total")
+        shaped = envoys.get("nd_filter, mirroring on, shaped answer")
+        shaped_matches = None if shaped is None else sum(
+            shaped.metric("nd_filter_shadow_results_total", target=t, result="match") for t in ("rust", "python"))
     finally:
         for e in envoys.values():
             e.stop()
@@ -210,6 +222,8 @@ def main():
                         "rounds": xs}
         print(f"{name:38s} {rps:8.0f} {cpu:11.1f} {extra[name]:14.1f} {ratio:11.2f}")
     print(f"mirroring on (share_bp {args.mirror_share}): {sent:.0f} shadow calls, {matches:.0f} matches, {skipped:.0f} skipped")
+    if shaped_matches is not None:
+        print(f"shaped answer: {shaped_matches:.0f} matches")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 
