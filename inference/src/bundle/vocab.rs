@@ -12,13 +12,22 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Str(String),
-    /// f64 bits, -0.0 folded into 0.0.
+    /// `bits` of the number.
     Num(u64),
+}
+
+/// A number's key: its f64 bits, -0.0 folded into 0.0.
+fn bits(x: f64) -> u64 {
+    if x == 0.0 {
+        0
+    } else {
+        x.to_bits()
+    }
 }
 
 impl Key {
     fn num(x: f64) -> Key {
-        Key::Num(if x == 0.0 { 0 } else { x.to_bits() })
+        Key::Num(bits(x))
     }
 
     fn of_json(v: &Value) -> Option<Key> {
@@ -29,38 +38,45 @@ impl Key {
             _ => None,
         }
     }
-
-    fn of_cell(c: &Cell) -> Option<Key> {
-        match c {
-            Cell::Str(s) => Some(Key::Str(s.to_string())),
-            Cell::Bool(b) => Some(Key::num(f64::from(u8::from(*b)))),
-            Cell::Int(i) => Some(Key::num(*i as f64)),
-            Cell::Float(f) => Some(Key::num(*f)),
-            _ => None,
-        }
-    }
 }
 
-/// One column's vocabulary.
+/// One column's vocabulary: string values and numeric values apart, so a
+/// request's value is looked up without allocating.
 #[derive(Debug, Clone, Default)]
 pub struct Vocab {
-    index: HashMap<Key, u32>,
+    strs: HashMap<String, u32>,
+    nums: HashMap<u64, u32>,
 }
 
 impl Vocab {
+    fn insert(&mut self, k: Key, n: u32) {
+        match k {
+            Key::Str(s) => self.strs.insert(s, n),
+            Key::Num(bits) => self.nums.insert(bits, n),
+        };
+    }
+
     /// Values seen at fit.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.strs.len() + self.nums.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
     /// The embedding row of a request value: its number, 0 for a value the
     /// fit never saw; `None` for a value that is no category (null, array).
     pub fn index_of(&self, c: &Cell) -> Option<u32> {
-        Key::of_cell(c).map(|k| self.index.get(&k).copied().unwrap_or(0))
+        let num = |x: f64| self.nums.get(&bits(x));
+        let found = match c {
+            Cell::Str(s) => self.strs.get(s.as_ref()),
+            Cell::Bool(b) => num(f64::from(u8::from(*b))),
+            Cell::Int(i) => num(*i as f64),
+            Cell::Float(f) => num(*f),
+            _ => return None,
+        };
+        Some(found.copied().unwrap_or(0))
     }
 }
 
@@ -99,16 +115,16 @@ impl Vocabularies {
                 Value::Object(m) => m.iter().map(|(k, n)| (Key::Str(k.clone()), n)).collect(),
                 _ => return Err(bad()),
             };
-            let mut index = HashMap::with_capacity(pairs.len());
+            let mut vocab = Vocab::default();
             for (k, n) in pairs {
                 let n = n
                     .as_u64()
                     .filter(|n| *n >= 1)
                     .and_then(|n| u32::try_from(n).ok())
                     .ok_or_else(bad)?;
-                index.insert(k, n);
+                vocab.insert(k, n);
             }
-            cols.push((col.clone(), Vocab { index }));
+            cols.push((col.clone(), vocab));
         }
         Ok(Vocabularies { cols })
     }
