@@ -56,6 +56,7 @@ fn forward(c: &mut Criterion) {
         "dlinear_d_identity",
         "nlinear_d_robust",
         "mlp_exog",
+        "mlp_cat",
         "mlp_me_mq",
         "tide_d_standard",
         "tide_h_exog",

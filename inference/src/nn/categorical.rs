@@ -11,7 +11,7 @@
 use crate::bundle::spec::{CatFeature, ModelSpec};
 use crate::bundle::tensors::TensorStore;
 use crate::models::WindowBatch;
-use ndarray::{Array1, Array2, Array3, ArrayView1, Axis, Slice};
+use ndarray::{Array1, Array2, Array3, Axis, Slice};
 
 /// One `nn.Embedding(cardinality + 1, dim)` and its out-of-vocabulary row.
 #[derive(Debug, Clone)]
@@ -67,27 +67,45 @@ impl Block {
 
     /// One step's raw values (categoricals as their vocabulary index) into
     /// `out` (`n_out` wide).
-    fn embed_into(&self, x: ArrayView1<f32>, out: &mut [f32]) -> Result<(), String> {
-        let mut k = 0;
-        for &c in &self.continuous {
-            out[k] = x[c];
-            k += 1;
+    fn embed_into(&self, x: &[f32], out: &mut [f32]) -> Result<(), String> {
+        for (o, &c) in out.iter_mut().zip(&self.continuous) {
+            *o = x.get(c).copied().unwrap_or(0.0);
         }
+        let mut k = self.continuous.len();
         for t in &self.tables {
-            let v = x[t.pos];
+            let v = x.get(t.pos).copied().unwrap_or(0.0);
             // torch's `.long()` truncates; the pipeline only writes whole numbers.
             let idx = v as i64;
             let row = match idx {
-                0 => t.oov.view(),
-                i if i > 0 && (i as usize) < t.weight.nrows() => t.weight.row(i as usize),
+                0 => t.oov.as_slice(),
+                i if i > 0 && (i as usize) < t.weight.nrows() => {
+                    t.weight.row(i as usize).to_slice()
+                }
                 _ => return Err(format!("category index {v} outside the embedding table")),
-            };
-            let d = row.len();
-            out[k..k + d]
-                .iter_mut()
-                .zip(row.iter())
-                .for_each(|(o, r)| *o = *r);
-            k += d;
+            }
+            .ok_or("embedding table is not contiguous")?;
+            let dst = out
+                .get_mut(k..k + row.len())
+                .ok_or("embedding output is narrower than its tables")?;
+            dst.copy_from_slice(row);
+            k += row.len();
+        }
+        Ok(())
+    }
+
+    /// Every row of `x` (`n_in` wide, contiguous) embedded into `out`
+    /// (`n_out` wide).
+    fn embed_rows(&self, x: &[f32], out: &mut [f32], what: &str) -> Result<(), String> {
+        let (n_in, n_out) = (self.n_in.max(1), self.n_out.max(1));
+        if !x.len().is_multiple_of(n_in) || x.len() / n_in * n_out != out.len() {
+            return Err(format!(
+                "{what} block has {} values, not rows of the model's {} columns",
+                x.len(),
+                self.n_in
+            ));
+        }
+        for (xs, os) in x.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+            self.embed_into(xs, os)?;
         }
         Ok(())
     }
@@ -101,14 +119,13 @@ impl Block {
             ));
         }
         let mut out = Array3::<f32>::zeros((b, t, self.n_out));
-        for (xi, mut oi) in x.outer_iter().zip(out.outer_iter_mut()) {
-            for (xs, mut os) in xi.outer_iter().zip(oi.outer_iter_mut()) {
-                let dst = os
-                    .as_slice_mut()
-                    .ok_or("embedding output is not contiguous")?;
-                self.embed_into(xs, dst)?;
-            }
-        }
+        let src = x.as_standard_layout();
+        self.embed_rows(
+            src.as_slice().ok_or("exogenous block is not contiguous")?,
+            out.as_slice_mut()
+                .ok_or("embedding output is not contiguous")?,
+            "exogenous",
+        )?;
         Ok(out)
     }
 
@@ -121,13 +138,13 @@ impl Block {
             ));
         }
         let mut out = Array2::<f32>::zeros((b, self.n_out));
-        for i in 0..b {
-            let dst = out
-                .row_mut(i)
-                .into_slice()
-                .ok_or("embedding output is not contiguous")?;
-            self.embed_into(x.row(i), dst)?;
-        }
+        let src = x.as_standard_layout();
+        self.embed_rows(
+            src.as_slice().ok_or("static block is not contiguous")?,
+            out.as_slice_mut()
+                .ok_or("embedding output is not contiguous")?,
+            "static",
+        )?;
         Ok(out)
     }
 }
@@ -161,7 +178,7 @@ impl CategoricalEmbeddings {
         let b = self.hist.as_ref()?;
         let mut out = Array1::<f32>::zeros(b.n_out);
         let zeros = Array1::<f32>::zeros(b.n_in);
-        b.embed_into(zeros.view(), out.as_slice_mut()?).ok()?;
+        b.embed_into(zeros.as_slice()?, out.as_slice_mut()?).ok()?;
         Some(out)
     }
 
