@@ -459,7 +459,7 @@ def main() -> None:
         for s in SETTINGS:
             one, many = medians(raw[s][(b, 1)]), medians(raw[s][(b, N)])
             sfx = "" if s == "default" else "_" + s
-            # The brief's literal measure: one bundle vs the empty dir.
+            # The plain measure: one bundle vs the empty dir.
             r["first_delta" + sfx] = one["VmRSS"] - base[s]["VmRSS"]
             r["first_anon_delta" + sfx] = one["RssAnon"] - base[s]["RssAnon"]
             r["first_file_delta" + sfx] = one["RssFile"] - base[s]["RssFile"]

@@ -2,7 +2,7 @@
 a Markdown report and PNG charts in loadtest/results/.
 
     python -m loadtest.loadtest [--duration 10s] [-c 4] [-q QPS_PER_WORKER]
-                                [--scenarios python-direct,envoy-rust-100,...] [--state FILE]
+                                [--scenarios python-direct,envoy-rust-100,...] [--state FILE | --own]
     python -m loadtest.loadtest --list                     # each scenario's hey command
     python -m loadtest.loadtest --flagger-cmd URL          # the same load as Flagger's webhook cmd
 
@@ -24,8 +24,9 @@ peak RSS of each mesh process sampled every 0.5 s, and for mirroring the
 comparisons' outcome. Headline: through the mesh at 100% Rust vs Python
 direct under the same hey load, throughput ratio and p99 ratio.
 
-It starts its own mesh on ephemeral ports (stopped afterwards), or uses a
-running one with --state (its filter configuration is restored at the end).
+It runs on the mesh `make run` started when one is running (its filter
+configuration is restored at the end), otherwise (or with --own) it starts
+its own on ephemeral ports and stops it afterwards.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import time
 from pathlib import Path
 
 from . import hey
-from .mesh import Mesh
+from .mesh import STATE_FILE, Mesh
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -263,7 +264,9 @@ def main(argv=None) -> int:
     p.add_argument("-q", type=float, default=None, help="hey rate limit per worker (default: none, closed loop)")
     p.add_argument("--warmup", default="1s", help="unrecorded hey run before each scenario ('' for none)")
     p.add_argument("--scenarios", default=",".join(SCENARIOS))
-    p.add_argument("--state", help="use the running mesh of this state file (default: start one)")
+    p.add_argument("--state", help="the running mesh's state file (default: make run's, "
+                                   "when a mesh is running; otherwise one is started)")
+    p.add_argument("--own", action="store_true", help="start a mesh of its own (ephemeral ports)")
     p.add_argument("--out", default=str(RESULTS), help="report directory")
     p.add_argument("--list", action="store_true", help="print each scenario's hey command and exit")
     p.add_argument("--flagger-cmd", metavar="URL", help="print Flagger's load-test cmd for URL and exit")
@@ -285,9 +288,15 @@ def main(argv=None) -> int:
         return 0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    owned = not a.state
+    state = Path(a.state) if a.state else STATE_FILE
+    owned = a.own or not state.exists()
     try:
-        mesh = Mesh.attach(Path(a.state)) if a.state else Mesh(ephemeral=True).start()
+        if owned:
+            print("loadtest: no running mesh (`make run`): starting one on ephemeral ports")
+            mesh = Mesh(ephemeral=True).start()
+        else:
+            mesh = Mesh.attach(state)
+            print(f"loadtest: on the running mesh ({state}): client {mesh.client_url}")
     except RuntimeError as e:
         print(f"loadtest: {e}", file=sys.stderr)
         return 2

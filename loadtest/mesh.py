@@ -12,7 +12,7 @@ by that PID.
 Default ports (`make run`): client (Envoy) 10000, Envoy admin 9901,
 Prometheus 9090, Python 8000, Rust 8080. Tests use ephemeral ports.
 
-Envoy configuration: tests/filter/harness.py's bootstrap (listener, routes
+Envoy configuration: loadtest/envoy.py's bootstrap (listener, routes
 selecting the cluster by x-nd-backend, the filter's stats tags), the filter
 delivered by ECDS from a watched file (so set_weight/set_config apply live,
 without a restart, breaker state kept), plus what a zero-downtime restart of
@@ -82,15 +82,12 @@ import httpx
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO / "tests/filter") not in sys.path:
-    sys.path.append(str(REPO / "tests/filter"))
-import harness  # noqa: E402  (tests/filter/harness.py: Proc, bootstrap, ECDS helpers)
 
 if str(REPO / "python") not in sys.path:
     sys.path.append(str(REPO / "python"))
 from reference_service import profile as profiles  # noqa: E402  (the API profile, docs/profiles.md)
 
-from . import gates  # noqa: E402
+from . import envoy, gates  # noqa: E402
 
 BUNDLES = REPO / "tests/fixtures/bundles"
 REQUEST = REPO / "examples/predict-request.json"
@@ -106,7 +103,7 @@ RUST_ENV = {
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "info",
 }
-# The filter's configuration on top of harness.filter_config (backends = plain clusters).
+# The filter's configuration on top of envoy.filter_config (backends = plain clusters).
 PLUGIN_DEFAULTS = {
     "rust_weight_bp": 0,
     "breaker": {"enabled": True, "failure_threshold": 5, "recovery_ms": 5000,
@@ -191,9 +188,9 @@ def tool_paths() -> dict:
     out["rust"] = str(Path(os.environ.get("ND_BIN", REPO / "target/release/neuro-divergent")))
     if not Path(out["rust"]).is_file():
         missing.append(f"{out['rust']}: cargo build --release -p neuro-divergent")
-    out["wasm"] = str(harness.WASM)
-    if not harness.WASM.is_file():
-        missing.append(f"{harness.WASM}: wasm-filter/build.sh")
+    out["wasm"] = str(envoy.WASM)
+    if not envoy.WASM.is_file():
+        missing.append(f"{envoy.WASM}: wasm-filter/build.sh")
     if missing:
         raise RuntimeError("missing: " + "; ".join(missing))
     return out
@@ -225,8 +222,8 @@ def merge(base: dict, overrides: dict) -> dict:
     return out
 
 
-class Proc(harness.Proc):
-    """harness.Proc (own session, stopped by PID) that also records its PID in <name>.pid."""
+class Proc(envoy.Proc):
+    """envoy.Proc (own session, stopped by PID) that also records its PID in <name>.pid."""
 
     def __init__(self, args, log_path, **kw):
         super().__init__(args, log_path, **kw)
@@ -256,9 +253,9 @@ def wait_http(url: str, proc: Proc | None, timeout: float, what: str):
 
 
 def envoy_config(py, rs, ecds_path, client_port=0, admin_port=0, route_timeout="15s"):
-    """harness.bootstrap + ECDS filter, with the failover clusters, health checks and
+    """envoy.bootstrap + ECDS filter, with the failover clusters, health checks and
     retry policies described in the module docstring (DRAIN)."""
-    cfg = harness.bootstrap([py, rs], [harness.ecds_filter(ecds_path)], route_timeout=route_timeout,
+    cfg = envoy.bootstrap([py, rs], [envoy.ecds_filter(ecds_path)], route_timeout=route_timeout,
                             stats_flush_interval="1s")
     cfg["node"] = {"id": "nd-local-mesh", "cluster": "nd-local-mesh"}
     cfg["admin"]["address"]["socket_address"]["port_value"] = admin_port
@@ -419,14 +416,14 @@ class Mesh:
         self.wait_service("rust", 60)
         self.wait_service("python", 180)
         self.log(f"mesh: both services ready after {time.monotonic() - t0:.1f}s; starting Envoy and Prometheus")
-        py = harness.ExternalBackend("python", self.url("python"))
-        rs = harness.ExternalBackend("rust", self.url("rust"))
-        self.plugin_config = harness.filter_config(py, rs, **self.plugin_overrides)
+        py = envoy.ExternalBackend("python", self.url("python"))
+        rs = envoy.ExternalBackend("rust", self.url("rust"))
+        self.plugin_config = envoy.filter_config(py, rs, **self.plugin_overrides)
         self.version = 1
-        harness.write_ecds(self.ecds_path, self.plugin_config, self.version, wasm=self.tools["wasm"])
+        envoy.write_ecds(self.ecds_path, self.plugin_config, self.version, wasm=self.tools["wasm"])
         cfg = envoy_config(py, rs, self.ecds_path, self.ports["client"], self.ports["admin"])
         os.environ.setdefault("ENVOY_BIN", self.tools["envoy"])
-        self.envoy = harness.Envoy(cfg, self.workdir)
+        self.envoy = envoy.Envoy(cfg, self.workdir)
         (self.envoy.workdir / "envoy.pid").write_text(f"{self.envoy.proc.pid}\n")
         self.procs["envoy"] = self.envoy.proc
         self.ports["client"] = int(self.envoy.url.rsplit(":", 1)[1])
@@ -527,7 +524,7 @@ class Mesh:
     def write_state(self):
         state = {
             "workdir": str(self.workdir), "ports": self.ports, "ecds": str(self.ecds_path),
-            "wasm": self.tools["wasm"] if self.tools else str(harness.WASM),
+            "wasm": self.tools["wasm"] if self.tools else str(envoy.WASM),
             "plugin_config": self.plugin_config, "version": self.version,
             "rust_model_path": str(self.rust_model_path), "model_path": str(self.model_path),
             "api_profile": str(self.api_profile) if self.api_profile else None, "call": self.call.to_state(),
@@ -582,7 +579,7 @@ class Mesh:
             return new  # Envoy ignores an identical resource (no reload to wait for)
         before = self._ecds_counters()
         self.version += 1
-        harness.write_ecds(self.ecds_path, new, self.version, wasm=self.tools["wasm"])
+        envoy.write_ecds(self.ecds_path, new, self.version, wasm=self.tools["wasm"])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             c = self._ecds_counters()
@@ -710,9 +707,7 @@ def cmd_run(a) -> int:
         except RuntimeError:
             print(f"mesh: {state} is left from a mesh that is not answering: stopping what is left of it")
             cmd_stop(argparse.Namespace(state=str(state)))
-    plugin = {"rust_weight_bp": a.weight}
-    if a.shadow_bp:
-        plugin["shadow"] = {"share_bp": a.shadow_bp}
+    plugin = {"rust_weight_bp": a.weight, "shadow": {"share_bp": a.shadow_bp}}
     try:
         mesh = Mesh(workdir=a.workdir, ephemeral=a.ephemeral, plugin=plugin, state_file=state,
                     api_profile=a.api_profile)
@@ -825,7 +820,8 @@ def main(argv=None) -> int:
     r.add_argument("--for", dest="for_seconds", type=float, default=0, help="stop after SECONDS (smoke tests)")
     r.add_argument("--ephemeral", action="store_true", help="ephemeral ports instead of 10000/9901/9090/8000/8080")
     r.add_argument("--weight", type=int, default=0, help="initial rust_weight_bp (0..10000)")
-    r.add_argument("--shadow-bp", type=int, default=0, help="initial shadow.share_bp")
+    r.add_argument("--shadow-bp", type=int, default=10000,
+                   help="initial shadow.share_bp (default: every Python answer compared on Rust)")
     r.add_argument("--workdir", help="logs/configs here (default: a new temp dir)")
     r.add_argument("--api-profile", help="both services speak this API profile (docs/profiles.md); "
                                          "example.json next to it is the call the printed curl makes")

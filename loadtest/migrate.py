@@ -1,4 +1,4 @@
-"""The migration walkthrough (`make migrate`): the blue-green phases on the
+"""The migration walkthrough (`make migrate`): the progressive migration's phases on the
 running mesh, under continuous hey load, the filter reconfigured live (ECDS).
 
     python -m loadtest.migrate [--hold 20] [--steps 100,1000,2500,5000,10000]

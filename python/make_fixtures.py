@@ -260,7 +260,7 @@ def train_set(uids_lens, end, freq, seed, period, level=100.0, trend=0.5, amp=10
     ])
 
 
-# ---- freq D: one of each model first (the lead needs these early) ----
+# ---- freq D: one of each model first (the parity tests of every class need these first) ----
 
 @spec("mlp_d_standard", ("MLP", "D", 7, 14, "standard", "-", "MAE", "-"))
 def _mlp_d_standard(name):

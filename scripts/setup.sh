@@ -17,6 +17,7 @@ rustup target list --installed 2>/dev/null | grep -q '^wasm32-wasip1$' || { say 
 need_apt=()
 command -v hey >/dev/null || need_apt+=(hey)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "apt-get install ${need_apt[*]}"

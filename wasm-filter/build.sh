@@ -2,8 +2,8 @@
 # Builds the filter and the minimal benchmark filter for wasm32-wasip1 with
 # size settings (opt-level z, fat LTO, one codegen unit, abort on panic,
 # stripped). They are passed with --config because profiles can only be set
-# in the workspace root's Cargo.toml; once the root has them (README.md,
-# "Size") plain `cargo build -p wasm-filter --target wasm32-wasip1 --release`
+# in the workspace root's Cargo.toml; once the root has them (wasm-filter/README.md,
+# "Build") plain `cargo build -p wasm-filter --target wasm32-wasip1 --release`
 # gives the same module.
 #   -> target/wasm32-wasip1/release/wasm_filter.wasm
 #   -> target/wasm32-wasip1/release/examples/minimal_filter.wasm

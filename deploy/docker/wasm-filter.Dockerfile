@@ -3,6 +3,9 @@
 # (url: oci://REGISTRY/nd-filter:TAG): one layer holding plugin.wasm at the
 # root, FROM scratch. Build context: the repository root:
 #   docker build -f deploy/docker/wasm-filter.Dockerfile -t ghcr.io/neuro-divergent/nd-filter:0.1.0 .
+# Push it as a single manifest (docker buildx build --provenance=false --push):
+# Istio compares istio.filter.sha256 with the digest of the manifest it pulls,
+# which an attestation index would change (docs/release.md).
 # The module is what wasm-filter/build.sh builds (size-optimised, <= 300 KiB).
 
 ARG RUST_VERSION=1.95

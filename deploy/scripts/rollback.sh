@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Roll neuro-divergent back (the design document's rollback procedure, made
+# Roll neuro-divergent back (the runbook's rollback procedure, made
 # safe for distroless images, Flagger and the Wasm filter).
 #
 #   deploy/scripts/rollback.sh [--dry-run] [--namespace NS] [--deployment NAME]

@@ -1,4 +1,4 @@
-//! One plain `Config`: `config.toml` (the design document's sections), then
+//! One plain `Config`: `config.toml` (its sections), then
 //! environment variables, then command-line flags, each overriding the last.
 //! A broken file or value is an error naming the key.
 
@@ -129,7 +129,7 @@ struct MetricsSection {
     enabled: Option<bool>,
 }
 
-/// Environment variables read, documented in README.md.
+/// Environment variables read, documented in docs/service.md ("Configuration").
 pub const ENV_VARS: &[&str] = &[
     "HOST",
     "PORT",

@@ -195,6 +195,19 @@ def test_make_run_with_the_api_profile_of_another_service(tools, tmp_path, recor
     assert p.returncode == 0, text + rest
 
 
+def test_make_run_imports_no_test_code():
+    """`make run`, `make loadtest`, `make migrate` and `make soak` are the
+    product: they import nothing from tests/ (a fresh interpreter, as make runs them)."""
+    code = ("import sys, loadtest.mesh, loadtest.loadtest, loadtest.migrate, loadtest.soak, loadtest.faults\n"
+            "print('\\n'.join(sorted(str(getattr(m, '__file__', '') or '') for m in list(sys.modules.values()))))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    files = r.stdout.splitlines()
+    assert any(f.endswith("loadtest/mesh.py") for f in files)
+    from_tests = [f for f in files if f.startswith(str(REPO / "tests") + os.sep)]
+    assert not from_tests, from_tests
+
+
 def test_shipped_prometheus_config_matches_the_mesh():
     shipped = yaml.safe_load((REPO / "deploy/local/prometheus/prometheus.yml").read_text())
     assert shipped["scrape_configs"] == mesh_mod.scrape_configs(mesh_mod.DEFAULT_PORTS)

@@ -81,5 +81,6 @@ def filtered_envoy(upstreams, start_envoy):
 def real_backends():
     py, rs = os.environ.get("ND_FILTER_PYTHON_URL"), os.environ.get("ND_FILTER_RUST_URL")
     if not (py and rs):
-        pytest.skip("set ND_FILTER_PYTHON_URL and ND_FILTER_RUST_URL to run against the real services")
+        pytest.fail("the real_backends tests need both services: run tests/filter/real_backends.sh (it starts "
+                    "them), or set ND_FILTER_PYTHON_URL and ND_FILTER_RUST_URL; -m 'not real_backends' leaves them out")
     return harness.ExternalBackend("python", py), harness.ExternalBackend("rust", rs)

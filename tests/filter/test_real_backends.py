@@ -2,8 +2,9 @@
 through Envoy and mirrored to the other service; the filter's comparator must
 find no mismatch.
 
-Skipped unless both services are running and given by URL (the lead wires this
-into the Makefile / CI):
+`tests/filter/real_backends.sh` (make test-filter) starts both services and
+runs it; against services already running, give them by URL (without them the
+tests fail, they do not skip):
 
     ND_FILTER_PYTHON_URL=http://127.0.0.1:8000 ND_FILTER_RUST_URL=http://127.0.0.1:8080 \\
         $(scripts/python-env.sh)/bin/pytest -q tests/filter/test_real_backends.py

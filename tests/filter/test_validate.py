@@ -17,7 +17,7 @@ ECDS_RESOURCES = sorted(p for p in harness.SHIPPED.glob("*.yaml") if "TypedExten
 
 def validate(path):
     r = subprocess.run([harness.envoy_bin(), "--mode", "validate", "-c", str(path),
-                        "--base-id", str(next(harness._base_ids))],
+                        "--base-id", str(harness.next_base_id())],
                        cwd=harness.REPO, capture_output=True, text=True, timeout=120)
     return r.returncode, r.stdout + r.stderr
 

@@ -246,6 +246,47 @@ def _plugin_configs(documents):
                     yield json.loads(p["patch"]["value"]["typed_config"]["config"]["configuration"]["value"])
 
 
+def _live_rust_shares(documents):
+    """(what, Rust's share of live traffic, the share compared on Rust) for every split object."""
+    for cfg in _plugin_configs(documents):
+        yield "filter", cfg.get("rust_weight_bp", 0), cfg.get("shadow", {}).get("share_bp", 0)
+    for d in documents:
+        if d["kind"] != "VirtualService":
+            continue
+        for route in d["spec"].get("http", []):
+            to_rust = [r.get("weight", 100) for r in route.get("route", [])
+                       if r["destination"]["host"].startswith("neuro-divergent.")]
+            if len(route.get("route", [])) > 1 and to_rust:  # a weighted split
+                yield f"VirtualService {route['name']}", to_rust[0], route.get("mirrorPercentage", {}).get("value", 0)
+
+
+@pytest.mark.parametrize("profile", [p for p in PROFILES if p != "python"])
+def test_every_profile_starts_at_no_live_traffic_on_rust_with_comparison_on(render, profile):
+    """Installing any profile as it is sends 0 % of live traffic to Rust and
+    compares some on Rust (mirror / shadow): moving traffic is an explicit step."""
+    shares = list(_live_rust_shares(docs(render(profile))))
+    assert shares or not profile.startswith("migration"), f"{profile} renders no split"
+    for what, live, compared in shares:
+        assert live == 0, f"{profile}: {what} sends {live} of live traffic to Rust before any comparison"
+        assert compared > 0, f"{profile}: {what} compares nothing on Rust"
+
+
+def test_static_istio_manifests_and_the_install_section_start_at_zero():
+    seen = 0
+    for f in sorted(ISTIO_DIR.glob("*.yaml")):
+        for what, live, compared in _live_rust_shares(docs(f.read_text())):
+            seen += 1
+            assert (live, compared > 0) == (0, True), f"istio/{f.name}: {what}: live {live}, compared {compared}"
+    assert seen >= 4
+    readme = (REPO / "helm/README.md").read_text()
+    install = re.search(r"## Install\n.*?```sh\n(.*?)```", readme, re.S)
+    assert install, "helm/README.md has an Install section with commands"
+    first = install.group(1)  # the first commands a user runs
+    used = re.findall(r"profiles/([\w-]+)\.yaml", first)
+    assert "migration-wasmplugin" in used and set(used) <= set(PROFILES), used
+    assert not re.search(r"rust_?[wW]eight\w*=[1-9]", first), "the first install step sets a Rust weight"
+
+
 @pytest.mark.parametrize("profile", ["migration-wasmplugin", "migration-envoyfilter", "canary"])
 def test_filter_clusters_are_istio_names(render, profile):
     configs = list(_plugin_configs(docs(render(profile))))
@@ -291,10 +332,12 @@ def test_envoyfilter_patches_each_context(render):
 
 
 def test_weighted_split_has_weights_and_mirror(render):
-    vs = find(docs(render("migration-weighted")), "VirtualService", "forecast-predict")
+    vs = find(docs(render("migration-weighted", "--set", "istio.split.weighted.rustWeight=10")),
+              "VirtualService", "forecast-predict")
     r = _routes(vs)["predict-weighted"]
-    assert sorted(d["weight"] for d in r["route"]) == [10, 90]
-    assert r["mirror"]["host"].startswith("neuro-divergent.") and r["mirrorPercentage"] == {"value": 5}
+    assert {d["destination"]["host"].split(".")[0]: d["weight"] for d in r["route"]} == {
+        "neuro-divergent": 10, "neuralforecast-python": 90}
+    assert r["mirror"]["host"].startswith("neuro-divergent.") and r["mirrorPercentage"] == {"value": 10}
     assert r["timeout"] == "30s" and r["retries"]["attempts"] == 3
 
 
@@ -404,10 +447,10 @@ def test_release_names_used_by_profiles():
 
 def test_metric_names_exist(render):
     """Every nd_filter_* name the chart queries is in the filter's README table; every
-    neuro_divergent_* name is in the service's README (the live test checks /metrics too)."""
+    neuro_divergent_* name is in the service's docs/service.md (the live test checks /metrics too)."""
     text = render("canary") + (CHART / "dashboards/neuro-divergent.json").read_text()
     filter_readme = (REPO / "wasm-filter/README.md").read_text()
-    service_readme = (REPO / "README.md").read_text()
+    service_doc = (REPO / "docs/service.md").read_text()
     for name in set(re.findall(r"\bnd_filter_[a-z_]+", text)):
         base = re.sub(r"_(bucket|sum|count)$", "", name)
         assert f"`{base}`" in filter_readme, f"{name} is not a filter metric (wasm-filter/README.md)"
@@ -415,7 +458,7 @@ def test_metric_names_exist(render):
         base = re.sub(r"_(bucket|sum|count)$", "", name)
         if base == "neuro_divergent_http_requests_per_second":  # the HPA's adapter metric (helm/README.md)
             continue
-        assert f"`{base}`" in service_readme, f"{name} is not a service metric (README.md)"
+        assert f"`{base}`" in service_doc, f"{name} is not a service metric (docs/service.md)"
 
 
 # ------------------------------------------------------------------ API profiles
