@@ -32,4 +32,5 @@ virtualservice-weighted.yaml migration-weighted templates/istio/virtualservice-s
 wasmplugin-oci.yaml migration-wasmplugin templates/istio/wasmplugin.yaml
 wasmplugin-file.yaml migration-wasmplugin-file templates/istio/wasmplugin.yaml
 envoyfilter.yaml migration-envoyfilter templates/istio/envoyfilter.yaml
+proxy-stats-bootstrap.yaml migration-wasmplugin templates/istio/proxy-stats-configmap.yaml
 LIST

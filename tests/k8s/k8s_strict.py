@@ -135,6 +135,20 @@ ALLOWED = {
                                                              "protocol": ANY, "appProtocol": ANY}),
                  "clusterIP": ANY, "sessionAffinity": ANY}},
     ("", "ConfigMap"): {"data": ANY, "binaryData": ANY, "immutable": ANY},
+    # The quickstart's objects (deploy/k8s/quickstart/).
+    ("", "Namespace"): {},
+    ("", "PersistentVolumeClaim"): {
+        "spec": {"accessModes": ANY, "resources": {"requests": {"storage": ANY}, "limits": ANY},
+                 "storageClassName": ANY, "volumeMode": ANY, "selector": LABEL_SELECTOR, "volumeName": ANY}},
+    ("", "Pod"): {"spec": {**POD_SPEC, "restartPolicy": ANY, "activeDeadlineSeconds": ANY}},
+    ("networking.istio.io", "Gateway"): {
+        "spec": {"selector": ANY, "servers": L({
+            "port": {"number": ANY, "name": ANY, "protocol": ANY, "targetPort": ANY}, "bind": ANY, "name": ANY,
+            "hosts": ANY, "defaultEndpoint": ANY,
+            "tls": {"httpsRedirect": ANY, "mode": ANY, "credentialName": ANY, "credentialNames": ANY,
+                    "minProtocolVersion": ANY, "maxProtocolVersion": ANY, "cipherSuites": ANY,
+                    "subjectAltNames": ANY, "serverCertificate": ANY, "privateKey": ANY, "caCertificates": ANY,
+                    "caCrl": ANY, "verifyCertificateSpki": ANY, "verifyCertificateHash": ANY}})}},
     ("autoscaling", "HorizontalPodAutoscaler"): {
         "spec": {"scaleTargetRef": {"apiVersion": ANY, "kind": ANY, "name": ANY}, "minReplicas": ANY,
                  "maxReplicas": ANY, "metrics": L({

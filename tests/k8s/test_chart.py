@@ -287,6 +287,37 @@ def test_static_istio_manifests_and_the_install_section_start_at_zero():
     assert not re.search(r"rust_?[wW]eight\w*=[1-9]", first), "the first install step sets a Rust weight"
 
 
+@pytest.mark.parametrize("profile", [p for p in PROFILES if p != "python"])
+def test_the_filters_proxies_get_its_stats_tags(render, profile):
+    """One bootstrap override per namespace the filter runs in, holding the stats_tags
+    the alerts and gates rely on: the same list as the local Envoy's (deploy/local/envoy)."""
+    documents = docs(render(profile))
+    configs = [d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "nd-filter-stats-bootstrap"]
+    attached = {d["metadata"]["namespace"] for d in documents if d["kind"] in ("WasmPlugin", "EnvoyFilter")}
+    assert {c["metadata"]["namespace"] for c in configs} == attached and len(configs) == len(attached)
+    local = yaml.safe_load((REPO / "deploy/local/envoy/envoy.yaml").read_text())["stats_config"]["stats_tags"]
+    for c in configs:
+        assert json.loads(c["data"]["custom_bootstrap.json"]) == {"stats_config": {"stats_tags": local}}
+    off = docs(render(profile, "--set", "istio.filter.proxyStats.enabled=false"))
+    assert not [d for d in off if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-stats-bootstrap")]
+
+
+def test_install_prints_the_proxy_annotations(helm):
+    """`helm install` tells which pods need which annotations, with values a proxy reads."""
+    r = helm("install", "neuro-divergent", str(CHART), "-n", NAMESPACE, "--dry-run=client",
+             *profile_args("migration-envoyfilter"))
+    notes = r.stdout.split("NOTES:", 1)[1]
+    assert "0 basis points of live /predict traffic on Rust" in notes
+    found = re.findall(r"^    proxy\.istio\.io/config: '(.*)'\n    sidecar\.istio\.io/bootstrapOverride: (\S+)$", notes, re.M)
+    assert len(found) == 2, notes  # the gateway and the client sidecars
+    for config, name in found:
+        assert json.loads(config) == {"proxyStatsMatcher": {"inclusionRegexps": [".*nd_filter_.*"]}}
+        assert name == "nd-filter-stats-bootstrap"
+    patch = re.search(r"patch deployment istio-ingressgateway --type merge -p \\\n\s+'(.*)'", notes)
+    annotations = json.loads(patch.group(1))["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"proxy.istio.io/config": found[0][0], "sidecar.istio.io/bootstrapOverride": found[0][1]}
+
+
 @pytest.mark.parametrize("profile", ["migration-wasmplugin", "migration-envoyfilter", "canary"])
 def test_filter_clusters_are_istio_names(render, profile):
     configs = list(_plugin_configs(docs(render(profile))))
@@ -427,6 +458,42 @@ def test_static_istio_manifests_are_valid(node_validate, flagger_schemas):
     for f in files:
         problems = check_manifests(f.read_text(), node_validate, flagger_schemas)
         assert not problems, f"{f.name}:\n" + "\n".join(problems)
+
+
+QUICKSTART = REPO / "deploy/k8s/quickstart"
+
+
+def test_quickstart_manifests_are_valid_and_fit_the_chart(node_validate, flagger_schemas, render):
+    """docs/kubernetes.md's manifests: valid objects, and the names the chart's
+    defaults expect (namespace with injection, the Gateway the split binds to, the
+    claim both releases mount, the loader writing as the services' user)."""
+    files = sorted(QUICKSTART.glob("*.yaml"))
+    assert [f.name for f in files] == ["gateway.yaml", "models-loader.yaml", "models-pvc.yaml", "namespace.yaml"]
+    objects = {}
+    for f in files:
+        problems = check_manifests(f.read_text(), node_validate, flagger_schemas)
+        assert not problems, f"{f.name}:\n" + "\n".join(problems)
+        for d in docs(f.read_text()):
+            objects[d["kind"]] = d
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    ns = objects["Namespace"]
+    assert ns["metadata"]["name"] == NAMESPACE and ns["metadata"]["labels"]["istio-injection"] == "enabled"
+    gw = objects["Gateway"]
+    assert f"{gw['metadata']['namespace']}/{gw['metadata']['name']}" in values["istio"]["split"]["gateways"]
+    assert set(gw["spec"]["servers"][0]["hosts"]) == set(values["istio"]["split"]["hosts"])
+    gateway_attachment = next(a for a in values["istio"]["filter"]["attachments"] if a["context"] == "GATEWAY")
+    assert gw["spec"]["selector"] == gateway_attachment["selector"]
+    pvc = objects["PersistentVolumeClaim"]
+    assert pvc["metadata"]["name"] == values["models"]["volume"]["persistentVolumeClaim"]["claimName"]
+    assert pvc["metadata"]["namespace"] == NAMESPACE
+    loader = objects["Pod"]
+    assert loader["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    for profile in ("default", "python"):
+        pod = find(docs(render(profile)), "Deployment")["spec"]["template"]["spec"]
+        user = pod["securityContext"].get("runAsUser") or pod["containers"][0]["securityContext"]["runAsUser"]
+        assert loader["spec"]["securityContext"]["runAsUser"] == user, profile
+    python_image = yaml.safe_load((CHART / "profiles/python.yaml").read_text())["image"]
+    assert loader["spec"]["containers"][0]["image"] == f"{python_image['repository']}:{python_image['tag']}"
 
 
 def test_static_istio_manifests_match_the_chart(tools, tmp_path):

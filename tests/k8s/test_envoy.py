@@ -151,3 +151,22 @@ def test_bare_wasm_header_is_not_a_plugin(tools, tmp_path):
     plugin = {"backends": {"python": {"cluster": "p"}, "rust": {"cluster": "r"}}}
     rc, out = envoy_validate(tools, bootstrap([[cfg]], plugin), tmp_path)
     assert rc != 0 and "Unable to create Wasm plugin" in out
+
+
+def test_proxy_stats_bootstrap_passes_envoy_validate(render, tools, filter_wasm, tmp_path):
+    """The chart's bootstrap override (custom_bootstrap.json, merged by Istio into the
+    proxy's bootstrap) with the stats matcher Istio builds from proxyStatsMatcher: Envoy
+    accepts it next to the filter; a broken tag regex is refused."""
+    documents = docs(render("migration-wasmplugin"))
+    cm = next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-stats-bootstrap"))
+    override = json.loads(cm["data"]["custom_bootstrap.json"])
+    wp = next(d for d in documents if d["kind"] == "WasmPlugin")
+    cfg = bootstrap([[wasmplugin_as_envoy(wp, filter_wasm, False)]], wp["spec"]["pluginConfig"])
+    cfg["stats_config"] = {**override["stats_config"], "stats_matcher": {"inclusion_list": {"patterns": [
+        {"safe_regex": {"regex": ".*nd_filter_.*"}}]}}}
+    rc, out = envoy_validate(tools, cfg, tmp_path)
+    assert rc == 0 and "OK" in out, out[-3000:]
+    broken = copy.deepcopy(cfg)
+    broken["stats_config"]["stats_tags"][0]["regex"] = "^wasmcustom(("
+    rc, out = envoy_validate(tools, broken, tmp_path, "broken.yaml")
+    assert rc != 0, out[-2000:]

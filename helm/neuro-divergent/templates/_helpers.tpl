@@ -139,3 +139,15 @@ where the model name is ("" for nowhere).
 {{- end -}}
 {{- toJson $answer -}}
 {{- end -}}
+
+{{/* The ConfigMap holding the filter's stats_tags as a bootstrap override. */}}
+{{- define "nd.proxyStatsConfigMap" -}}
+{{ .Values.istio.filter.name }}-stats-bootstrap
+{{- end }}
+
+{{/* The pod annotations a proxy running the filter needs (NOTES.txt, helm/README.md). */}}
+{{- define "nd.proxyStatsAnnotations" -}}
+{{- $m := dict "proxyStatsMatcher" (dict "inclusionRegexps" .Values.istio.filter.proxyStats.inclusionRegexps) -}}
+proxy.istio.io/config: {{ $m | toJson | squote }}
+sidecar.istio.io/bootstrapOverride: {{ include "nd.proxyStatsConfigMap" . }}
+{{- end }}
