@@ -6,9 +6,9 @@ tests/filter have a conftest.py of their own.
 
 import os
 import re
-import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +17,10 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from loadtest import envoy  # noqa: E402  (processes stopped by PID, shared with make run)
+
 CHART = REPO / "helm" / "neuro-divergent"
 PROFILES_DIR = CHART / "profiles"
 RELEASE = "neuro-divergent"
@@ -65,34 +69,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Proc:
-    """A child in its own session (setsid); its PID is recorded next to its log, and it is
-    stopped by that PID's process group."""
+class Proc(envoy.Proc):
+    """A child in its own session (setsid), stopped by its PID's process group
+    (loadtest/envoy.py); its PID is also recorded next to its log."""
 
     def __init__(self, args, log_path, **kw):
-        self.log_path = Path(log_path)
-        self._log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(args, stdout=self._log, stderr=self._log, start_new_session=True, **kw)
-        self.pid = self.popen.pid
+        super().__init__(args, log_path, **kw)
         (self.log_path.parent / f"{self.log_path.stem}.pid").write_text(str(self.pid))
 
-    def alive(self):
-        return self.popen.poll() is None
-
     def stop(self, timeout=30):
-        if self.alive():
-            try:
-                os.killpg(self.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.popen.wait(timeout)
-        self._log.close()
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
+        super().stop(timeout)
 
 
 def wait_http(url, proc, timeout=60.0, ok=(200,)):
