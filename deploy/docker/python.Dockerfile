@@ -5,7 +5,9 @@
 #   docker build -f deploy/docker/python.Dockerfile -t ghcr.io/neuro-divergent/neuralforecast-python:0.1.0 .
 # python/requirements.lock is the project's whole lock (torch with CUDA wheels,
 # and test tools): a large image, the same packages the contract tests run.
-FROM python:3.11-slim
+# Base image by digest, its tag beside it (docker-library/repo-info,
+# repos/python/remote/3.11-slim-bookworm.md: Python 3.11.16 on Debian 12).
+FROM python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -8,8 +8,10 @@
 # which an attestation index would change (docs/release.md).
 # The module is what wasm-filter/build.sh builds (size-optimised, <= 300 KiB).
 
-ARG RUST_VERSION=1.95
-FROM rust:${RUST_VERSION}-bookworm AS build
+# Base images are pinned by digest, the tag beside it saying what it is (the
+# digest decides which image): updating a base is a reviewed change of that line.
+# rust:1.95.0-bookworm's index digest (docker-library/repo-info, repos/rust/remote/1.95.0-bookworm.md).
+FROM rust:1.95.0-bookworm@sha256:adad87df11151c18ba1689c3e1ea8d4810540a29c0adf4a3d69aec35d8ed8968 AS build
 RUN rustup target add wasm32-wasip1
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
