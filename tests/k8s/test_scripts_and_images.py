@@ -127,3 +127,18 @@ def test_dockerfile_copies_exist(dockerfile):
             [s for line in re.findall(r"^COPY\s+(?!--from)(.+)$", text, re.M) for s in line.split()[:-1]]:
         assert (REPO / src).exists(), f"{dockerfile}: COPY {src}: no such path"
         assert f"!{src}" in ignore or f"!{src}/**" in ignore, f"{dockerfile}: {src} is ignored"
+
+
+@pytest.mark.parametrize("dockerfile", sorted(p.name for p in DOCKER.glob("*.Dockerfile")))
+def test_dockerignore_admits_only_what_the_image_copies(dockerfile):
+    """Each image's .dockerignore starts from nothing (`**`) and lets through
+    only the sources its Dockerfile COPYs, so no other file reaches its context."""
+    text = (DOCKER / dockerfile).read_text()
+    sources = {s.rstrip("/") for line in re.findall(r"^COPY\s+(?!--from)(.+)$", text, re.M)
+               for s in line.split()[:-1]}
+    lines = [line.strip() for line in (DOCKER / f"{dockerfile}.dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines[0] == "**", f"{dockerfile}.dockerignore must start by ignoring everything"
+    admitted = {line[1:].removesuffix("/**") for line in lines if line.startswith("!")}
+    assert admitted == sources, f"{dockerfile}: admitted {sorted(admitted)}, copied {sorted(sources)}"
+
