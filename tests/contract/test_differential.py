@@ -24,12 +24,11 @@ import math
 import random
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import BUNDLES, CASES
 
 warnings.filterwarnings("ignore")
@@ -311,7 +310,7 @@ VARIANTS = _variants()
 
 # ------------------------------------------------------------------ the oracle
 
-@lru_cache(maxsize=None)
+@cache
 def _nf(bundle: str):
     from neuralforecast import NeuralForecast
     return NeuralForecast.load(str(BUNDLES / bundle))
@@ -324,7 +323,7 @@ def _frame(rows, time_col, int_freq):
     return df
 
 
-@lru_cache(maxsize=None)
+@cache
 def oracle(name: str):
     """('ok', rows) or ('raises', message) from nf.predict in this process."""
     v = next(x for x in VARIANTS if x.name == name)

