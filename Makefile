@@ -13,7 +13,7 @@ PYTHON_PORT ?= 8000
 VENV = $(shell scripts/python-env.sh)
 PY = $(VENV)/bin/python
 
-.PHONY: help setup build static wasm run run-rust run-python loadtest migrate soak test test-rust test-contract test-reliability test-abuse test-filter test-profiles test-docs test-k8s test-e2e lint deny fuzz fuzz-smoke fmt bench bench-bundles fixtures legacy-fixtures clean
+.PHONY: help setup build static wasm run run-rust run-python loadtest migrate soak test test-rust test-python test-contract test-reliability test-abuse test-filter test-profiles test-docs test-k8s test-e2e lint deny fuzz fuzz-smoke fmt bench bench-bundles fixtures legacy-fixtures clean
 
 # `make help` prints every target with the text after its "##"; `make lint`
 # fails when a .PHONY target has none (scripts/make-help.sh).
@@ -63,9 +63,11 @@ run-python: setup ## only the Python reference service on the same bundles (127.
 	@echo "the Python reference service on http://127.0.0.1:$(PYTHON_PORT) (bundles: $(MODEL_PATH)); Ctrl-C stops it"
 	PYTHONPATH=python $(PY) -m reference_service --model-path $(MODEL_PATH) --host 127.0.0.1 --port $(PYTHON_PORT)
 
-lint: ## cargo fmt --check, clippy -D warnings (host and wasm32), shellcheck, every target documented
+lint: ## cargo fmt --check, clippy -D warnings (host and wasm32), shellcheck, ruff, mypy, every target documented
 	scripts/make-help.sh --check Makefile
 	shellcheck .ci/run $$(git ls-files '*.sh' 2>/dev/null || find . -name '*.sh' -not -path './target/*' -not -path '*/node_modules/*')
+	$(VENV)/bin/ruff check --config python/pyproject.toml .
+	$(VENV)/bin/mypy --config-file python/pyproject.toml python/reference_service loadtest tests/python
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) clippy -p wasm-filter --target wasm32-wasip1 --all-targets --locked -- -D warnings
@@ -94,6 +96,12 @@ fmt: ## cargo fmt
 
 test-rust: ## unit, parity and integration tests of the Rust workspace
 	$(CARGO) test --workspace --release --locked
+
+# The Python reference service in process (FastAPI's TestClient, no port):
+# the request checks, settings, /openapi.json, metrics, logs, warnings, and
+# the wheel `pip install ./python` builds (tests/python/).
+test-python: setup ## the Python reference service in process: request checks, settings, OpenAPI, metrics, logs, its wheel
+	$(PY) -m pytest tests/python -q
 
 test-contract: build ## the HTTP contract on both services, golden fixtures, NeuralForecast differential
 	$(PY) -m pytest tests/contract -q
@@ -136,7 +144,7 @@ test-k8s: build wasm ## the chart and manifests validated offline with real tool
 test-e2e: build wasm ## make run, make migrate and the faults on the whole local mesh
 	$(PY) -m pytest tests/e2e -q -s
 
-test: setup lint deny test-docs test-rust test-contract test-reliability test-abuse fuzz-smoke static test-filter test-profiles test-k8s test-e2e ## everything CI runs (.ci/run)
+test: setup lint deny test-docs test-python test-rust test-contract test-reliability test-abuse fuzz-smoke static test-filter test-profiles test-k8s test-e2e ## everything CI runs (.ci/run)
 	@echo "make test: all green"
 
 bench: setup build ## criterion benches, hey against both services, per-bundle figures (BENCHMARKS.md)

@@ -101,8 +101,8 @@ def main() -> int:
         (args.out / "requests" / f"{name}.json").write_text(json.dumps(req))
         frame = pd.DataFrame(req["df"]).assign(ds=lambda d: pd.to_datetime(d["ds"]))
         loaded = NeuralForecast.load(str(args.out / "bundles" / name))
-        point = timed(lambda: loaded.predict(df=frame), args.runs)
-        level = timed(lambda: loaded.predict(df=frame, level=LEVEL), args.runs)
+        point = timed(lambda nf=loaded, f=frame: nf.predict(df=f), args.runs)
+        level = timed(lambda nf=loaded, f=frame: nf.predict(df=f, level=LEVEL), args.runs)
         print(f"| {name} | {df['unique_id'].nunique()} | {point:.2f} | {level:.2f} | {level - point:+.2f} |")
     return 0
 

@@ -61,7 +61,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -341,7 +341,7 @@ def measure_memory(bundles: list[str], reps: int, copies: int, big: list[str], b
                     raw[s].setdefault((b, n), []).append(one_sample(d, env, names))
             raw[s]["baseline"].append(one_sample(empty, env, []))
         print(f"memory: repetition {rep + 1}/{reps} done ({time.monotonic() - t0:.0f} s)", flush=True)
-    for rep in range(big_reps if big else 0):
+    for _rep in range(big_reps if big else 0):
         for s, env in SETTINGS.items():
             for b in big:
                 d, names = dirs[(b, big_copies)]
@@ -534,10 +534,10 @@ def main() -> None:
     }
     summary["noise_per_bundle_bytes"] = summary["noise_rss_range"] / (N - 1)
     meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "host_cores": os.cpu_count(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "host_cores": os.cpu_count(),
         "machine": platform.machine(),
         "binary": str(BIN.relative_to(REPO)) if BIN.is_relative_to(REPO) else str(BIN),
-        "binary_mtime": datetime.fromtimestamp(BIN.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "binary_mtime": datetime.fromtimestamp(BIN.stat().st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "hey": {"c1_n": args.n, "c4_n": 2 * args.n, "warmup_n": min(200, args.n)},
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
         "memory_reps": args.reps, "copies": N, "big_copies": args.big_copies, "big_reps": big_reps,

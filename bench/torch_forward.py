@@ -23,34 +23,39 @@ BUNDLES = ["mlp_d_standard", "dlinear_d_identity", "nlinear_d_robust", "mlp_exog
            "nhits_me_cubic",
            "rnn_d_direct", "rnn_h_relu_rec", "lstm_d_exog", "lstm_w_rec_mq", "gru_d_rec_exog", "gru_int_direct",
            "dilated_rnn_d_exog", "dilated_rnn_ms_cells", "tcn_h_exog_mq", "bitcn_d_exog", "bitcn_ms_revin",
-           "softs_h_norm", "softs_d_mq", "softssharp_h_norm", "softssharp_d_mq", "kan_d_exog", "kan_ms_mq", "timemixer_h_movavg", "timemixer_d_dft_mq",
+           "softs_h_norm", "softs_d_mq", "softssharp_h_norm", "softssharp_d_mq", "kan_d_exog", "kan_ms_mq",
+           "timemixer_h_movavg", "timemixer_d_dft_mq",
            "timexer_d_exog", "timexer_h_mq", "rmok_d_mexican", "rmok_w_wavelets_mq", "xlinear_d_exog", "xlinear_ms_mq",
-           "stemgnn_d_robust", "stemgnn_ms_mq", "timesnet_d_batches", "timesnet_h_futr_mq", "deepnpts_d_exog", "deepnpts_w_nobn",
-           "tft_d_exog", "tft_h_gru_mq", "tft_ms_hist", "patchtst_d_revin", "patchtst_h_norevin_mq", "patchtst_w_affine",
-           "vanilla_d_futr", "vanilla_ms_mq", "informer_d_futr", "informer_h_mq", "autoformer_d_futr", "autoformer_w_mq",
+           "stemgnn_d_robust", "stemgnn_ms_mq", "timesnet_d_batches", "timesnet_h_futr_mq", "deepnpts_d_exog",
+           "deepnpts_w_nobn",
+           "tft_d_exog", "tft_h_gru_mq", "tft_ms_hist", "patchtst_d_revin", "patchtst_h_norevin_mq",
+           "patchtst_w_affine",
+           "vanilla_d_futr", "vanilla_ms_mq", "informer_d_futr", "informer_h_mq", "autoformer_d_futr",
+           "autoformer_w_mq",
            "fedformer_d_futr", "fedformer_h_low_mq"]
 
 
 def windows(model, series: int):
-    l, h = model.input_size, model.h
+    n_in, h = model.input_size, model.h
     val = lambda i: ((i * 7919) % 1000) / 500.0 - 1.0  # noqa: E731  same values as the Rust bench
-    y = torch.tensor([[val(i * l + t) for t in range(l)] for i in range(series)], dtype=torch.float32)
+    y = torch.tensor([[val(i * n_in + t) for t in range(n_in)] for i in range(series)], dtype=torch.float32)
     if model.MULTIVARIATE:
         # One window holding the series: [1, L, N]; exog [1, C, L(+h), N]; static [N, S].
-        b = {"insample_y": y.T.unsqueeze(0), "insample_mask": torch.ones(1, l, series),
+        b = {"insample_y": y.T.unsqueeze(0), "insample_mask": torch.ones(1, n_in, series),
              "hist_exog": None, "futr_exog": None, "stat_exog": None}
         if model.hist_exog_list:
-            b["hist_exog"] = torch.rand(1, len(model.hist_exog_list), l, series)
+            b["hist_exog"] = torch.rand(1, len(model.hist_exog_list), n_in, series)
         if model.futr_exog_list:
-            b["futr_exog"] = torch.rand(1, len(model.futr_exog_list), l + h, series)
+            b["futr_exog"] = torch.rand(1, len(model.futr_exog_list), n_in + h, series)
         if model.stat_exog_list:
             b["stat_exog"] = torch.rand(series, len(model.stat_exog_list))
         return b
-    b = {"insample_y": y.unsqueeze(-1), "insample_mask": torch.ones(series, l), "hist_exog": None, "futr_exog": None, "stat_exog": None}
+    b = {"insample_y": y.unsqueeze(-1), "insample_mask": torch.ones(series, n_in), "hist_exog": None,
+         "futr_exog": None, "stat_exog": None}
     if model.hist_exog_list:
-        b["hist_exog"] = torch.rand(series, l, len(model.hist_exog_list))
+        b["hist_exog"] = torch.rand(series, n_in, len(model.hist_exog_list))
     if model.futr_exog_list:
-        b["futr_exog"] = torch.rand(series, l + h, len(model.futr_exog_list))
+        b["futr_exog"] = torch.rand(series, n_in + h, len(model.futr_exog_list))
     if model.stat_exog_list:
         b["stat_exog"] = torch.rand(series, len(model.stat_exog_list))
     return b
@@ -72,7 +77,8 @@ def forward_of(model):
                 n = out.shape[0]
                 step = {"insample_y": out.mean(-1, keepdim=True), "insample_mask": None, "stat_exog": b["stat_exog"],
                         "hist_exog": None if b["hist_exog"] is None else torch.zeros(n, 1, b["hist_exog"].shape[-1]),
-                        "futr_exog": None if b["futr_exog"] is None else b["futr_exog"][:, model.input_size + tau - 1:][:, :1]}
+                        "futr_exog": (None if b["futr_exog"] is None
+                                      else b["futr_exog"][:, model.input_size + tau - 1:][:, :1])}
                 out = model(step)
         finally:
             model.rnn_state, model.maintain_state, model.h = None, False, h

@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -110,7 +111,7 @@ def cluster(name, host, port, connect_timeout="0.5s"):
 
 def filter_config(python, rust, **overrides):
     """A plugin configuration (dict) for clusters named python / rust."""
-    cfg = {
+    cfg: dict[str, Any] = {
         "rust_weight_bp": 0,
         "backends": {
             "python": {"cluster": "python", "authority": f"{python.host}:{python.port}"},
@@ -207,13 +208,15 @@ def bootstrap(backends, http_filters, route_timeout="2s", extra_routes=(), stats
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "@type": ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+                                  "HttpConnectionManager"),
                         "stat_prefix": "ingress",
                         "route_config": {"name": "nd", "virtual_hosts": [
                             {"name": "nd", "domains": ["*"], "routes": routes}]},
                         "http_filters": list(http_filters) + [{
                             "name": "envoy.filters.http.router",
-                            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
                         }],
                     },
                 }]}],

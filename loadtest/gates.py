@@ -30,6 +30,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -119,7 +120,7 @@ def alert_rules() -> list[dict]:
             i += 1
             continue
         indent = len(m.group(1)) + 2
-        rule = {"alert": m.group(2), "group": group}
+        rule: dict[str, Any] = {"alert": m.group(2), "group": group}
         i += 1
         while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) >= indent):
             cur = lines[i]
@@ -162,7 +163,7 @@ def alert_rules() -> list[dict]:
 
 def write_rules_file(path: Path) -> Path:
     """A Prometheus rule file with the chart's alerts (loaded by the mesh's Prometheus)."""
-    groups = {}
+    groups: dict[str, list[dict]] = {}
     for r in alert_rules():
         rule = {"alert": r["alert"], "expr": r["expr"]}
         if "for" in r:
@@ -194,7 +195,8 @@ class Gate:
             v = "false" if self.ok else f"true ({self.value:.4g})"
         else:
             v = "no data" if self.value is None else f"{self.value:.6g}"
-        return f"{'PASS' if self.ok else 'FAIL'}  {self.name:<28} {v:>12}  (limit {self.limit}){'' if self.ok else '  <- ' + self.why}"
+        verdict = "PASS" if self.ok else "FAIL"
+        return f"{verdict}  {self.name:<28} {v:>12}  (limit {self.limit}){'' if self.ok else '  <- ' + self.why}"
 
 
 class PromClient:

@@ -77,7 +77,7 @@ def parse(text: str) -> dict:
     lat = {f"p{int(p)}": float(s) * 1000 for p, s in re.findall(r"^\s+(\d+)%+ in ([\d.]+) secs", text, re.M)
            if float(s) > 0}
     status = {int(code): int(n) for code, n in re.findall(r"^\s+\[(\d{3})\]\s+(\d+) responses", text, re.M)}
-    errors = {}
+    errors: dict[str, int] = {}
     if "Error distribution:" in text:
         for n, msg in re.findall(r"^\s+\[(\d+)\]\s+(.+)$", text.split("Error distribution:", 1)[1], re.M):
             errors[msg.strip()] = errors.get(msg.strip(), 0) + int(n)

@@ -78,7 +78,7 @@ class RssSampler(threading.Thread):
 
 
 def shadow_counts(mesh: Mesh) -> dict:
-    out = {}
+    out: dict[str, float] = {}
     for (name, labels), v in mesh.envoy_metrics().items():
         if name == "nd_filter_shadow_results_total":
             out[dict(labels).get("result", "?")] = out.get(dict(labels).get("result", "?"), 0) + v
@@ -111,7 +111,7 @@ def run_scenario(mesh: Mesh, name: str, duration: str, c: int, q: float | None, 
     shadow_after = shadow_counts(mesh)
     shadow = {k: shadow_after.get(k, 0) - shadow_before.get(k, 0) for k in set(shadow_after) | set(shadow_before)}
     shadow = {k: v for k, v in shadow.items() if v}
-    raw = res.pop("raw")
+    res.pop("raw")  # hey's output: not in the report
     out = {
         "scenario": name, "description": desc, "target": target, "filter": overrides,
         "hey": shlex.join(["hey", *cmd[1:]]).replace(str(hey.REPO) + "/", ""),
@@ -183,11 +183,12 @@ def markdown(report: dict) -> str:
         "RSS MB python | rust | envoy | prometheus |",
         "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for name, x in rows.items():
+    for x in rows.values():
         lat, rss = x["latency_ms"], x["rss_mb"]
         served = f"{x['served']['python']:.0f} / {x['served']['rust']:.0f}"
         if x.get("shadow"):
-            served += f" (Rust's count includes the shadow calls; compared: {', '.join(f'{k} {v:.0f}' for k, v in sorted(x['shadow'].items()))})"
+            compared = ", ".join(f"{k} {v:.0f}" for k, v in sorted(x["shadow"].items()))
+            served += f" (Rust's count includes the shadow calls; compared: {compared})"
         lines.append(
             f"| {x['description']} | {x['rps']:.1f} | {fmt(lat.get('p50'), '.1f')} | {fmt(lat.get('p90'), '.1f')} | "
             f"{fmt(lat.get('p99'), '.1f')} | {x['failed']} | {served} | "

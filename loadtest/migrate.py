@@ -62,7 +62,7 @@ def bundle_hash(mesh: Mesh) -> str | None:
     return None
 
 
-def wait_reload(mesh: Mesh, before: str, timeout=15) -> str:
+def wait_reload(mesh: Mesh, before: str | None, timeout=15) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         h = bundle_hash(mesh)
@@ -84,7 +84,7 @@ class Walkthrough:
         self.log = log
         self.report = {"hold_s": hold, "steps_bp": steps, "shadow_bp": shadow_bp, "inject": inject,
                        "load": {"c": c, "q_per_worker": q}, "phases": [], "outcome": None}
-        self.backup = None
+        self.backup: faults.Backup | None = None
 
     def interval(self):
         return f"{max(int(round(self.hold)), 3)}s"
@@ -105,7 +105,8 @@ class Walkthrough:
     def set_weight(self, bp):
         t = time.monotonic()
         self.mesh.set_weight(bp)
-        self.report["phases"].append({"weight_bp": bp, "at": time.time(), "reconfig_ms": round(1000 * (time.monotonic() - t))})
+        self.report["phases"].append({"weight_bp": bp, "at": time.time(),
+                                      "reconfig_ms": round(1000 * (time.monotonic() - t))})
 
     def run(self) -> int:
         m = self.mesh
@@ -152,7 +153,8 @@ class Walkthrough:
         self.report["load_result"] = summary
         self.report["final_weight_bp"] = self.mesh.plugin_config["rust_weight_bp"]
         self.log(f"migrate: load: {summary['requests']} requests, {summary['ok']} answered 200, "
-                 f"{summary['failed']} failed ({summary['status']}{', ' + str(summary['errors']) if summary['errors'] else ''}); "
+                 f"{summary['failed']} failed ({summary['status']}"
+                 f"{', ' + str(summary['errors']) if summary['errors'] else ''}); "
                  f"p99 {summary['latency_ms'].get('p99', float('nan')):.1f} ms")
         if summary["failed"]:
             self.log("migrate: FAILED requests during the walkthrough")
@@ -173,9 +175,12 @@ class Walkthrough:
     def inject_wrong_numbers(self):
         bundle = self.mesh.rust_model_path / self.mesh.call.model
         before = bundle_hash(self.mesh)
+        if before is None:
+            raise RuntimeError(f"the Rust service does not serve {self.mesh.call.model}")
         self.backup = faults.wrong_numbers(bundle)
         after = wait_reload(self.mesh, before)
-        self.log(f"migrate: INJECTED wrong numbers into the Rust service's {self.mesh.call.model} ({before[:19]}... -> {after[:19]}...)")
+        self.log(f"migrate: INJECTED wrong numbers into the Rust service's {self.mesh.call.model} "
+                 f"({before[:19]}... -> {after[:19]}...)")
         self.report["injected"] = {"bundle": str(bundle), "hash_before": before, "hash_after": after}
 
 

@@ -71,6 +71,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -136,8 +137,8 @@ BAD = {
     "y_beyond_float32": (PLAIN, _j({"df": _set(H, 5, y=1e39)}), "application/json", 422, "non_finite_value"),
     "empty_df": (PLAIN, _j({"df": []}), "application/json", 422, "empty_df"),
     "ds_not_a_date": (PLAIN, _j({"df": _set(H, 4, ds="yesterday")}), "application/json", 422, "invalid_ds"),
-    "available_mask_two": (PLAIN, _j({"df": _set([{**r, "available_mask": 1} for r in H], 4, available_mask=2)}), "application/json", 422,
-                           "invalid_value"),
+    "available_mask_two": (PLAIN, _j({"df": _set([{**r, "available_mask": 1} for r in H], 4, available_mask=2)}),
+                           "application/json", 422, "invalid_value"),
     "wrong_media_type": (PLAIN, _j({"df": H}), "text/plain", 415, "unsupported_media_type"),
 }
 
@@ -256,10 +257,11 @@ class Worker(threading.Thread):
                     pass
                 ok = status == want_status and code == want_code
                 outcome = str(status) if status is not None else "transport_error"
-                self.tally.add(f"bad:{name}", outcome if ok else f"{outcome} (unexpected)", ms, failure=None if ok else {
+                failure = None if ok else {
                     "kind": f"bad:{name}", "at_s": at, "weight_bp": self.weight_now(), "status": status,
                     "want": f"{want_status} {want_code}", "got_code": code, "fallback": fb,
-                    "body": data[:300].decode(errors="replace")})
+                    "body": data[:300].decode(errors="replace")}
+                self.tally.add(f"bad:{name}", outcome if ok else f"{outcome} (unexpected)", ms, failure=failure)
             else:
                 case = self.cases[self.pick_case()]
                 t = time.perf_counter()
@@ -398,7 +400,8 @@ def prime(mesh: Mesh, cases: list[Case], tally: Tally, log):
                 r = c.post(f"{mesh.url(svc)}/predict", params={"model": case.bundle}, content=case.body,
                            headers={"content-type": "application/json"})
                 why = wrong_numbers(r.json(), case.expected) if r.status_code == 200 else r.text[:300]
-                outcome = "200" if why is None else (f"{r.status_code}" if r.status_code != 200 else "200 (wrong numbers)")
+                outcome = ("200" if why is None
+                           else f"{r.status_code}" if r.status_code != 200 else "200 (wrong numbers)")
                 tally.add(f"priming:{svc}", outcome, 0.0, failure=None if why is None else {
                     "kind": f"priming:{svc}", "case": case.name, "status": r.status_code, "why": why})
     log(f"soak: primed both services with the {len(cases)} golden cases each")
@@ -537,7 +540,7 @@ def _soak(mesh, cases, bundles, seconds, workers, rate, bad_share, shadow_bp, se
                 return
             bp = next(seq)
             ts = time.monotonic()
-            entry = {"to_bp": bp, "at_s": round(ts - t0, 1)}
+            entry: dict[str, Any] = {"to_bp": bp, "at_s": round(ts - t0, 1)}
             try:
                 mesh.set_weight(bp)
                 current["weight_bp"] = bp
@@ -680,8 +683,10 @@ def markdown(r: dict) -> str:
         "",
         "| criterion | result |",
         "|---|---|",
-        f"| valid requests failed (non-200, transport error, wrong numbers) | {req['valid_failed']} of {req['valid']} |",
-        f"| bad requests without their expected 4xx | {req['bad_unexpected']} of {req['bad']} (5xx: {req['bad_5xx']}) |",
+        "| valid requests failed (non-200, transport error, wrong numbers) | "
+        f"{req['valid_failed']} of {req['valid']} |",
+        "| bad requests without their expected 4xx | "
+        f"{req['bad_unexpected']} of {req['bad']} (5xx: {req['bad_5xx']}) |",
         f"| bundles answered | {r['per_bundle_ok']['bundles']} of {r['bundles']} "
         f"(200s per bundle: {r['per_bundle_ok']['min']}..{r['per_bundle_ok']['max']}) |",
         f"| hot reloads picked up / done, refused | {r['reloads_picked_up']} / {r['reloads_done']}, "

@@ -41,6 +41,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 # make_fixtures sets the single-thread / CPU environment before torch loads.
+import neuralforecast  # noqa: E402
+import neuralforecast.models as M  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from make_fixtures import (  # noqa: E402
     case_request,
     concat,
@@ -53,12 +57,6 @@ from make_fixtures import (  # noqa: E402
     train_set,
     trainer_kwargs,
 )
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import neuralforecast  # noqa: E402
-import neuralforecast.models as M  # noqa: E402
 from neuralforecast import NeuralForecast  # noqa: E402
 from neuralforecast.losses.pytorch import MQLoss  # noqa: E402
 from neuralforecast.utils import PredictionIntervals  # noqa: E402

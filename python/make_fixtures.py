@@ -38,9 +38,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-
 from neuralforecast import NeuralForecast  # noqa: E402
-from neuralforecast.losses.pytorch import MAE, MQLoss, MSE  # noqa: E402
+from neuralforecast.losses.pytorch import MSE, MQLoss  # noqa: E402
 from neuralforecast.models import MLP, DLinear, NLinear  # noqa: E402
 from neuralforecast.utils import AirPassengersDF  # noqa: E402
 

@@ -51,10 +51,9 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from make_fixtures import predictions_to_records, records_to_df  # noqa: E402
-
 import neuralforecast  # noqa: E402
 import torch  # noqa: E402
+from make_fixtures import predictions_to_records, records_to_df  # noqa: E402
 from neuralforecast import NeuralForecast  # noqa: E402
 
 torch.set_num_threads(1)
@@ -773,8 +772,8 @@ def main(argv=None):
     for name, ver, digest, line in run:
         prefix, fam = prefix_of(ver)
         # Drop this version's previous output (with --only: of those specs).
-        mine = (lambda n: n.startswith(prefix + "_")) if not specs else \
-            (lambda n: any(n == f"{prefix}_{s}" or n.startswith(f"{prefix}_{s}__") for s in specs))
+        mine = (lambda n, prefix=prefix: n.startswith(prefix + "_")) if not specs else \
+            (lambda n, prefix=prefix: any(n == f"{prefix}_{s}" or n.startswith(f"{prefix}_{s}__") for s in specs))
         for d in os.listdir(os.path.join(out, "bundles")):
             if mine(d):
                 shutil.rmtree(os.path.join(out, "bundles", d))

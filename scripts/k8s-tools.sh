@@ -94,7 +94,7 @@ fi
 # --- the project venv (envoy 1.40, yamllint, jsonschema) ------------------------
 venv=$("$root/scripts/python-env.sh")
 for exe in envoy yamllint python; do
-  [ -x "$venv/bin/$exe" ] || die "$venv/bin/$exe is missing (python/requirements.lock)"
+  [ -x "$venv/bin/$exe" ] || die "$venv/bin/$exe is missing (python/requirements-dev.lock)"
 done
 "$venv/bin/python" -c 'import jsonschema, yaml' || die "jsonschema/pyyaml missing from $venv"
 

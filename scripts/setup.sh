@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make run` and `make test` need on a fresh machine, idempotently:
 # Rust components and targets, the locked Python venv (outside the clone,
-# keyed by python/requirements.lock's hash), and Debian tools.
+# keyed by the hash of python/requirements.lock and requirements-dev.lock;
+# Python 3.11), and Debian tools.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf 'setup: %s\n' "$*" >&2; }

@@ -14,7 +14,6 @@ linear/nearest/cubic interpolation, exog, dropout and MQLoss.
 from __future__ import annotations
 
 import numpy as np
-
 from make_fixtures import (
     MQLoss,
     air_series,

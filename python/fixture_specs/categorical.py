@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from make_fixtures import concat, spec, trainer_kwargs
 from neuralforecast.models import (
     GRU,
+    KAN,
     LSTM,
     MLP,
     NHITS,
@@ -30,7 +30,6 @@ from neuralforecast.models import (
     DilatedRNN,
     FEDformer,
     Informer,
-    KAN,
     MLPMultivariate,
     NBEATSx,
     TiDE,

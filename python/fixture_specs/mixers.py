@@ -10,7 +10,6 @@ ending at different dates.
 from __future__ import annotations
 
 import numpy as np
-
 from make_fixtures import (
     MQLoss,
     air_series,

@@ -14,7 +14,6 @@ TypeError there, so it cannot be trained or served), TCN and BiTCN with and with
 from __future__ import annotations
 
 import numpy as np
-
 from make_fixtures import (
     MSE,
     MQLoss,
@@ -156,7 +155,8 @@ def _bitcn_d_exog(name):
             exog_cases(name, freq, 7, 391, "2024-05-20", "2024-08-31"))
 
 
-@spec("bitcn_ms_revin", ("BiTCN(hidden 8) + TCN(encoder_activation='Tanh', alias tcn_tanh)", "MS", 5, 9, "revin", "-", "MAE", "-"))
+@spec("bitcn_ms_revin", ("BiTCN(hidden 8) + TCN(encoder_activation='Tanh', alias tcn_tanh)", "MS", 5, 9, "revin",
+                         "-", "MAE", "-"))
 def _bitcn_ms_revin(name):
     freq = "MS"
     tr = train_set([("s1", 96), ("s2", 72), ("s3", 60)], "2023-12-01", freq, 400, 12)

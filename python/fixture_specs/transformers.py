@@ -16,7 +16,6 @@ modes (or the lowest ones) because the randomly picked modes are not saved.
 from __future__ import annotations
 
 import numpy as np
-
 from make_fixtures import (
     MQLoss,
     exog_frame,

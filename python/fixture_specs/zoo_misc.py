@@ -10,8 +10,6 @@ its periods from the FFT of the whole batch, so its cases mix series.
 from __future__ import annotations
 
 import numpy as np
-
-from fixture_specs.mixers import UIDS, mv_cases, mv_exog_cases
 from make_fixtures import (
     MSE,
     MQLoss,
@@ -21,8 +19,9 @@ from make_fixtures import (
     train_set,
     trainer_kwargs,
 )
-from neuralforecast.models import (KAN, SOFTS, DeepNPTS, RMoK, SOFTSSharp, StemGNN, TimeMixer, TimesNet, TimeXer,
-                                   XLinear)
+from neuralforecast.models import KAN, SOFTS, DeepNPTS, RMoK, SOFTSSharp, StemGNN, TimeMixer, TimesNet, TimeXer, XLinear
+
+from fixture_specs.mixers import UIDS, mv_cases, mv_exog_cases
 
 EXOG_ROW = "futr: promo, wave; hist: temp; stat: size, region"
 

@@ -1,4 +1,5 @@
-"""HTTP routes of the reference service: docs/contract.md, nothing more."""
+"""HTTP routes of the reference service: docs/contract.md's, and its description
+(docs/openapi.yaml) at /openapi.json and /docs."""
 
 from __future__ import annotations
 
@@ -6,37 +7,29 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import bundles as bundles_mod
+from . import openapi
 from .bundles import Bundle
 from .errors import ApiError, error_response
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 from .profile import Profile
+from .profile import load as load_profile
 from .request import check_interval_series, check_shape, parse_json, requested_h, requested_intervals, to_frames
+from .settings import Settings
 
 log = logging.getLogger("reference_service")
-
-
-@dataclass
-class Settings:
-    model_path: str
-    default_model: str | None = None
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_series: int = 20_000
-    # Read bundles written before NeuralForecast 3.3 with pickle (ALLOW_PICKLE):
-    # only for bundles as trusted as the service that wrote them.
-    allow_pickle: bool = False
-    # The user's own API shape (docs/profiles.md); the default is docs/contract.md.
-    profile: Profile = field(default_factory=Profile)
 
 
 @dataclass
@@ -54,7 +47,7 @@ class State:
         return self.loaded and not self.draining
 
 
-def _load_in_background(settings: Settings, state: State, root_dir: str, on_failure) -> None:
+def _load_in_background(settings: Settings, state: State, root_dir: str, on_failure: Callable[[], None]) -> None:
     """Bundles load after the port opens so /health answers and /ready says 503
     meanwhile; a bundle that fails to load stops the service."""
     def run():
@@ -64,17 +57,16 @@ def _load_in_background(settings: Settings, state: State, root_dir: str, on_fail
                 raise RuntimeError(f"default model {settings.default_model!r} is not a bundle")
             state.bundles = loaded
             state.loaded = True
-            log.info("ready: %d bundle(s) from %s", len(loaded), settings.model_path)
+            log.info("ready", extra={"bundles": len(loaded), "model_path": settings.model_path})
         except Exception:
-            log.exception("loading bundles from %s failed", settings.model_path)
+            log.exception("loading bundles failed", extra={"model_path": settings.model_path})
             state.load_failed = True
             on_failure()
 
     threading.Thread(target=run, name="load-bundles", daemon=True).start()
 
 
-def _select(state: State, settings: Settings, request: Request, body=None) -> Bundle:
-    profile = settings.profile
+def _select(state: State, settings: Settings, profile: Profile, request: Request, body: Any = None) -> Bundle:
     kind, key = profile.model
     if kind == "query":
         names = request.query_params.getlist(key)
@@ -104,7 +96,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise too_large
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
@@ -113,7 +106,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _answer(bundle: Bundle, body, max_series: int = 20_000, profile: Profile | None = None) -> list[dict]:
+def _answer(bundle: Bundle, body: Any, max_series: int, profile: Profile | None = None) -> list[dict]:
     """`body`: the raw bytes or the parsed JSON; in a custom profile's shape
     when `profile` is given."""
     if isinstance(body, bytes):
@@ -134,23 +127,36 @@ def _answer(bundle: Bundle, body, max_series: int = 20_000, profile: Profile | N
         raise ApiError("internal_error", f"prediction failed: {type(e).__name__}") from None
 
 
-def create_app(settings: Settings, state: State, on_load_failure) -> FastAPI:
+def create_app(settings: Settings, state: State | None = None,
+               on_load_failure: Callable[[], None] | None = None, profile: Profile | None = None) -> FastAPI:
+    """The service's app. `state` is shared with the signal handler (a new one
+    by default); `on_load_failure` runs when the bundles fail to load (the
+    server stops); `profile` is settings.api_profile's, read here when not given."""
+    state = state if state is not None else State()
+    if profile is None:
+        profile = load_profile(settings.api_profile) if settings.api_profile else Profile()
+    # the committed description (docs/openapi.yaml), not one derived from the routes
+    document = openapi.document()
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with tempfile.TemporaryDirectory(prefix="reference-service-") as root_dir:
-            _load_in_background(settings, state, root_dir, on_load_failure)
+            _load_in_background(settings, state, root_dir, on_load_failure or (lambda: None))
             yield
 
     app = FastAPI(
-        title="NeuralForecast reference service",
+        title=document["info"]["title"],
+        version=document["info"]["version"],
         lifespan=lifespan,
-        docs_url=None,
+        openapi_url="/openapi.json",
+        docs_url="/docs",  # Swagger UI (its script and style come from a CDN)
         redoc_url=None,
-        openapi_url=None,  # docs/openapi.yaml is the description
+        swagger_ui_oauth2_redirect_url=None,
         redirect_slashes=False,
     )
+    app.openapi = lambda: document  # type: ignore[method-assign]  # FastAPI's documented override
     metrics = state.metrics
-    profile = settings.profile
+    metrics.watch(lambda: len(state.bundles), lambda: state.ready)
     custom = None if profile.is_default else profile
 
     @app.exception_handler(ApiError)
@@ -163,7 +169,8 @@ def create_app(settings: Settings, state: State, on_load_failure) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
         message = {"not_found": f"no route {request.url.path}",
                    "method_not_allowed": f"{request.method} is not allowed on {request.url.path}"}
-        return await api_error(request, ApiError(code, message.get(code, str(exc.detail)), exc.headers))
+        headers = dict(exc.headers) if exc.headers else None
+        return await api_error(request, ApiError(code, message.get(code, str(exc.detail)), headers))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -199,9 +206,7 @@ def create_app(settings: Settings, state: State, on_load_failure) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics_text():
-        return PlainTextResponse(
-            metrics.render(len(state.bundles), state.ready), media_type=METRICS_CONTENT_TYPE
-        )
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     def require_ready():
         if not state.ready:
@@ -219,9 +224,9 @@ def create_app(settings: Settings, state: State, on_load_failure) -> FastAPI:
         raw = await _read_body(request, settings.max_body_bytes)
         if profile.model[0] == "body":
             body = await run_in_threadpool(parse_json, raw)
-            bundle = _select(state, settings, request, body)
+            bundle = _select(state, settings, profile, request, body)
         else:
-            body, bundle = raw, _select(state, settings, request)
+            body, bundle = raw, _select(state, settings, profile, request)
         # CPU work off the event loop
         rows = await run_in_threadpool(_answer, bundle, body, settings.max_series, custom)
         if custom is None:

@@ -9,7 +9,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -106,11 +106,56 @@ def _union(lists) -> list[str]:
     return list(dict.fromkeys(c for cols in lists for c in (cols or [])))
 
 
-def _quiet_lightning() -> None:
+def _quiet_lightning_logs() -> None:
     """Lightning sets its loggers' levels when imported: quiet them after that."""
-    warnings.filterwarnings("ignore")
     for name in ("lightning", "lightning.pytorch", "pytorch_lightning", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# Warnings NeuralForecast, Lightning and torch give on every load or predict of
+# a bundle the service serves as it is: pickle reads of a legacy bundle the
+# operator allowed (ALLOW_PICKLE), runtime settings stored in old checkpoints,
+# deprecated hyperparameters, Lightning's pytree FutureWarning, torch's
+# non-writable array and oneDNN notes. Only these categories, only from these
+# packages, only while a load or a predict runs.
+_EXPECTED_FROM = r"(neuralforecast|pytorch_lightning|lightning|lightning_fabric|torch)(\.|$)"
+_EXPECTED_CATEGORIES = (UserWarning, DeprecationWarning, FutureWarning)
+
+
+class _ExpectedWarnings:
+    """`with expected_warnings:` ignores the libraries' expected warnings
+    while it runs. warnings.catch_warnings() swaps the whole filter list and
+    is not thread-safe, and loads and predictions of different bundles run in
+    threads at once: the filters are added when the first of them starts and
+    only those are removed when the last one ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._installed: list[Any] = []
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                for category in _EXPECTED_CATEGORIES:
+                    warnings.filterwarnings("ignore", category=category, module=_EXPECTED_FROM)
+                self._installed = list(warnings.filters[: len(_EXPECTED_CATEGORIES)])
+            self._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                filters = cast("list[Any]", warnings.filters)
+                for entry in self._installed:
+                    if entry in filters:
+                        filters.remove(entry)
+                self._installed = []
+                # as warnings.filterwarnings does: drop the per-module caches of past decisions
+                getattr(warnings, "_filters_mutated", lambda: None)()
+
+
+expected_warnings = _ExpectedWarnings()
 
 
 def load_bundle(name: str, path: str, root_dir: str, allow_pickle: bool = False) -> Bundle:
@@ -119,11 +164,12 @@ def load_bundle(name: str, path: str, root_dir: str, allow_pickle: bool = False)
     restricted reader refuses those with fitted local scalers or written by
     2.x); only for bundles from a trusted source, as the service they come
     from loaded them."""
-    from neuralforecast import NeuralForecast  # slow import: keep it off the start path
-
-    _quiet_lightning()
     legacy = not os.path.exists(os.path.join(path, "configuration.json"))
-    nf = NeuralForecast.load(path, allow_pickle=allow_pickle and legacy)
+    with expected_warnings:
+        from neuralforecast import NeuralForecast  # slow import: keep it off the start path
+
+        _quiet_lightning_logs()
+        nf = NeuralForecast.load(path, allow_pickle=allow_pickle and legacy)
     if legacy:
         # NeuralForecast.load takes legacy .ckpt files in directory order:
         # put them in file-name order, as for 3.3 bundles (and the Rust service).
@@ -158,8 +204,9 @@ def load_all(model_path: str, root_dir: str, allow_pickle: bool = False) -> dict
         raise RuntimeError(f"no bundle directories in {model_path}")
     bundles = {}
     for name in names:
-        bundles[name] = load_bundle(name, os.path.join(model_path, name), root_dir, allow_pickle)
-        log.info("loaded bundle %s (%s)", name, bundles[name].content_hash)
+        bundle = bundles[name] = load_bundle(name, os.path.join(model_path, name), root_dir, allow_pickle)
+        log.info("bundle loaded", extra={"bundle": name, "hash": bundle.content_hash, "format": bundle.format,
+                                         "models": len(bundle.nf.models)})
     return bundles
 
 
@@ -172,7 +219,7 @@ def predict(bundle: Bundle, df, futr_df=None, static_df=None, h: int | None = No
     import pandas as pd
 
     longer = h is not None and h > bundle.h
-    with bundle.lock:
+    with bundle.lock, expected_warnings:
         fc = bundle.nf.predict(df=df, futr_df=futr_df, static_df=static_df, **({"h": h} if longer else {}),
                                **(intervals or {}))
     idc, tc = bundle.id_col, bundle.time_col

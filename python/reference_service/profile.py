@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import ApiError
@@ -58,7 +58,7 @@ class Profile:
         names of the id and time columns, and where the model name is ("" for
         nowhere). The Helm chart derives the same object from the same file."""
         to_client = {b: c for c, b in self.columns}
-        answer = {"at": self.answer_at.at, "orient": self.answer_at.orient,
+        answer: dict[str, Any] = {"at": self.answer_at.at, "orient": self.answer_at.orient,
                   "id": to_client.get("unique_id", "unique_id"), "time": to_client.get("ds", "ds"),
                   "model_at": self.answer_model if self.answer_model is not None else ""}
         if self.answer_at.columns:
@@ -159,9 +159,9 @@ class Profile:
             return ds  # integer time stamps are written as they are
         t = datetime.fromisoformat(ds)
         if self.answer_ds == "epoch_ms":
-            return int(t.replace(tzinfo=timezone.utc).timestamp() * 1000)
+            return int(t.replace(tzinfo=UTC).timestamp() * 1000)
         if self.answer_ds == "epoch_s":
-            return int(t.replace(tzinfo=timezone.utc).timestamp())
+            return int(t.replace(tzinfo=UTC).timestamp())
         if self.answer_ds == "iso_date" and t.time() == datetime.min.time():
             return t.strftime("%Y-%m-%d")
         if self.answer_ds == "pandas_iso":

@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -93,11 +93,11 @@ def parse_json(raw: bytes) -> Any:
 
 # ---------------------------------------------------------------- shape (400)
 
-def _invalid(message: str):
+def _invalid(message: str) -> NoReturn:
     raise ApiError("invalid_request", message)
 
 
-def _is_number(v) -> bool:
+def _is_number(v: Any) -> TypeGuard[int | float]:
     return type(v) in (int, float)  # bool is not a number here
 
 
@@ -157,7 +157,7 @@ def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
         v = body.get(key)
         if v is not None and not (isinstance(v, list) and all(_is_number(x) for x in v)):
             _invalid(f"{key} must be an array of numbers")
-    tables = {}
+    tables: dict[str, list[dict] | None] = {}
     for key in TABLES:
         rows = body.get(key)
         if rows is None and key != "df":
@@ -192,7 +192,7 @@ def check_shape(body: Any, bundle: Bundle) -> dict[str, list[dict] | None]:
 
 # ---------------------------------------------------------------- content (422)
 
-def _unprocessable(code: str, message: str):
+def _unprocessable(code: str, message: str) -> NoReturn:
     raise ApiError(code, message)
 
 
@@ -259,7 +259,9 @@ def check_interval_series(bundle: Bundle, intervals: dict, df) -> None:
     position (a reshape): intervals need as many series as the scores."""
     if not intervals or bundle.nf.prediction_intervals is None or not _point_models(bundle):
         return
-    want, n = bundle.intervals()["n_series"], df[bundle.id_col].nunique()
+    calibration = bundle.intervals()
+    assert calibration is not None  # the bundle has prediction intervals
+    want, n = calibration["n_series"], df[bundle.id_col].nunique()
     if n != want:
         _unprocessable(
             "invalid_series",
@@ -337,13 +339,15 @@ class Frames:
     static_df: pd.DataFrame | None
 
 
-def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: int = 20_000) -> Frames:
-    idc, tc, yc = bundle.id_col, bundle.time_col, bundle.target_col
-    if not tables["df"]:
+def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: int) -> Frames:
+    idc, tc = bundle.id_col, bundle.time_col
+    df_rows = tables["df"]
+    if not df_rows:
         _unprocessable("empty_df", "df has no rows")
+    present = {k: rows for k, rows in tables.items() if rows is not None}
 
     columns = used_columns(bundle)
-    given = [(k, rows, columns[k]) for k, rows in tables.items() if rows is not None]
+    given = [(k, rows, columns[k]) for k, rows in present.items()]
 
     for key, rows, cols in given:
         for i, row in enumerate(rows):
@@ -353,7 +357,7 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
 
     # One kind of unique_id across all tables, one kind of ds across df and
     # futr_df, and the ds kind the bundle's freq implies.
-    id_kind = _kind(tables["df"][0][idc])
+    id_kind = _kind(df_rows[0][idc])
     for key, rows, _ in given:
         for i, row in enumerate(rows):
             if _kind(row[idc]) != id_kind:
@@ -390,13 +394,13 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
                     _unprocessable("non_finite_value", f"{key}[{i}].{c} = {v:g} overflows float32")
 
     for key in ("df", "static_df"):
-        for i, row in enumerate(tables[key] or []):
+        for i, row in enumerate(present.get(key, [])):
             for c, v in row.items():
                 if v is None and c not in columns[key] and c != AVAILABLE_MASK:
                     _unprocessable("non_finite_value", f"{key}[{i}].{c} is null: NeuralForecast refuses missing "
                                    f"values in every {key} column, even one no model reads")
-    with_mask = any(AVAILABLE_MASK in row for row in tables["df"])
-    for i, row in enumerate(tables["df"]):
+    with_mask = any(AVAILABLE_MASK in row for row in df_rows)
+    for i, row in enumerate(df_rows):
         w = row.get(SAMPLE_WEIGHT)
         if isinstance(w, str):
             _unprocessable("invalid_value", f"df[{i}].{SAMPLE_WEIGHT} is a string: NeuralForecast compares it with 0 "
@@ -417,17 +421,17 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
     for key in ("df", "futr_df"):
         if key in ds:
             seen = set()
-            for i, (row, t) in enumerate(zip(tables[key], ds[key])):
+            for i, (row, t) in enumerate(zip(present[key], ds[key])):
                 k = (row[idc], t)
                 if k in seen:
                     _unprocessable("duplicate_rows", f"{key}[{i}]: ({row[idc]!r}, {row[tc]!r}) appears twice")
                 seen.add(k)
 
     def frame(key: str) -> pd.DataFrame:
-        rows, cols = tables[key], columns[key]
+        rows, cols = present[key], columns[key]
         if key == "df" and with_mask:
             cols = [*cols, AVAILABLE_MASK]  # NeuralForecast reads it (scaler statistics, insample mask)
-        data = {idc: [r[idc] for r in rows]}
+        data: dict[str, Any] = {idc: [r[idc] for r in rows]}
         if key in ds:
             data[tc] = np.array(ds[key], dtype=np.int64) if ds_kind == "integer" else pd.to_datetime(ds[key])
         for c in cols:
@@ -439,7 +443,7 @@ def to_frames(tables: dict[str, list[dict] | None], bundle: Bundle, max_series: 
                 data[c] = np.array([r[c] for r in rows], dtype=np.float64)
         return pd.DataFrame(data)
 
-    n_series = len({row[idc] for row in tables["df"]})
+    n_series = len({row[idc] for row in df_rows})
     if n_series > max_series:
         _unprocessable(
             "too_many_series",

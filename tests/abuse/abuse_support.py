@@ -152,7 +152,7 @@ def read_reply(sock: socket.socket, timeout: float, *, started: float | None = N
         sock.settimeout(left)
         try:
             chunk = sock.recv(1 << 20)
-        except socket.timeout:
+        except TimeoutError:
             r.timed_out = True
             break
         except OSError as e:
@@ -207,7 +207,7 @@ def wait_closed(sock: socket.socket, timeout: float) -> tuple[bool, bytes]:
         sock.settimeout(left)
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return False, bytes(data)
         except OSError as e:
             if e.errno in CLOSED_ERRNOS:
@@ -263,7 +263,7 @@ def stream_request(port: int, head_bytes: bytes, pieces, *, timeout: float,
             try:
                 sock.settimeout(max(0.05, deadline - time.monotonic()))
                 sock.sendall(piece)
-            except socket.timeout:
+            except TimeoutError:
                 break  # the server stopped reading: see what it answered
             except OSError as e:
                 if e.errno in CLOSED_ERRNOS:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from abuse_support import BUNDLES, REPO, RESULTS, mem_kb, request
 
 READY_TIMEOUT_S = 20.0

@@ -229,7 +229,7 @@ def _idle_connections(srv, socks: list[socket.socket]) -> None:
     for s in socks:
         s.close()
     released_at = time.monotonic()
-    predict_s = wait_predict_ok(srv.port, 5.0)
+    wait_predict_ok(srv.port, 5.0)
     recovered_s = time.monotonic() - released_at
     peak = peak_mb(srv.pid)
     rejected = metric(srv.port, "neuro_divergent_connections_rejected_total")

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import BUNDLES, CASES, MAX_BODY_BYTES, MAX_SERIES, REPO
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from safetensors.numpy import load_file as load_safetensors
-
-from conftest import BUNDLES, CASES, MAX_BODY_BYTES, MAX_SERIES, REPO
 
 CASE_FILES = sorted(CASES.glob("*.json"))
 BUNDLE_NAMES = sorted(p.name for p in BUNDLES.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -25,7 +24,8 @@ ALL_CODES = {
     "malformed_json", "invalid_request", "model_required", "unknown_model", "not_found",
     "method_not_allowed", "body_too_large", "unsupported_media_type", "empty_df", "missing_column",
     "non_finite_value", "invalid_ds", "duplicate_rows", "invalid_exogenous",
-    "invalid_value", "invalid_level", "invalid_series", "invalid_horizon", "too_many_series", "unsupported_model", "overloaded", "not_ready", "timeout",
+    "invalid_value", "invalid_level", "invalid_series", "invalid_horizon", "too_many_series", "unsupported_model",
+    "overloaded", "not_ready", "timeout",
     "internal_error",
 }
 PLAIN = "mlp_d_standard"  # freq D, no exogenous
@@ -183,7 +183,8 @@ ROW = '{"unique_id": "s1", "ds": "2024-01-01", "y": %s}'
 BAD_JSON = {
     "truncated": b'{"df": [',
     # Both parsers stop at 128 levels (serde_json's limit).
-    "deep_nesting": ('{"df": [{"unique_id": "s1", "ds": "2024-01-01", "y": 1.0, "x": %s1%s}]}' % ("[" * 200, "]" * 200)).encode(),
+    "deep_nesting": ('{"df": [{"unique_id": "s1", "ds": "2024-01-01", "y": 1.0, "x": ' + "[" * 200 + "1" + "]" * 200
+                     + "}]}").encode(),
     "nan_token": (ROW % "NaN").encode(),
     "infinity_token": ('{"df": [%s]}' % (ROW % "Infinity")).encode(),
     "minus_infinity_token": ('{"df": [%s]}' % (ROW % "-Infinity")).encode(),
@@ -312,15 +313,15 @@ def test_exogenous_errors(service):
     bundle, body = _exog_body()
     futr_col = next(k for k in body["futr_df"][0] if k not in ("unique_id", "ds"))
     stat_col = next(k for k in body["static_df"][0] if k != "unique_id")
-    df_only = [k for k in body["df"][0] if k not in body["futr_df"][0] and k not in ("y",)]
     checks = {
         "futr_df_absent": ({k: v for k, v in body.items() if k != "futr_df"}, "invalid_exogenous"),
         "futr_df_short": (dict(body, futr_df=body["futr_df"][:-1]), "invalid_exogenous"),
         "futr_df_empty": (dict(body, futr_df=[]), "invalid_exogenous"),
         "static_df_absent": ({k: v for k, v in body.items() if k != "static_df"}, "invalid_exogenous"),
         "static_df_missing_series": (dict(body, static_df=body["static_df"][1:]), "invalid_exogenous"),
-        "static_df_unknown_series": (dict(body, static_df=body["static_df"] + [dict(body["static_df"][0], unique_id="zz")]),
-                                     "invalid_exogenous"),
+        "static_df_unknown_series": (
+            dict(body, static_df=body["static_df"] + [dict(body["static_df"][0], unique_id="zz")]),
+            "invalid_exogenous"),
         "futr_df_row_lacks_column": (dict(body, futr_df=_drop(body["futr_df"], 0, futr_col)), "missing_column"),
         "df_row_lacks_futr_history": (dict(body, df=_drop(body["df"], 0, futr_col)), "missing_column"),
         "static_df_row_lacks_column": (dict(body, static_df=_drop(body["static_df"], 0, stat_col)),
@@ -403,7 +404,8 @@ def test_columns_no_model_uses_are_ignored(service):
 def test_level_and_quantiles_as_nf_predict(service):
     """A point-loss model without conformal intervals: nf.predict raises
     (422 invalid_level); an MQLoss model ignores both; both together: 422."""
-    for body in ({"df": H, "level": [80]}, {"df": H, "quantiles": [0.1, 0.9]}, {"df": H, "level": [80], "quantiles": [0.5]}):
+    for body in ({"df": H, "level": [80]}, {"df": H, "quantiles": [0.1, 0.9]},
+                 {"df": H, "level": [80], "quantiles": [0.5]}):
         assert_error(predict(service, body, model=PLAIN), 422, "invalid_level")
     case = load_case("mlp_me_mq__tail")
     base = predict(service, case["request"], model="mlp_me_mq")

@@ -22,17 +22,21 @@ import copy
 import json
 import math
 import random
-import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import BUNDLES, CASES
 
-warnings.filterwarnings("ignore")
+# The oracle (NeuralForecast.load/predict in this process) warns on every
+# call: Lightning's pytree FutureWarning, torch's non-writable array, the
+# futr_df rows it drops. Expected, and only from those packages (a module-level
+# warnings.filterwarnings would not outlive collection under pytest).
+pytestmark = [pytest.mark.filterwarnings(f"ignore::{category}:{module}")
+              for category in ("UserWarning", "FutureWarning", "DeprecationWarning")
+              for module in ("neuralforecast", "pytorch_lightning", "lightning", "torch")]
 
 # Bundles: plain, exogenous (futr/hist/stat), multivariate, quantile (MQLoss),
 # custom column names, a residual-masking model, integer ds, conformal
@@ -311,7 +315,7 @@ VARIANTS = _variants()
 
 # ------------------------------------------------------------------ the oracle
 
-@lru_cache(maxsize=None)
+@cache
 def _nf(bundle: str):
     from neuralforecast import NeuralForecast
     return NeuralForecast.load(str(BUNDLES / bundle))
@@ -324,7 +328,7 @@ def _frame(rows, time_col, int_freq):
     return df
 
 
-@lru_cache(maxsize=None)
+@cache
 def oracle(name: str):
     """('ok', rows) or ('raises', message) from nf.predict in this process."""
     v = next(x for x in VARIANTS if x.name == name)

@@ -28,7 +28,7 @@ import fnmatch
 import os
 import re
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -98,7 +98,7 @@ def repository_files() -> list[str]:
         return files
 
 
-@lru_cache(maxsize=None)
+@cache
 def index() -> tuple[frozenset, frozenset]:
     """(files, directories) of the repository: tracked, or new and not ignored."""
     files = repository_files()
@@ -156,7 +156,7 @@ def generated_targets(path: str) -> tuple[str, ...] | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def roots(directory: str) -> frozenset:
     """First path components that make a token a path: the entries of
     `directory` in the repository's file list, and at the top the roots of
@@ -180,7 +180,7 @@ def heading_anchors(text: str) -> frozenset:
     return frozenset(slug(h) for h in re.findall(r"^#{1,6}\s+(.*?)\s*#*\s*$", text, re.M))
 
 
-@lru_cache(maxsize=None)
+@cache
 def anchors(path: str) -> frozenset:
     return heading_anchors((REPO / path).read_text())
 

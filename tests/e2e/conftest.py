@@ -17,7 +17,6 @@ import shutil
 import time
 
 import pytest
-
 from e2e_support import RESULTS, mesh_mod
 
 

@@ -19,8 +19,8 @@ import time
 
 import httpx
 import pytest
-
 from e2e_support import start_mesh
+
 from loadtest import faults, hey
 from loadtest.mesh import MODEL
 
@@ -106,7 +106,8 @@ def test_kill_rust_under_load_opens_the_circuit_and_traffic_returns(healthy, tmp
         "status": res["status"], "errors": res["errors"],
         "circuit_open_after_s": round(opened_s, 3), "python_answers_while_rust_down_1_5s": py_while_down,
         "fallbacks_rust_to_python": fallbacks, "rust_restarted_at_s": round(restarted_s, 2),
-        "rust_serving_again_at_s": round(back_s, 2), "rust_serving_again_after_restart_s": round(back_after_restart_s, 2),
+        "rust_serving_again_at_s": round(back_s, 2),
+        "rust_serving_again_after_restart_s": round(back_after_restart_s, 2),
         "recovery_ms": RECOVERY_MS,
         "breaker_transitions": {k: after[k] - before[k] for k in after},
     })

@@ -19,8 +19,8 @@ import sys
 import time
 
 import pytest
-
 from e2e_support import REPO, start_mesh
+
 from loadtest import migrate as migrate_mod
 from loadtest.mesh import MODEL
 

@@ -18,9 +18,10 @@ import time
 
 import httpx
 import yaml
-
 from e2e_support import REPO
-from loadtest import gates, mesh as mesh_mod
+
+from loadtest import gates
+from loadtest import mesh as mesh_mod
 
 FOR = 20
 
@@ -106,8 +107,8 @@ def test_make_run_entry_point(tools, tmp_path, record):
         bad = httpx.post(client + "?model=no_such_bundle", content=req, headers=h, timeout=30)
         bad_direct = httpx.post(urls["Python service (direct)"] + "/predict?model=no_such_bundle", content=req,
                                 headers=h, timeout=30)
-        assert (bad.status_code, bad.json()["error"]["code"]) == (bad_direct.status_code,
-                                                                   bad_direct.json()["error"]["code"]) == (404, "unknown_model")
+        direct = (bad_direct.status_code, bad_direct.json()["error"]["code"])
+        assert (bad.status_code, bad.json()["error"]["code"]) == direct == (404, "unknown_model")
 
         assert httpx.get(urls["Envoy admin"] + "/ready", timeout=5).status_code == 200
         prom = gates.PromClient(urls["Prometheus"])

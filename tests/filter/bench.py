@@ -16,7 +16,6 @@ Needs hey / wrk (Debian packages) and the .wasm files (wasm-filter/build.sh).
 import argparse
 import concurrent.futures
 import json
-import os
 import random
 import re
 import statistics
@@ -25,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 import harness
 import upstream
+
 
 class Fixed:
     """An Envoy that answers every request with the canned prediction."""
@@ -43,7 +41,8 @@ class Fixed:
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "@type": ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+                                  "HttpConnectionManager"),
                         "stat_prefix": "fixed",
                         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
                             "match": {"prefix": "/"},
@@ -157,7 +156,8 @@ def main():
                 hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
                 for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
                     route.pop("route")
-                    route["direct_response"] = {"status": 200, "body": {"inline_string": json.dumps(upstream.PREDICTION)}}
+                    route["direct_response"] = {"status": 200,
+                                                "body": {"inline_string": json.dumps(upstream.PREDICTION)}}
             envoys[name] = harness.Envoy(boot, workdir)
         for e in envoys.values():  # warm up: V8 tiers up, connections open
             load(args.tool, e.url + "/predict", str(body_file), 2000, args.concurrency, 2)
@@ -221,7 +221,8 @@ def main():
         result[name] = {"rps": rps, "cpu_us_per_request": cpu, "extra_us": extra[name], "vs_minimal": ratio,
                         "rounds": xs}
         print(f"{name:38s} {rps:8.0f} {cpu:11.1f} {extra[name]:14.1f} {ratio:11.2f}")
-    print(f"mirroring on (share_bp {args.mirror_share}): {sent:.0f} shadow calls, {matches:.0f} matches, {skipped:.0f} skipped")
+    print(f"mirroring on (share_bp {args.mirror_share}): {sent:.0f} shadow calls, {matches:.0f} matches, "
+          f"{skipped:.0f} skipped")
     if shaped_matches is not None:
         print(f"shaped answer: {shaped_matches:.0f} matches")
     if args.json:

@@ -11,9 +11,8 @@ against the real services set ND_FILTER_PYTHON_URL and ND_FILTER_RUST_URL
 
 import os
 
-import pytest
-
 import harness
+import pytest
 
 
 def pytest_configure(config):

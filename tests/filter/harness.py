@@ -20,8 +20,24 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent.parent))
 from loadtest.envoy import (  # noqa: E402  (Envoy, its configuration and processes: shared with make run)
-    REPO, SHIPPED, TARGET, WASM, WASM_TYPE, Envoy, ExternalBackend, Proc, bootstrap, cluster, ecds_filter,
-    envoy_bin, filter_config, next_base_id, stats_tags, wasm_config, wasm_filter, write_ecds,
+    REPO,
+    SHIPPED,
+    TARGET,
+    WASM,
+    WASM_TYPE,
+    Envoy,
+    ExternalBackend,
+    Proc,
+    bootstrap,
+    cluster,
+    ecds_filter,
+    envoy_bin,
+    filter_config,
+    next_base_id,
+    stats_tags,
+    wasm_config,
+    wasm_filter,
+    write_ecds,
 )
 
 __all__ = [

@@ -2,9 +2,8 @@
 
 import time
 
-import httpx
-
 import harness
+import httpx
 from harness import PREDICT, served_by
 
 

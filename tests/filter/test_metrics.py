@@ -3,9 +3,8 @@ the right values."""
 
 import re
 
-import httpx
-
 import harness
+import httpx
 from harness import served_by
 
 README = (harness.REPO / "wasm-filter/README.md").read_text()
@@ -30,7 +29,7 @@ def test_every_documented_family_is_exported_with_its_labels(filtered_envoy, ups
     for name, (kind, labels) in families.items():
         assert f"# TYPE {name} {kind}" in text, f"{name} ({kind}) not exported"
         sample = "_count" if kind == "histogram" else ""
-        series = [l for l in text.splitlines() if l.startswith(name + sample + "{") or l.startswith(name + sample + " ")]
+        series = [s for s in text.splitlines() if s.startswith((name + sample + "{", name + sample + " "))]
         assert series, name
         for line in series:
             got = set(re.findall(r'(\w+)="', line)) - {"le"}

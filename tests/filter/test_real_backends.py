@@ -18,10 +18,9 @@ import json
 import os
 from pathlib import Path
 
+import harness
 import httpx
 import pytest
-
-import harness
 
 CASES = sorted(Path(os.environ.get("ND_FILTER_CASES", harness.REPO / "tests/fixtures/cases")).glob("*.json"))
 
@@ -67,7 +66,7 @@ def test_real_services_agree_through_the_filter(real_backends, start_envoy):
                   if v and k[0].startswith("nd_filter_shadow") and "divergence" not in k[0]}
         raise AssertionError(f"{sent} requests sent, comparisons {results_now()}; shadow metrics {shadow}\n"
                              + envoy.log()[-3000:]) from None
-    mismatches = [l for l in envoy.log().splitlines() if "shadow mismatch" in l]
+    mismatches = [line for line in envoy.log().splitlines() if "shadow mismatch" in line]
     assert results["mismatch"] == 0, "\n".join(mismatches[:20])
     assert results["error"] == 0, envoy.log()[-3000:]
     assert results["answered_early"] <= 1
@@ -100,6 +99,7 @@ def test_a_wrong_interval_calibration_is_caught(real_backends, start_envoy):
         return r if sum(r.values()) >= 5 else None
 
     assert envoy.wait_for(results, timeout=60, what="5 comparisons") == {"match": 2, "mismatch": 3, "error": 0}
-    log = [l for l in envoy.log().splitlines() if "shadow mismatch" in l]
-    assert any("request_id=wrong-intervals-2" in l and ("].MLP-lo-" in l or "].MLP-hi-" in l) for l in log), "\n".join(log)
-    assert any("request_id=wrong-intervals-4" in l and "].MLP-ql" in l for l in log), "\n".join(log)
+    log = [line for line in envoy.log().splitlines() if "shadow mismatch" in line]
+    assert any("request_id=wrong-intervals-2" in line and ("].MLP-lo-" in line or "].MLP-hi-" in line)
+               for line in log), "\n".join(log)
+    assert any("request_id=wrong-intervals-4" in line and "].MLP-ql" in line for line in log), "\n".join(log)

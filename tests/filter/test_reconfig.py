@@ -3,9 +3,8 @@ watched ECDS file (atomic rename) without a restart; breaker state survives."""
 
 import time
 
-import httpx
-
 import harness
+import httpx
 from harness import served_by
 
 

@@ -1,8 +1,7 @@
 """Split, stickiness, override and the routing header, in a real Envoy."""
 
-import httpx
-
 import harness
+import httpx
 from harness import PREDICT, served_by
 
 

@@ -6,7 +6,6 @@ import socket
 import time
 
 import httpx
-
 from harness import PREDICT, served_by
 
 
@@ -80,8 +79,8 @@ def test_diverging_shadow_is_a_mismatch_with_request_id_and_field(filtered_envoy
     envoy.wait_for(lambda: envoy.metric("nd_filter_shadow_divergence_ppm_count", target="rust") == 5,
                    what="histogram flush")
     # 1 % relative difference = ~9901 ppm, in the (5000, 10000] bucket.
-    buckets = {l: v for (n, ls), v in envoy.metrics().items() if n == "nd_filter_shadow_divergence_ppm_bucket"
-               for k, l in ls if k == "le" and ("target", "rust") in ls}
+    buckets = {le: v for (n, ls), v in envoy.metrics().items() if n == "nd_filter_shadow_divergence_ppm_bucket"
+               for k, le in ls if k == "le" and ("target", "rust") in ls}
     assert buckets["5000"] == 0 and buckets["10000"] == 5
 
 

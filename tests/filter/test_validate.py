@@ -6,10 +6,9 @@ import json
 import re
 import subprocess
 
+import harness
 import pytest
 import yaml
-
-import harness
 
 BOOTSTRAPS = sorted(p for p in harness.SHIPPED.glob("*.yaml") if "static_resources" in p.read_text())
 ECDS_RESOURCES = sorted(p for p in harness.SHIPPED.glob("*.yaml") if "TypedExtensionConfig" in p.read_text())

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from k8s_support import CHART, NAMESPACE, REPO, cargo_artifact, profile_args, release_for
 
 

@@ -7,7 +7,6 @@ import time
 import httpx
 import pytest
 import yaml
-
 from k8s_support import Proc, free_port, wait_http
 
 

@@ -7,10 +7,9 @@ import re
 import subprocess
 
 import jsonschema
+import k8s_strict as strict
 import pytest
 import yaml
-
-import k8s_strict as strict
 from k8s_support import CHART, HERE, NAMESPACE, PROFILES, REPO, docs, find, profile_args, release_for
 
 FLAGGER_CRD = HERE / "schemas" / "flagger-crd.yaml"
@@ -189,7 +188,7 @@ def test_python_profile_is_the_reference_service(render):
     dep = find(documents, "Deployment")
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert dep["metadata"]["name"] == "neuralforecast-python"
-    assert c["command"] == ["python", "-m", "reference_service"]
+    assert c["command"] == ["reference-service"]
     assert c["ports"][0]["containerPort"] == 8000
     assert c["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
     assert "--host" in c["args"] and c["args"][c["args"].index("--host") + 1] == "0.0.0.0"
@@ -201,7 +200,8 @@ def test_python_profile_is_the_reference_service(render):
 
 def test_hpa_scales_on_cpu_memory_and_requests_per_second(render):
     hpa = find(docs(render("default")), "HorizontalPodAutoscaler")
-    kinds = {(m["type"], (m.get("resource") or m.get("pods", {}).get("metric", {})).get("name")) for m in hpa["spec"]["metrics"]}
+    kinds = {(m["type"], (m.get("resource") or m.get("pods", {}).get("metric", {})).get("name"))
+             for m in hpa["spec"]["metrics"]}
     assert kinds == {("Resource", "cpu"), ("Resource", "memory"), ("Pods", "neuro_divergent_http_requests_per_second")}
 
 
@@ -326,7 +326,8 @@ def test_filter_clusters_are_istio_names(render, profile):
     for cfg in configs:
         assert cfg["backends"]["rust"]["cluster"] == f"outbound|8080||{rust}.{NAMESPACE}.svc.cluster.local"
         assert cfg["backends"]["rust"]["authority"] == f"{rust}.{NAMESPACE}.svc.cluster.local:8080"
-        assert cfg["backends"]["python"]["cluster"] == f"outbound|8000||neuralforecast-python.{NAMESPACE}.svc.cluster.local"
+        python_cluster = f"outbound|8000||neuralforecast-python.{NAMESPACE}.svc.cluster.local"
+        assert cfg["backends"]["python"]["cluster"] == python_cluster
 
 
 def test_wasmplugin_fields(render):

@@ -14,7 +14,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from k8s_support import docs
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
@@ -46,7 +45,8 @@ def bootstrap(http_filters_per_listener, plugin_config):
             "filter_chains": [{"filters": [{
                 "name": "envoy.filters.network.http_connection_manager",
                 "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "@type": ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+                              "HttpConnectionManager"),
                     "stat_prefix": f"l{i}",
                     "route_config": {"name": "r", "virtual_hosts": [{"name": "v", "domains": ["*"], "routes": routes}]},
                     "http_filters": [*filters, {"name": "envoy.filters.http.router", "typed_config": {

@@ -27,9 +27,8 @@ import time
 
 import httpx
 import pytest
-
-from k8s_support import REPO, NAMESPACE, Proc, docs, find, free_port, wait_http
 from k8s_prom import Prometheus, fill
+from k8s_support import NAMESPACE, REPO, Proc, docs, find, free_port, wait_http
 
 BUNDLES = REPO / "tests/fixtures/bundles"
 REQUEST = REPO / "examples/predict-request.json"
@@ -191,7 +190,8 @@ def test_error_ratio_healthy_is_zero(live):
 
 def test_error_ratio_faulty_fails_the_check(live):
     canary = find(live["documents"], "Canary")
-    limit = next(m for m in canary["spec"]["analysis"]["metrics"] if m["name"] == "error-ratio")["thresholdRange"]["max"]
+    error_ratio = next(m for m in canary["spec"]["analysis"]["metrics"] if m["name"] == "error-ratio")
+    limit = error_ratio["thresholdRange"]["max"]
     value = evaluate(live, "error-ratio", FAULTY[0])
     assert value is not None and value > limit, (value, live["loads"]["faulty"])
 
@@ -241,7 +241,8 @@ def test_dashboard_queries_are_valid_promql(live):
             expr = (target["expr"].replace("$__rate_interval", "1m")
                     .replace("$rust_workload", TARGET).replace("$python_workload", "neuralforecast-python"))
             live["prom"].query(expr)
-    rust_p99 = 'histogram_quantile(0.99, sum by (le) (rate(neuro_divergent_http_request_duration_seconds_bucket{route="/predict"}[1m])))'
+    rust_p99 = ('histogram_quantile(0.99, sum by (le) '
+                '(rate(neuro_divergent_http_request_duration_seconds_bucket{route="/predict"}[1m])))')
     assert live["prom"].query(rust_p99)
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from k8s_support import CHART, REPO
+
 # Shared with the security workflow's tests: the yamllint rules, the zizmor
 # venv (scripts/rust-tools.sh) and the step helpers.
 from test_security_workflow import YAMLLINT_CFG, one_step, rust_tools  # noqa: F401

@@ -5,7 +5,6 @@ import shutil
 import subprocess
 
 import yaml
-
 from k8s_support import HERE, docs, find
 
 

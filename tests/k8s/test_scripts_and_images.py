@@ -6,7 +6,6 @@ import re
 import subprocess
 
 import pytest
-
 from k8s_support import REPO
 
 ROLLBACK = REPO / "deploy/scripts/rollback.sh"
@@ -112,9 +111,12 @@ def test_filter_image_is_plugin_wasm_from_scratch():
 def test_python_image():
     text = (DOCKER / "python.Dockerfile").read_text()
     assert _stages(DOCKER / "python.Dockerfile")[0][0].startswith("python:3.11-slim")
-    assert "pip install -r /app/requirements.lock" in text
+    # the runtime lock only, hash-checked; then the package on top without dependencies
+    assert "pip install --require-hashes -r /app/requirements.lock" in text
+    assert "requirements-dev.lock" not in text
+    assert "pip install --no-deps --no-build-isolation /src/python" in text
     assert re.findall(r"^USER\s+(\S+)", text, re.M)[-1].startswith("65532")
-    assert '"-m", "reference_service"' in text and '"--host", "0.0.0.0"' in text
+    assert 'CMD ["reference-service", ' in text and '"--host", "0.0.0.0"' in text
 
 
 @pytest.mark.parametrize("dockerfile", sorted(p.name for p in DOCKER.glob("*.Dockerfile")))

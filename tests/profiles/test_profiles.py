@@ -26,9 +26,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -39,6 +40,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests" / "filter"))
 sys.path.insert(0, str(REPO / "python"))
 import harness  # noqa: E402
+
 from reference_service import profile as profiles  # noqa: E402
 
 BUNDLES = REPO / "tests" / "fixtures" / "bundles"

@@ -11,7 +11,6 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from reliability_support import Service
 
 

@@ -42,12 +42,11 @@ import shutil
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from reliability_support import BUNDLES, CASES, RELOAD_INTERVAL_MS, contract_hash, deploy, read_bundle, wait_until
 
 GOOD = "mlp_d_standard"
@@ -257,7 +256,8 @@ CATALOGUE = [
     Corruption("garbage_bytes", edit_model_bytes(_garbage),
                r"MLP_0\.safetensors: truncated or corrupt: the header length field says \d+ bytes, the file holds \d+"),
     Corruption("offsets_overlap", edit_header(_offsets("mlp.0.weight", -64, 0)),
-               r"MLP_0\.safetensors: tensor 'mlp\.0\.weight': dtype F32 x shape \[32, 14\] is 1792 bytes, its data_offsets span \d+ bytes"),
+               r"MLP_0\.safetensors: tensor 'mlp\.0\.weight': dtype F32 x shape \[32, 14\] is 1792 bytes, "
+               r"its data_offsets span \d+ bytes"),
     # Which tensor, and what is inconsistent, must be said.
     Corruption("offsets_beyond_data", edit_header(_offsets("out.weight", 0, 4096)),
                r"MLP_0\.safetensors: .*out\.weight"),

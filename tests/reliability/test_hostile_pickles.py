@@ -25,12 +25,11 @@ import shutil
 import struct
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from reliability_support import FIXTURES, RELOAD_INTERVAL_MS, Files, contract_hash, deploy, read_bundle, wait_until
 
 LEGACY = FIXTURES / "legacy"
