@@ -292,7 +292,8 @@ def test_the_filters_proxies_get_its_stats_tags(render, profile):
     """One bootstrap override per namespace the filter runs in, holding the stats_tags
     the alerts and gates rely on: the same list as the local Envoy's (deploy/local/envoy)."""
     documents = docs(render(profile))
-    configs = [d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "nd-filter-stats-bootstrap"]
+    configs = [d for d in documents
+               if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "nd-filter-stats-bootstrap"]
     attached = {d["metadata"]["namespace"] for d in documents if d["kind"] in ("WasmPlugin", "EnvoyFilter")}
     assert {c["metadata"]["namespace"] for c in configs} == attached and len(configs) == len(attached)
     local = yaml.safe_load((REPO / "deploy/local/envoy/envoy.yaml").read_text())["stats_config"]["stats_tags"]
@@ -308,7 +309,8 @@ def test_install_prints_the_proxy_annotations(helm):
              *profile_args("migration-envoyfilter"))
     notes = r.stdout.split("NOTES:", 1)[1]
     assert "0 basis points of live /predict traffic on Rust" in notes
-    found = re.findall(r"^    proxy\.istio\.io/config: '(.*)'\n    sidecar\.istio\.io/bootstrapOverride: (\S+)$", notes, re.M)
+    found = re.findall(r"^    proxy\.istio\.io/config: '(.*)'\n"
+                       r"    sidecar\.istio\.io/bootstrapOverride: (\S+)$", notes, re.M)
     assert len(found) == 2, notes  # the gateway and the client sidecars
     for config, name in found:
         assert json.loads(config) == {"proxyStatsMatcher": {"inclusionRegexps": [".*nd_filter_.*"]}}

@@ -82,7 +82,8 @@ def test_base_images_are_pinned_by_digest():
             if image == "scratch" or image in names:
                 continue
             seen += 1
-            assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", image), f"{f.name}: {image} is not pinned by digest"
+            pinned = re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", image)
+            assert pinned, f"{f.name}: {image} is not pinned by digest"
             if image.startswith("rust:"):
                 rust.add(image)
     assert seen >= 4 and len(rust) == 1, rust
