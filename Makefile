@@ -150,7 +150,7 @@ test: setup lint deny test-docs test-python test-rust test-contract test-reliabi
 bench: setup build ## criterion benches, hey against both services, per-bundle figures (BENCHMARKS.md)
 	$(PY) bench/legacy_formats.py
 	$(PY) bench/intervals.py
-	$(CARGO) bench --locked -p neuro-divergent --bench forward
+	$(CARGO) bench --locked -p nd-forecast --bench forward
 	scripts/bench-http.sh
 	$(PY) bench/per_bundle.py
 

@@ -14,7 +14,7 @@ work=${AB_WORKDIR:-${TMPDIR:-/tmp}/nd-ab-$(git -C "$root" rev-parse --short "$re
 cases='pipeline/(mlp_d_standard__tail|multi_d__tail|mlp_exog__rescaled)$'
 
 bench_bin() { # dir target -> path of the forward bench executable
-  (cd "$1" && CARGO_TARGET_DIR=$2 cargo bench -p neuro-divergent --bench forward --no-run --message-format=json 2>/dev/null) \
+  (cd "$1" && CARGO_TARGET_DIR=$2 cargo bench --bench forward --no-run --message-format=json 2>/dev/null) \
     | python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -27,8 +27,8 @@ before=$(bench_bin "$work/tree" "$work/target")
 after=$(bench_bin "$root" "${CARGO_TARGET_DIR:-$root/target}")
 for round in $(seq "$rounds"); do
   for which in before after; do
-    if [ "$which" = before ]; then bin=$before dir=$work/tree/inference out=$work/target
-    else bin=$after dir=$root/inference out=${CARGO_TARGET_DIR:-$root/target}; fi
+    if [ "$which" = before ]; then bin=$before dir=$work/tree out=$work/target
+    else bin=$after dir=$root out=${CARGO_TARGET_DIR:-$root/target}; fi
     (cd "$dir" && CARGO_TARGET_DIR=$out "$bin" --bench --measurement-time 5 "$cases" 2>/dev/null) | python3 -c '
 import re, sys
 for name, med, unit in re.findall(r"(pipeline/\S+)\s+time:\s+\[\S+ \S+ (\S+) (\S+)", sys.stdin.read()):

@@ -1,5 +1,5 @@
 """PyTorch's own forward pass on the same bundles and batch shapes as the
-criterion bench (inference/benches/forward.rs), single-threaded like the Rust
+criterion bench (inference/forecast/benches/forward.rs), single-threaded like the Rust
 forward. Prints microseconds per forward; `make bench` records them in
 BENCHMARKS.md beside the Rust numbers. Bundle names as arguments pick a subset."""
 

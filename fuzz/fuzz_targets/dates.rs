@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use neuro_divergent::dates::{Freq, Stamp};
+use nd_forecast::dates::{Freq, Stamp};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,9 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use neuro_divergent::bundle::{pickle, Bundle};
-use neuro_divergent::contract::PredictRequest;
-use neuro_divergent::pipeline;
+use nd_forecast::bundle::{pickle, Bundle};
+use nd_forecast::contract::PredictRequest;
+use nd_forecast::pipeline;
 use std::path::Path;
 use std::sync::OnceLock;
 

@@ -1,4 +1,4 @@
-//! The API profile boundary (inference/src/profile.rs). The first byte
+//! The API profile boundary (inference/forecast/src/profile.rs). The first byte
 //! chooses what the rest is: even, a profile file (TOML) for
 //! `Profile::from_toml`, and a profile that loads then reads the four
 //! committed example bodies and writes an answer; odd, a /predict body read
@@ -9,9 +9,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use neuro_divergent::contract::{Forecast, PredictRequest, SeriesId};
-use neuro_divergent::dates::Stamp;
-use neuro_divergent::profile::Profile;
+use nd_forecast::contract::{Forecast, PredictRequest, SeriesId};
+use nd_forecast::dates::Stamp;
+use nd_forecast::profile::Profile;
 use serde_json::Value;
 use std::sync::OnceLock;
 

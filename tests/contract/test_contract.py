@@ -20,14 +20,10 @@ from safetensors.numpy import load_file as load_safetensors
 
 CASE_FILES = sorted(CASES.glob("*.json"))
 BUNDLE_NAMES = sorted(p.name for p in BUNDLES.iterdir() if p.is_dir() and not p.name.startswith("."))
-ALL_CODES = {
-    "malformed_json", "invalid_request", "model_required", "unknown_model", "not_found",
-    "method_not_allowed", "body_too_large", "unsupported_media_type", "empty_df", "missing_column",
-    "non_finite_value", "invalid_ds", "duplicate_rows", "invalid_exogenous",
-    "invalid_value", "invalid_level", "invalid_series", "invalid_horizon", "too_many_series", "unsupported_model",
-    "overloaded", "not_ready", "timeout",
-    "internal_error",
-}
+# Written from the Rust `ErrorCode` enum (inference/forecast/src/error.rs; a
+# Rust test fails while the file is stale): the one list of codes.
+ERROR_CODES = json.loads((REPO / "docs" / "error-codes.json").read_text())
+ALL_CODES = {row["code"] for row in ERROR_CODES}
 PLAIN = "mlp_d_standard"  # freq D, no exogenous
 EXOG_CASE = "mlp_exog__shortmix"  # futr, hist and static exogenous
 INT_BUNDLE = "mlp_int_robust"  # integer ds
@@ -639,6 +635,32 @@ def test_openapi_document():
     for path, ops in OPENAPI["paths"].items():
         for method, op in ops.items():
             assert op["responses"], (path, method)
+
+
+def _python_reference_status() -> dict[str, int]:
+    """The Python reference service's STATUS table, read without importing
+    FastAPI into this process."""
+    import ast
+
+    tree = ast.parse((REPO / "python" / "reference_service" / "errors.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "STATUS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("python/reference_service/errors.py has no STATUS table")
+
+
+def test_error_codes_have_one_source():
+    """The Rust enum (via docs/error-codes.json), the contract's table, the
+    OpenAPI enum and the Python reference's codes are the same list with the
+    same statuses, in the same order where there is one."""
+    source = {row["code"]: row["status"] for row in ERROR_CODES}
+    assert len(source) == len(ERROR_CODES), "a code twice in docs/error-codes.json"
+    assert _contract_table() == source
+    assert list(_contract_table()) == list(source), "docs/contract.md's table is in another order"
+    assert OPENAPI["components"]["schemas"]["ErrorCode"]["enum"] == list(source)
+    assert _python_reference_status() == source
+    for row in ERROR_CODES:
+        assert row["backend_fault"] == (row["status"] >= 500), row
 
 
 def test_openapi_error_codes_match_contract():

@@ -1,0 +1,62 @@
+//! MLP (neuralforecast/models/mlp.py): [y | hist exog | futr exog | static]
+//! flattened, `num_layers` Linear+ReLU, then a linear head to the horizon.
+
+use super::{flat_inputs, to_horizon, BuildError, Forecaster, WindowBatch};
+use crate::nn::activation::relu_inplace;
+use crate::nn::linear::Linear;
+use crate::spec::ModelSpec;
+use crate::tensors::TensorStore;
+use ndarray::Array3;
+
+pub struct Mlp {
+    layers: Vec<Linear>,
+    out: Linear,
+    h: usize,
+    outputs: usize,
+    exclude_insample_y: bool,
+}
+
+impl Mlp {
+    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Mlp, BuildError> {
+        let num_layers = spec.usize_param("num_layers", 2)?;
+        let hidden = spec.usize_param("hidden_size", 1024)?;
+        if num_layers == 0 {
+            return Err(BuildError::Invalid("num_layers must be at least 1".into()));
+        }
+        let l = spec.input_size;
+        let first_in = l
+            + spec.exog_widths().hist * l
+            + spec.exog_widths().futr * (l + spec.h)
+            + spec.exog_widths().stat;
+        let mut layers = Vec::with_capacity(num_layers);
+        for i in 0..num_layers {
+            let fan_in = if i == 0 { first_in } else { hidden };
+            layers.push(Linear::load(
+                store,
+                &format!("mlp.{i}"),
+                fan_in,
+                hidden,
+                true,
+            )?);
+        }
+        let outputs = spec.n_outputs();
+        Ok(Mlp {
+            layers,
+            out: Linear::load(store, "out", hidden, spec.h * outputs, true)?,
+            h: spec.h,
+            outputs,
+            exclude_insample_y: spec.exclude_insample_y,
+        })
+    }
+}
+
+impl Forecaster for Mlp {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+        let mut x = flat_inputs(batch, self.exclude_insample_y)?;
+        for layer in &self.layers {
+            x = layer.forward(x.view())?;
+            relu_inplace(&mut x);
+        }
+        to_horizon(self.out.forward(x.view())?, self.h, self.outputs)
+    }
+}
