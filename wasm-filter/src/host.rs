@@ -5,7 +5,7 @@
 //!
 //! One real implementation, [`Envoy`] (`host/envoy.rs`), a zero-sized type:
 //! the glue is generic over `H: Host` and monomorphised once, so the module
-//! pays nothing for the indirection.
+//! pays nothing for the indirection. The fake is `host/fake.rs` (tests only).
 //!
 //! Module size: the glue's generic methods (`filter`, `mirror`, `plugin`,
 //! `metrics::Metrics`, the provided methods here) and `Envoy`'s methods are
@@ -21,6 +21,8 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 mod envoy;
+#[cfg(test)]
+pub mod fake;
 
 pub use envoy::Envoy;
 

@@ -4,7 +4,8 @@
 //!
 //! Host-independent logic (unit tested natively): [`config`], [`split`],
 //! [`breaker`], [`routing`], [`compare`], [`shadow`], [`metrics`].
-//! The glue, plain Rust generic over the `host::Host` trait (hostcalls): `plugin` (configuration, what HTTP
+//! The glue, plain Rust generic over the `host::Host` trait (hostcalls) and
+//! tested natively against a fake host: `plugin` (configuration, what HTTP
 //! contexts share), `filter` + `capture` (per request), `mirror` (shadow
 //! calls and comparisons). The proxy-wasm contexts only delegate: `root`,
 //! `http`; `host::Envoy` is the one real host.
@@ -27,6 +28,8 @@ mod mirror;
 mod plugin;
 mod root;
 
+#[cfg(test)]
+mod glue_tests;
 #[cfg(test)]
 mod testutil;
 

@@ -31,6 +31,12 @@ pub struct Mirror {
 }
 
 impl Mirror {
+    #[cfg(test)]
+    #[inline]
+    pub fn in_flight(&self) -> usize {
+        self.table.len()
+    }
+
     /// `on_queue_ready`: handles the queued messages.
     #[inline]
     pub fn queue_ready<H: Host>(&mut self, plugin: &Plugin<H>, queue_id: u32) {

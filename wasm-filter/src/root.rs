@@ -28,6 +28,16 @@ impl<H: Host> Root<H> {
     pub fn filter(&self, context_id: u32) -> Filter<H> {
         Filter::new(self.plugin.clone(), context_id)
     }
+
+    #[cfg(test)]
+    pub fn plugin(&self) -> Option<&Plugin<H>> {
+        self.plugin.as_deref()
+    }
+
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.mirror.in_flight()
+    }
 }
 
 impl<H: Host> Context for Root<H> {
