@@ -4,8 +4,11 @@
 //!
 //! Host-independent logic (unit tested natively): [`config`], [`split`],
 //! [`breaker`], [`routing`], [`compare`], [`shadow`], [`metrics`].
-//! Thin shim translating hostcalls: `root` (configuration, shadow calls),
-//! `http` (per request), `host` (hostcall wrappers).
+//! The glue, plain Rust generic over the `host::Host` trait (hostcalls) and
+//! tested natively against a fake host: `plugin` (configuration, what HTTP
+//! contexts share), `filter` + `capture` (per request), `mirror` (shadow
+//! calls and comparisons). The proxy-wasm contexts only delegate: `root`,
+//! `http`; `host::Envoy` is the one real host.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,15 +20,21 @@ pub mod routing;
 pub mod shadow;
 pub mod split;
 
+mod capture;
+mod filter;
 mod host;
 mod http;
+mod mirror;
+mod plugin;
 mod root;
 
+#[cfg(test)]
+mod glue_tests;
 #[cfg(test)]
 mod testutil;
 
 use proxy_wasm::traits::RootContext;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> { Box::new(root::Root::new()) });
+    proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> { Box::new(root::Root::new(host::Envoy)) });
 }}

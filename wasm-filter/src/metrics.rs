@@ -9,7 +9,9 @@
 
 use crate::breaker::State;
 use crate::config::Backend;
+use crate::host::Host;
 use crate::shadow::SkipReason;
+use std::cell::Cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -270,6 +272,69 @@ pub const LABELS: [&str; 8] = [
 /// regex, which sees the stored name, starts with it.
 pub fn tag_regex(label: &str) -> String {
     format!(r"^wasmcustom\.nd_filter_[a-z_]+(?:\.[a-z_]+\.[a-z_]+)*?(\.{label}\.([a-z_]+))(?:\.|$)")
+}
+
+/// Envoy stat ids for every entry of [`all`], defined once per VM.
+/// Counters are added up in the VM and flushed to Envoy on the root
+/// context's tick: a request costs no metric hostcall.
+pub(crate) struct Metrics {
+    ids: Vec<Option<u32>>,
+    pending: Vec<Cell<u64>>,
+}
+
+impl Metrics {
+    /// Defines every stat with the host (the host keeps one per VM: [`Host::vm_metrics`]).
+    #[inline]
+    pub fn define<H: Host>(host: &H) -> Metrics {
+        let all = all();
+        let ids = all
+            .iter()
+            .map(|m| host.define_metric(m.kind(), &m.name()))
+            .collect();
+        Metrics {
+            ids,
+            pending: all.iter().map(|_| Cell::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    fn id(&self, m: Metric) -> Option<u32> {
+        self.ids.get(m.index()).copied().flatten()
+    }
+
+    #[inline]
+    pub fn inc(&self, m: Metric) {
+        self.add(m, 1);
+    }
+
+    /// Adds to a counter (flushed on the next tick).
+    #[inline]
+    pub fn add(&self, m: Metric, n: u64) {
+        if let Some(c) = self.pending.get(m.index()) {
+            c.set(c.get().saturating_add(n));
+        }
+    }
+
+    /// Hands the added-up counters to the host.
+    #[inline]
+    pub fn flush<H: Host>(&self, host: &H) {
+        for (c, id) in self.pending.iter().zip(&self.ids) {
+            let n = c.replace(0);
+            if let (Some(id), Ok(n)) = (id, i64::try_from(n)) {
+                if n > 0 {
+                    host.increment_metric(*id, n);
+                }
+            }
+        }
+    }
+
+    /// Sets a gauge or records a histogram sample (at once: rare events).
+    #[inline]
+    pub fn record<H: Host>(&self, host: &H, m: Metric, value: u64) {
+        if let Some(id) = self.id(m) {
+            host.record_metric(id, value);
+        }
+    }
 }
 
 #[cfg(test)]
