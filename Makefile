@@ -63,8 +63,9 @@ run-python: setup ## only the Python reference service on the same bundles (127.
 	@echo "the Python reference service on http://127.0.0.1:$(PYTHON_PORT) (bundles: $(MODEL_PATH)); Ctrl-C stops it"
 	PYTHONPATH=python $(PY) -m reference_service --model-path $(MODEL_PATH) --host 127.0.0.1 --port $(PYTHON_PORT)
 
-lint: ## cargo fmt --check, clippy -D warnings (host and wasm32), shellcheck, ruff, mypy, every target documented
+lint: ## cargo fmt --check, clippy -D warnings (host and wasm32), the crates' import floors, shellcheck, ruff, mypy, every target documented
 	scripts/make-help.sh --check Makefile
+	$(PY) scripts/check-layers.py
 	shellcheck .ci/run $$(git ls-files '*.sh' 2>/dev/null || find . -name '*.sh' -not -path './target/*' -not -path '*/node_modules/*')
 	$(VENV)/bin/ruff check --config python/pyproject.toml .
 	$(VENV)/bin/mypy --config-file python/pyproject.toml python/reference_service loadtest tests/python

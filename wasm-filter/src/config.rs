@@ -9,50 +9,7 @@ use crate::compare::{AnswerShape, Orient};
 use serde_json::{Map, Value};
 use std::fmt;
 
-/// The two services the filter chooses between.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Backend {
-    Python,
-    Rust,
-}
-
-impl Backend {
-    pub const ALL: [Backend; 2] = [Backend::Python, Backend::Rust];
-
-    /// The value of the routing header and of every `backend` metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Python => "python",
-            Backend::Rust => "rust",
-        }
-    }
-
-    pub fn other(self) -> Backend {
-        match self {
-            Backend::Python => Backend::Rust,
-            Backend::Rust => Backend::Python,
-        }
-    }
-
-    pub fn index(self) -> usize {
-        match self {
-            Backend::Python => 0,
-            Backend::Rust => 1,
-        }
-    }
-
-    /// Parses a header value (`python` / `rust`, any case, surrounding spaces ignored).
-    pub fn parse(value: &[u8]) -> Option<Backend> {
-        let v = value.trim_ascii();
-        if v.eq_ignore_ascii_case(b"python") {
-            Some(Backend::Python)
-        } else if v.eq_ignore_ascii_case(b"rust") {
-            Some(Backend::Rust)
-        } else {
-            None
-        }
-    }
-}
+pub use crate::backend::Backend;
 
 /// Where a backend is reached: the route selects it by the routing header;
 /// shadow calls (`dispatch_http_call`) go straight to `cluster`.

@@ -250,12 +250,15 @@ impl<H: Host> Filter<H> {
         p.inc(Metric::Requests(preferred, Outcome::Rejected));
         p.inc(Metric::BothOpen(BothOpenAction::Reject));
         let marker = format!("{}->none", preferred.as_str());
-        let body = br#"{"error": {"code": "not_ready", "message": "both backends are unavailable (circuits open)"}}"#;
         let headers = vec![
             ("content-type", "application/json"),
             (p.cfg.fallback_header.as_str(), marker.as_str()),
         ];
-        if !p.host.send_http_response(503, headers, Some(body)) {
+        if !p.host.send_http_response(
+            routing::BOTH_OPEN_STATUS,
+            headers,
+            Some(routing::BOTH_OPEN_BODY),
+        ) {
             return Action::Continue;
         }
         Action::Pause
@@ -357,7 +360,7 @@ impl<H: Host> Filter<H> {
     fn report(&mut self, p: &Plugin<H>, status: u32) {
         let Some(ticket) = self.ticket else { return };
         self.reported = true;
-        let failed = status == 0 || status >= 500;
+        let failed = routing::backend_failed(status);
         let outcome = if failed {
             Outcome::Error
         } else {

@@ -15,7 +15,7 @@
 //! again. Without it the module is ~1.4 KB larger (build.sh measures it).
 
 use crate::breaker::store::{Cached, SharedData};
-use crate::metrics::{Kind, Metrics};
+use crate::metrics::{Kind, Metrics, StatSink};
 use proxy_wasm::types::{BufferType, LogLevel, MapType, Status};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -121,6 +121,21 @@ pub trait Host: Clone + 'static {
         self.header(map, ":status")
             .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok())
             .unwrap_or(0)
+    }
+}
+
+impl<H: Host> StatSink for H {
+    #[inline]
+    fn define_metric(&self, kind: Kind, name: &str) -> Option<u32> {
+        Host::define_metric(self, kind, name)
+    }
+    #[inline]
+    fn increment_metric(&self, id: u32, offset: i64) {
+        Host::increment_metric(self, id, offset);
+    }
+    #[inline]
+    fn record_metric(&self, id: u32, value: u64) {
+        Host::record_metric(self, id, value);
     }
 }
 

@@ -12,6 +12,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod backend;
 pub mod breaker;
 pub mod compare;
 pub mod config;

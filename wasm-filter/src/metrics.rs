@@ -9,7 +9,6 @@
 
 use crate::breaker::State;
 use crate::config::Backend;
-use crate::host::Host;
 use crate::shadow::SkipReason;
 use std::cell::Cell;
 
@@ -274,6 +273,14 @@ pub fn tag_regex(label: &str) -> String {
     format!(r"^wasmcustom\.nd_filter_[a-z_]+(?:\.[a-z_]+\.[a-z_]+)*?(\.{label}\.([a-z_]+))(?:\.|$)")
 }
 
+/// Where stats go: the host's stat hostcalls (every `Host` is one, see
+/// host.rs), so this module needs nothing of the host but these three.
+pub(crate) trait StatSink {
+    fn define_metric(&self, kind: Kind, name: &str) -> Option<u32>;
+    fn increment_metric(&self, id: u32, offset: i64);
+    fn record_metric(&self, id: u32, value: u64);
+}
+
 /// Envoy stat ids for every entry of [`all`], defined once per VM.
 /// Counters are added up in the VM and flushed to Envoy on the root
 /// context's tick: a request costs no metric hostcall.
@@ -283,9 +290,9 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// Defines every stat with the host (the host keeps one per VM: [`Host::vm_metrics`]).
+    /// Defines every stat with the host (the host keeps one per VM: `Host::vm_metrics`).
     #[inline]
-    pub fn define<H: Host>(host: &H) -> Metrics {
+    pub fn define<H: StatSink>(host: &H) -> Metrics {
         let all = all();
         let ids = all
             .iter()
@@ -317,7 +324,7 @@ impl Metrics {
 
     /// Hands the added-up counters to the host.
     #[inline]
-    pub fn flush<H: Host>(&self, host: &H) {
+    pub fn flush<H: StatSink>(&self, host: &H) {
         for (c, id) in self.pending.iter().zip(&self.ids) {
             let n = c.replace(0);
             if let (Some(id), Ok(n)) = (id, i64::try_from(n)) {
@@ -330,7 +337,7 @@ impl Metrics {
 
     /// Sets a gauge or records a histogram sample (at once: rare events).
     #[inline]
-    pub fn record<H: Host>(&self, host: &H, m: Metric, value: u64) {
+    pub fn record<H: StatSink>(&self, host: &H, m: Metric, value: u64) {
         if let Some(id) = self.id(m) {
             host.record_metric(id, value);
         }

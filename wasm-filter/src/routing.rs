@@ -6,6 +6,21 @@ use crate::breaker::store::{self, SharedData};
 use crate::breaker::{Admission, Breaker, BreakerConfig};
 use crate::config::{Backend, BothOpen, Config};
 
+/// Whether a response counts against its backend's circuit: no response
+/// (status 0: reset, timeout) or a 5xx, exactly the contract's codes whose
+/// `backend_fault` is true (docs/error-codes.json, from the services'
+/// `ErrorCode`). A client's mistake (4xx) never opens a circuit.
+#[inline]
+pub fn backend_failed(status: u32) -> bool {
+    status == 0 || status >= 500
+}
+
+/// The answer when both circuits are open and `both_open: reject`: the
+/// contract's `not_ready` (docs/contract.md), as a draining service gives it.
+pub const BOTH_OPEN_STATUS: u32 = 503;
+pub const BOTH_OPEN_BODY: &[u8] =
+    br#"{"error": {"code": "not_ready", "message": "both backends are unavailable (circuits open)"}}"#;
+
 /// Where one request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {

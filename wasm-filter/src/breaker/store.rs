@@ -2,7 +2,7 @@
 //! Shared data is behind [`SharedData`] so the retry logic runs in unit tests.
 
 use super::Breaker;
-use crate::config::Backend;
+use crate::backend::Backend;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 

@@ -196,3 +196,24 @@ fn broken_shared_data_lets_traffic_through() {
     let t = ticket_of(decide(&c, Backend::Python, &s, &clock(0), &mut tr));
     assert_eq!(t.backend, Backend::Python);
 }
+
+/// The services' error codes (docs/error-codes.json, written from their
+/// `ErrorCode` enum): the breaker counts exactly the backend faults, and the
+/// filter's own 503 speaks one of the codes with its status.
+#[test]
+fn breaker_failures_are_the_contracts_backend_faults() {
+    let table: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/error-codes.json")).unwrap();
+    let rows = table.as_array().unwrap();
+    assert!(rows.len() >= 20, "{rows:?}");
+    for row in rows {
+        let status = u32::try_from(row["status"].as_u64().unwrap()).unwrap();
+        let fault = row["backend_fault"].as_bool().unwrap();
+        assert_eq!(backend_failed(status), fault, "{row}");
+    }
+    assert!(backend_failed(0), "no response is a failure");
+    let body: serde_json::Value = serde_json::from_slice(BOTH_OPEN_BODY).unwrap();
+    let code = body["error"]["code"].as_str().unwrap();
+    let row = rows.iter().find(|r| r["code"] == code).unwrap();
+    assert_eq!(row["status"].as_u64(), Some(u64::from(BOTH_OPEN_STATUS)));
+}
