@@ -1,15 +1,18 @@
 //! The model cache. Requests read the current set of bundles through an
-//! `ArcSwap` (no lock on the request path); loads, hot reloads and evictions
-//! build a new snapshot under one writer mutex and swap it in atomically, so a
-//! reader sees either the old bundle or the new one, never a half-loaded one.
-//! Bounded by `cache_size` with least-recently-used eviction.
+//! `ArcSwap` (no lock on the request path). A load holds its bundle's own
+//! lock while it waits for the files to settle and reads them, so loads of
+//! different bundles run in parallel and two loads of one bundle read it
+//! once; only the swap (clone the snapshot, insert, evict, store) holds the
+//! one writer mutex, for microseconds. A reader sees either the old bundle or
+//! the new one, never a half-loaded one. Bounded by `cache_size` with
+//! least-recently-used eviction.
 
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
 use nd_forecast::bundle::{Bundle, LoadError};
 use nd_forecast::error::{ApiError, ErrorCode};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -81,12 +84,19 @@ pub struct ModelCache {
     default_model: Option<String>,
     metrics: Arc<Metrics>,
     current: ArcSwap<Snapshot>,
+    /// Held while a new snapshot is built from the current one and stored.
     writer: Mutex<()>,
+    /// One lock per bundle name, held across a load's settle wait and read.
+    loading: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Reads a bundle directory (`Bundle::load`; tests put a gate in front).
+    read: Box<ReadBundle>,
     clock: AtomicU64,
     /// Versions already refused (fingerprint, why), so a broken version is
     /// not re-read on every tick or request.
     refused: Mutex<BTreeMap<String, (Fingerprint, String)>>,
 }
+
+type ReadBundle = dyn Fn(&Path) -> Result<Bundle, LoadError> + Send + Sync;
 
 /// A bundle name is a plain directory name under the model path.
 fn valid_name(name: &str) -> bool {
@@ -111,6 +121,8 @@ impl ModelCache {
             metrics,
             current: ArcSwap::from_pointee(Snapshot::default()),
             writer: Mutex::new(()),
+            loading: Mutex::new(HashMap::new()),
+            read: Box::new(Bundle::load),
             clock: AtomicU64::new(1),
             refused: Mutex::new(BTreeMap::new()),
         }
@@ -217,7 +229,13 @@ impl ModelCache {
     /// Loads (or reloads) `name` and swaps it in. On failure the previous
     /// version, if any, keeps serving.
     pub fn load(&self, name: &str) -> Result<Arc<CachedBundle>, LoadError> {
-        let _w = self.writer.lock();
+        let lock = self
+            .loading
+            .lock()
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let _loading = lock.lock();
         let dir = self.root.join(name);
         let fail = |message: String| LoadError {
             bundle: name.to_string(),
@@ -227,7 +245,8 @@ impl ModelCache {
             Fingerprint::of(dir).map_err(|e| fail(format!("cannot list {}: {e}", dir.display())))
         };
         let mut before = list(&dir)?;
-        // The version serving now, if any (we hold the writer lock: it stays).
+        // The version serving now, if any (we hold this bundle's load lock:
+        // no other load replaces it meanwhile).
         let previous = self.current.load().bundles.get(name).cloned();
         if let Some(b) = previous.as_ref().filter(|b| b.fingerprint == before) {
             return Ok(b.clone());
@@ -246,7 +265,7 @@ impl ModelCache {
             }
             before = settled;
         }
-        let result = Bundle::load(&dir).and_then(|bundle| {
+        let result = (self.read)(&dir).and_then(|bundle| {
             // A bundle rewritten while we read it may mix two versions: refuse it
             // and try again on the next check.
             let after = Fingerprint::of(&dir)
@@ -283,11 +302,12 @@ impl ModelCache {
                     fingerprint: before,
                     last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
                 });
-                let mut next = (**self.current.load()).clone();
-                next.failed.remove(name);
-                next.bundles.insert(name.to_string(), entry.clone());
-                self.evict_over_bound(&mut next, name);
-                self.publish(next);
+                self.update(|next| {
+                    next.failed.remove(name);
+                    next.bundles.insert(name.to_string(), entry.clone());
+                    self.evict_over_bound(next, name);
+                    true
+                });
                 self.refused.lock().remove(name);
                 self.metrics
                     .cache_loads
@@ -304,10 +324,14 @@ impl ModelCache {
                 self.refused
                     .lock()
                     .insert(name.to_string(), (before, e.message.clone()));
-                let mut next = (**self.current.load()).clone();
-                if !next.bundles.contains_key(name) {
-                    next.failed.insert(name.to_string(), e.message.clone());
-                    self.publish(next);
+                let first = self.update(|next| {
+                    let first = !next.bundles.contains_key(name);
+                    if first {
+                        next.failed.insert(name.to_string(), e.message.clone());
+                    }
+                    first
+                });
+                if first {
                     tracing::error!(bundle = name, error = %e.message, "bundle refused");
                 } else {
                     tracing::error!(bundle = name, error = %e.message, "new bundle version refused; the previous version keeps serving");
@@ -331,6 +355,18 @@ impl ModelCache {
             self.metrics.cache_evictions.inc();
             tracing::info!(bundle = %v, "bundle evicted (least recently used)");
         }
+    }
+
+    /// Builds the next snapshot from the current one under the writer lock
+    /// and stores it when `change` says it changed anything.
+    fn update(&self, change: impl FnOnce(&mut Snapshot) -> bool) -> bool {
+        let _w = self.writer.lock();
+        let mut next = (**self.current.load()).clone();
+        let changed = change(&mut next);
+        if changed {
+            self.publish(next);
+        }
+        changed
     }
 
     fn publish(&self, next: Snapshot) {
@@ -391,12 +427,17 @@ impl ModelCache {
     }
 
     fn remove(&self, name: &str) {
-        let _w = self.writer.lock();
-        let mut next = (**self.current.load()).clone();
-        if next.bundles.remove(name).is_some() {
+        let lock = self
+            .loading
+            .lock()
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let _loading = lock.lock();
+        let removed = self.update(|next| next.bundles.remove(name).is_some());
+        if removed {
             self.metrics.model_memory.remove(&Metrics::bundle(name));
             tracing::info!(bundle = name, "bundle directory removed; unloaded");
-            self.publish(next);
         }
     }
 }
@@ -493,6 +534,57 @@ mod tests {
             assert_eq!(class, expected, "hash {hash} paired with {class}");
             assert_eq!(*cols, 1);
         }
+    }
+
+    /// Two first loads of different bundles: the one of `b` completes while
+    /// the read of `a` is held in the middle (a global load lock would keep
+    /// `b` waiting behind `a`), and two loads of one bundle read it once.
+    #[test]
+    fn first_loads_of_different_bundles_run_in_parallel() {
+        let dir = tempfile::tempdir().unwrap();
+        copy_into("mlp_d_standard", &dir.path().join("a"));
+        copy_into("nlinear_d_robust", &dir.path().join("b"));
+        let (entered_tx, entered) = std::sync::mpsc::channel::<String>();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let entered_tx = Mutex::new(entered_tx);
+        let mut c = ModelCache::new(dir.path().to_path_buf(), 4, None, Arc::new(Metrics::new()));
+        c.read = Box::new(move |p: &Path| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let _ = entered_tx.lock().send(name.clone());
+            if name == "a" {
+                let _ = gate.lock().recv_timeout(Duration::from_secs(60));
+            }
+            Bundle::load(p)
+        });
+        let c = Arc::new(c);
+        let (ca, cb) = (c.clone(), c.clone());
+        let a = std::thread::spawn(move || ca.load("a").map(|b| b.bundle.content_hash.clone()));
+        assert_eq!(
+            entered.recv_timeout(Duration::from_secs(30)).as_deref(),
+            Ok("a")
+        );
+        // a's read is now held at the gate.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(cb.load("b").is_ok());
+        });
+        assert_eq!(
+            done.recv_timeout(Duration::from_secs(30)),
+            Ok(true),
+            "b waited behind a"
+        );
+        assert!(c.get_loaded("b").is_some() && c.get_loaded("a").is_none());
+        // A second load of `a` waits for the first and does not read again.
+        let ca2 = c.clone();
+        let second =
+            std::thread::spawn(move || ca2.load("a").map(|b| b.bundle.content_hash.clone()));
+        release.send(()).unwrap();
+        let first = a.join().unwrap().unwrap();
+        assert_eq!(second.join().unwrap().unwrap(), first);
+        let reads: Vec<String> = entered.try_iter().collect();
+        assert_eq!(reads, vec!["b".to_string()], "a was read twice");
+        assert_eq!(c.snapshot().bundles.len(), 2);
     }
 
     #[test]
