@@ -63,7 +63,7 @@ run-python: setup ## only the Python reference service on the same bundles (127.
 	@echo "the Python reference service on http://127.0.0.1:$(PYTHON_PORT) (bundles: $(MODEL_PATH)); Ctrl-C stops it"
 	PYTHONPATH=python $(PY) -m reference_service --model-path $(MODEL_PATH) --host 127.0.0.1 --port $(PYTHON_PORT)
 
-lint: ## cargo fmt --check, clippy -D warnings (host and wasm32), the crates' import floors, shellcheck, ruff, mypy, every target documented
+lint: ## cargo fmt --check, clippy -D warnings (host and wasm32), the library's docs, the crates' import floors, shellcheck, ruff, mypy, every target documented
 	scripts/make-help.sh --check Makefile
 	$(PY) scripts/check-layers.py
 	shellcheck .ci/run $$(git ls-files '*.sh' 2>/dev/null || find . -name '*.sh' -not -path './target/*' -not -path '*/node_modules/*')
@@ -72,6 +72,7 @@ lint: ## cargo fmt --check, clippy -D warnings (host and wasm32), the crates' im
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) clippy -p wasm-filter --target wasm32-wasip1 --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p nd-forecast --no-deps --locked
 
 # Licenses, bans and sources of every dependency (deny.toml): cargo-deny reads
 # `cargo metadata` (missing crate sources come from crates.io, as for a build),

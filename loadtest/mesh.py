@@ -98,11 +98,11 @@ STATE_FILE = Path(tempfile.gettempdir()) / "neuro-divergent-mesh.json"
 SHIPPED_PROMETHEUS = REPO / "deploy/local/prometheus/prometheus.yml"
 
 RUST_ENV = {
-    "RELOAD_INTERVAL_MS": "1000",
-    "DRAIN_DELAY_MS": "2000",
-    "SHUTDOWN_TIMEOUT_MS": "15000",
-    "LOG_FORMAT": "text",
-    "LOG_LEVEL": "info",
+    "ND_RELOAD_INTERVAL_MS": "1000",
+    "ND_DRAIN_DELAY_MS": "2000",
+    "ND_SHUTDOWN_TIMEOUT_MS": "15000",
+    "ND_LOG_FORMAT": "text",
+    "ND_LOG_LEVEL": "info",
 }
 # The filter's configuration on top of envoy.filter_config (backends = plain clusters).
 PLUGIN_DEFAULTS = {

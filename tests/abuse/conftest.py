@@ -111,8 +111,8 @@ def serve(tmp_path):
     def start(**overrides) -> Server:
         port = _free_port()
         env = dict(os.environ)
-        env.update({"LOG_LEVEL": "warn", "RELOAD_INTERVAL_MS": "0", "SHUTDOWN_TIMEOUT_MS": "3000"})
-        env.update({k: str(v) for k, v in overrides.items()})
+        env.update({"ND_LOG_LEVEL": "warn", "ND_RELOAD_INTERVAL_MS": "0", "ND_SHUTDOWN_TIMEOUT_MS": "3000"})
+        env.update({f"ND_{k}": str(v) for k, v in overrides.items()})
         log = tmp_path / f"server-{len(started)}.log"
         cmd = [str(binary), "serve", "--model-path", str(BUNDLES), "--host", "127.0.0.1",
                "--port", str(port)]

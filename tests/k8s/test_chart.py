@@ -539,7 +539,8 @@ TEAM_PROFILES = sorted((REPO / "tests" / "profiles").glob("*/profile.toml"))
 @pytest.mark.parametrize("path", TEAM_PROFILES, ids=[p.parent.name for p in TEAM_PROFILES])
 def test_api_profile_reaches_both_services_and_the_filter(render, path):
     """apiProfile.toml: shipped verbatim in a ConfigMap both services read
-    through API_PROFILE (a change rolls the pods); the filter's shadow.answer
+    through ND_API_PROFILE (Rust) or API_PROFILE (Python; a change rolls the
+    pods); the filter's shadow.answer
     is the one the Python reference derives from the same file."""
     import sys
 
@@ -558,7 +559,9 @@ def test_api_profile_reaches_both_services_and_the_filter(render, path):
         container = pod["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in container["env"]}
         mount = next(m for m in container["volumeMounts"] if m["name"] == "api-profile")
-        assert env["API_PROFILE"] == mount["mountPath"] + "/profile.toml"
+        variable = "API_PROFILE" if chart_profile == "python" else "ND_API_PROFILE"
+        assert env[variable] == mount["mountPath"] + "/profile.toml"
+        assert ({"API_PROFILE", "ND_API_PROFILE"} - {variable}).isdisjoint(env)
         volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "api-profile")
         assert volume["configMap"]["name"] == cm_name
         checksums.add(pod["metadata"]["annotations"]["checksum/api-profile"])
@@ -575,7 +578,7 @@ def test_api_profile_absent_or_overridden(render):
     documents = docs(render("migration-wasmplugin"))
     assert not [d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-api-profile")]
     container = find(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert "API_PROFILE" not in {e["name"] for e in container["env"]}
+    assert {"API_PROFILE", "ND_API_PROFILE"}.isdisjoint(e["name"] for e in container["env"])
     assert all("answer" not in cfg["shadow"] for cfg in _plugin_configs(documents))
     path = REPO / "tests/profiles/columns_dict/profile.toml"
     explicit = '{"at": "/x", "orient": "records", "id": "u", "time": "t", "model_at": ""}'
@@ -587,3 +590,40 @@ def test_api_profile_absent_or_overridden(render):
 def test_api_profile_that_is_not_toml_fails_the_render(helm):
     r = helm("template", "neuro-divergent", str(CHART), "--set", "apiProfile.toml=x = [", check=False)
     assert r.returncode != 0 and "apiProfile.toml is not TOML" in r.stderr, r.stderr
+
+
+def _readme_settings() -> dict[str, str]:
+    """`config.toml` key -> environment variable, from README.md's table
+    (generated from the Rust service's settings; a Rust test keeps it current)."""
+    text = (REPO / "README.md").read_text()
+    table = text.split("<!-- BEGIN generated from inference/server/src/config.rs -->", 1)[1]
+    table = table.split("<!-- END generated -->", 1)[0]
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1].startswith("ND_"):
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def test_chart_speaks_the_services_setting_names(render):
+    """values.config's keys are the service's config.toml keys (a typo would
+    stop the pod at start), and every variable the chart sets on the Rust
+    container is one of the service's ND_* names."""
+    settings = _readme_settings()
+    assert len(settings) >= 20, settings
+    values = yaml.safe_load((REPO / "helm/neuro-divergent/values.yaml").read_text())
+    keys = {f"{section}.{k}" for section, table in values["config"].items()
+            if isinstance(table, dict) for k in table}
+    assert keys and keys <= set(settings), keys - set(settings)
+    path = REPO / "tests/profiles/columns_dict/profile.toml"
+    documents = docs(render("migration-wasmplugin", "--set-file", f"apiProfile.toml={path}"))
+    deployment = find(documents, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    names = {e["name"] for e in container["env"]}
+    assert names and names <= set(settings.values()) | {"ND_CONFIG"}, names
+    config = find(documents, "ConfigMap", deployment["metadata"]["name"])["data"]["config.toml"]
+    import tomllib
+
+    rendered = {f"{s}.{k}" for s, table in tomllib.loads(config).items() for k in table}
+    assert rendered <= set(settings), rendered - set(settings)

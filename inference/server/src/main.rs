@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use nd_forecast::bundle::Bundle;
 use nd_forecast::contract::PredictRequest;
 use nd_forecast::pipeline;
-use neuro_divergent::config::{Config, LogFormat};
+use neuro_divergent::config::{Config, Flags, LogFormat};
 use neuro_divergent::http::{server, AppState};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,22 +27,10 @@ enum Cmd {
         /// config.toml (sections [server], [models], [logging], [metrics]).
         #[arg(long, env = "ND_CONFIG")]
         config: Option<PathBuf>,
-        /// Directory holding one bundle per subdirectory (overrides MODEL_PATH).
-        #[arg(long)]
-        model_path: Option<PathBuf>,
-        #[arg(long)]
-        host: Option<String>,
-        #[arg(long)]
-        port: Option<u16>,
-        #[arg(long)]
-        workers: Option<usize>,
-        #[arg(long)]
-        max_body_bytes: Option<usize>,
-        #[arg(long)]
-        default_model: Option<String>,
-        /// The API profile of the service being replaced (overrides API_PROFILE).
-        #[arg(long)]
-        api_profile: Option<PathBuf>,
+        /// One flag per setting (README, "Configuration"); each overrides
+        /// its `ND_*` variable, which overrides config.toml.
+        #[command(flatten)]
+        flags: Flags,
     },
     /// Predict offline: same JSON as POST /predict, answer on stdout.
     Predict {
@@ -81,45 +69,8 @@ fn init_logging(level: &str, format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve {
-            config,
-            model_path,
-            host,
-            port,
-            workers,
-            max_body_bytes,
-            default_model,
-            api_profile,
-        } => {
-            let cfg = (|| -> Result<Config, String> {
-                let mut c = Config::from_file(config.as_deref())?;
-                c.apply_env(|k| std::env::var(k).ok())?;
-                if let Some(v) = model_path {
-                    c.model_path = v;
-                }
-                if let Some(v) = host {
-                    c.host = v;
-                }
-                if let Some(v) = port {
-                    c.port = v;
-                }
-                if let Some(v) = workers {
-                    c.workers = v;
-                }
-                if let Some(v) = max_body_bytes {
-                    c.max_body_bytes = v;
-                }
-                if default_model.is_some() {
-                    c.default_model = default_model;
-                }
-                if api_profile.is_some() {
-                    c.api_profile = api_profile;
-                }
-                c.load_profile()?;
-                c.validate()?;
-                Ok(c)
-            })();
-            let cfg = match cfg {
+        Cmd::Serve { config, flags } => {
+            let cfg = match Config::resolve(config.as_deref(), &flags, |k| std::env::var(k).ok()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("neuro-divergent: {e}");
@@ -127,6 +78,9 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(&cfg.log_level, cfg.log_format);
+            for w in &cfg.warnings {
+                tracing::warn!("{w}");
+            }
             serve(cfg)
         }
         Cmd::Predict { model_dir, input } => {

@@ -409,8 +409,8 @@ async fn sigterm_drains_in_flight_requests() {
             "--model-path",
         ])
         .arg(dir.path())
-        .env("DRAIN_DELAY_MS", "1500")
-        .env("RELOAD_INTERVAL_MS", "0")
+        .env("ND_DRAIN_DELAY_MS", "1500")
+        .env("ND_RELOAD_INTERVAL_MS", "0")
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
