@@ -9,7 +9,7 @@
 use nd_forecast::bundle::Bundle;
 use nd_forecast::contract::PredictRequest;
 use nd_forecast::pipeline;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(bundle_dir: &PathBuf, request: &PathBuf) -> Result<String, Box<dyn std::error::Error>> {
+fn run(bundle_dir: &Path, request: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let bundle = Bundle::load(bundle_dir)?;
     let body = std::fs::read(request)?;
     let request = PredictRequest::from_slice(&body)?;
