@@ -226,15 +226,19 @@ impl ModelCache {
         }
     }
 
-    /// Loads (or reloads) `name` and swaps it in. On failure the previous
-    /// version, if any, keeps serving.
-    pub fn load(&self, name: &str) -> Result<Arc<CachedBundle>, LoadError> {
-        let lock = self
-            .loading
+    /// `name`'s own lock: held by a load (settle wait and read) and a removal.
+    fn load_lock(&self, name: &str) -> Arc<Mutex<()>> {
+        self.loading
             .lock()
             .entry(name.to_string())
             .or_default()
-            .clone();
+            .clone()
+    }
+
+    /// Loads (or reloads) `name` and swaps it in. On failure the previous
+    /// version, if any, keeps serving.
+    pub fn load(&self, name: &str) -> Result<Arc<CachedBundle>, LoadError> {
+        let lock = self.load_lock(name);
         let _loading = lock.lock();
         let dir = self.root.join(name);
         let fail = |message: String| LoadError {
@@ -427,12 +431,7 @@ impl ModelCache {
     }
 
     fn remove(&self, name: &str) {
-        let lock = self
-            .loading
-            .lock()
-            .entry(name.to_string())
-            .or_default()
-            .clone();
+        let lock = self.load_lock(name);
         let _loading = lock.lock();
         let removed = self.update(|next| next.bundles.remove(name).is_some());
         if removed {
