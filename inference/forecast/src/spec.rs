@@ -1,7 +1,10 @@
 //! What a model file's `hyper_parameters` say, in the terms the forward pass
 //! and the request pipeline need.
 
-use serde_json::Value;
+pub mod hparams;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 /// `scaler_type` of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,23 +83,53 @@ pub struct ModelSpec {
     pub hparams: Value,
 }
 
+/// The hyperparameters every model class shares (`BaseModel.__init__`'s
+/// arguments that shape the forward pass or the request), read into
+/// [`ModelSpec`]; each class's own keys are its struct in `crate::models`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CommonHparams {
+    pub h: Option<usize>,
+    pub input_size: Option<usize>,
+    pub scaler_type: Option<String>,
+    pub futr_exog_list: Vec<String>,
+    pub hist_exog_list: Vec<String>,
+    pub stat_exog_list: Vec<String>,
+    /// Read with `categorical_cardinalities` and `cat_emb_dim` by [`Categorical`].
+    pub cat_exog_list: Vec<String>,
+    pub categorical_cardinalities: Option<Map<String, Value>>,
+    /// An integer or a rule name (`fastai`, `sqrt`, `half`).
+    pub cat_emb_dim: Option<Value>,
+    pub exclude_insample_y: bool,
+    /// `{"cls": ..., "args": ..., "state": ...}` as NeuralForecast serialises it.
+    pub loss: Option<Value>,
+    /// The prediction column's name (read by the bundle loader).
+    pub alias: Option<String>,
+    /// Multivariate models' series count.
+    pub n_series: Option<usize>,
+}
+
 impl ModelSpec {
     pub fn from_hparams(class: &str, hp: Value) -> Result<ModelSpec, String> {
-        let h = usize_field(&hp, "h")?;
-        let input_size = usize_field(&hp, "input_size")?;
+        let common: CommonHparams = hparams::parse(&hp)?;
+        let integer = |v: Option<usize>, key: &str| {
+            v.ok_or_else(|| format!("hyper_parameters lack an integer '{key}'"))
+        };
+        let h = integer(common.h, "h")?;
+        let input_size = integer(common.input_size, "input_size")?;
         if h == 0 || input_size == 0 {
             return Err("h and input_size must be positive".into());
         }
-        let scaler_name = hp
-            .get("scaler_type")
-            .and_then(Value::as_str)
-            .unwrap_or("identity");
-        let scaler = TemporalScalerKind::parse(scaler_name)?;
-        let futr_exog = str_list(&hp, "futr_exog_list")?;
-        let hist_exog = str_list(&hp, "hist_exog_list")?;
-        let stat_exog = str_list(&hp, "stat_exog_list")?;
+        let scaler =
+            TemporalScalerKind::parse(common.scaler_type.as_deref().unwrap_or("identity"))?;
+        let futr_exog = common.futr_exog_list;
+        let hist_exog = common.hist_exog_list;
+        let stat_exog = common.stat_exog_list;
         let categorical = Categorical::from_hparams(&hp, &hist_exog, &futr_exog, &stat_exog)?;
-        let loss = hp.get("loss").ok_or("hyper_parameters have no loss")?;
+        let loss = common
+            .loss
+            .as_ref()
+            .ok_or("hyper_parameters have no loss")?;
         let loss_cls = loss
             .get("cls")
             .and_then(Value::as_str)
@@ -156,10 +189,7 @@ impl ModelSpec {
             hist_exog,
             stat_exog,
             categorical,
-            exclude_insample_y: hp
-                .get("exclude_insample_y")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            exclude_insample_y: common.exclude_insample_y,
             loss: loss_cls,
             output_names,
             implicit_quantile,
@@ -184,6 +214,8 @@ impl ModelSpec {
         self.output_names.len()
     }
 
+    /// One integer hyperparameter by key (`forecaster::n_series` reads
+    /// `n_series`); models read their typed structs instead.
     pub fn usize_param(&self, key: &str, default: usize) -> Result<usize, String> {
         match self.hparams.get(key) {
             None | Some(Value::Null) => Ok(default),
@@ -193,40 +225,6 @@ impl ModelSpec {
                 .ok_or_else(|| format!("hyperparameter '{key}' must be a non-negative integer")),
         }
     }
-
-    pub fn f64_param(&self, key: &str, default: f64) -> Result<f64, String> {
-        match self.hparams.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| format!("hyperparameter '{key}' must be a number")),
-        }
-    }
-
-    pub fn bool_param(&self, key: &str, default: bool) -> Result<bool, String> {
-        match self.hparams.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| format!("hyperparameter '{key}' must be a boolean")),
-        }
-    }
-
-    pub fn str_param<'a>(&'a self, key: &str, default: &'a str) -> Result<&'a str, String> {
-        match self.hparams.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_str()
-                .ok_or_else(|| format!("hyperparameter '{key}' must be a string")),
-        }
-    }
-}
-
-fn usize_field(hp: &Value, key: &str) -> Result<usize, String> {
-    hp.get(key)
-        .and_then(Value::as_u64)
-        .map(|v| v as usize)
-        .ok_or_else(|| format!("hyper_parameters lack an integer '{key}'"))
 }
 
 fn str_list(hp: &Value, key: &str) -> Result<Vec<String>, String> {

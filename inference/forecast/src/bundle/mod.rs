@@ -52,6 +52,11 @@ pub struct BundleModel {
     pub revin: Option<RevinAffine>,
     /// IQLoss / HuberIQLoss: the head that maps outputs for a quantile.
     pub implicit_quantile: Option<ImplicitQuantileHead>,
+    /// Keys of the model's `hyper_parameters` that neither its class's
+    /// hyperparameters, the shared ones, nor the known training arguments
+    /// account for (see `models::unknown_hyperparameters`): read by nothing,
+    /// so possibly an option this service ignores. Logged once at load.
+    pub unknown_hyperparameters: Vec<String>,
 }
 
 impl BundleModel {
@@ -269,6 +274,7 @@ impl Bundle {
         let mut models = Vec::new();
         let mut memory_bytes = 0;
         let mut seen: Vec<(String, usize)> = Vec::new();
+        let bundle_name = name.as_str();
         for m in parsed.models {
             let format::ParsedModel {
                 file,
@@ -302,6 +308,7 @@ impl Bundle {
                     }
                 }
             };
+            let mut unknown_hyperparameters = Vec::new();
             let (spec, net) = match ModelSpec::from_hparams(&class, hp) {
                 Ok(mut spec) => {
                     if spec.h != h {
@@ -325,6 +332,16 @@ impl Bundle {
                             }));
                         }
                     };
+                    unknown_hyperparameters = models::unknown_hyperparameters(&spec);
+                    if !unknown_hyperparameters.is_empty() {
+                        tracing::warn!(
+                            bundle = %bundle_name,
+                            model = %name,
+                            file = %file,
+                            keys = ?unknown_hyperparameters,
+                            "hyper_parameters hold keys this service does not know; they are ignored"
+                        );
+                    }
                     // The hyperparameters were read by the build; the parsed
                     // JSON tree (~50 keys) need not stay in memory.
                     spec.hparams = Value::Null;
@@ -376,6 +393,7 @@ impl Bundle {
                 net,
                 revin,
                 implicit_quantile,
+                unknown_hyperparameters,
             });
         }
         Ok(Bundle {
@@ -559,5 +577,61 @@ mod tests {
         });
         let e = Bundle::load(&dir.path().join("b")).unwrap_err();
         assert!(e.message.contains("shape"), "{}", e.message);
+    }
+
+    #[test]
+    fn every_fixture_bundle_loads_with_no_unknown_hyperparameters() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        let mut models = 0;
+        let mut unknown = Vec::new();
+        for set in ["bundles", "legacy/bundles"] {
+            for e in std::fs::read_dir(root.join(set)).unwrap() {
+                let dir = e.unwrap().path();
+                if !dir.is_dir() {
+                    continue;
+                }
+                // A legacy bundle this service refuses outright has no models to check.
+                let Ok(b) = Bundle::load(&dir) else { continue };
+                for m in &b.models {
+                    models += 1;
+                    if !m.unknown_hyperparameters.is_empty() {
+                        unknown.push(format!(
+                            "{}/{} ({}): {:?}",
+                            b.name, m.file, m.class, m.unknown_hyperparameters
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(models > 300, "only {models} models read");
+        assert!(unknown.is_empty(), "unknown keys:\n{}", unknown.join("\n"));
+    }
+
+    #[test]
+    fn an_extra_hyperparameter_is_reported_by_name() {
+        let dir = edited_bundle("mlp_d_standard", "MLP_0.safetensors", |m| {
+            let hp = m["hyper_parameters"].replacen('{', "{\"warp_drive\": 9, ", 1);
+            m.insert("hyper_parameters".into(), hp);
+        });
+        let b = Bundle::load(&dir.path().join("b")).unwrap();
+        assert!(b.unsupported_reason().is_none());
+        assert_eq!(b.models[0].unknown_hyperparameters, ["warp_drive"]);
+        let clean = Bundle::load(&fixture("mlp_d_standard")).unwrap();
+        assert!(clean.models[0].unknown_hyperparameters.is_empty());
+    }
+
+    #[test]
+    fn an_ill_typed_hyperparameter_refuses_the_bundle_naming_the_key() {
+        let dir = edited_bundle("mlp_d_standard", "MLP_0.safetensors", |m| {
+            let hp =
+                m["hyper_parameters"].replace("\"hidden_size\": 32", "\"hidden_size\": \"32\"");
+            m.insert("hyper_parameters".into(), hp);
+        });
+        let e = Bundle::load(&dir.path().join("b")).unwrap_err();
+        assert!(
+            e.message.contains("MLP_0.safetensors") && e.message.contains("'hidden_size'"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! the skip outputs. Then Linear(L -> hidden), GELU, Linear(hidden -> h) over
 //! time, the forward TCN's horizon part joined, and a Linear per step.
 
-use super::{BuildError, Forecaster, WindowBatch};
+use super::{BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::gelu;
 use crate::nn::conv1d::{Conv1d, ConvShape};
 use crate::nn::exog::{steps, ExogWidths, Inputs};
@@ -15,6 +15,7 @@ use crate::nn::temporal::{over_time, per_step};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array3, ArrayView3, Axis, Slice};
+use serde::Deserialize;
 
 const KERNEL: usize = 2;
 
@@ -84,6 +85,20 @@ fn layers_for(n: usize) -> usize {
     layers
 }
 
+/// BiTCN's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BiTcnHparams {
+    pub hidden_size: usize,
+}
+
+impl Default for BiTcnHparams {
+    fn default() -> Self {
+        BiTcnHparams { hidden_size: 16 }
+    }
+}
+
 pub struct BiTcn {
     lin_hist: Linear,
     bwd: TcnStack,
@@ -97,9 +112,15 @@ pub struct BiTcn {
     exclude_insample_y: bool,
 }
 
-impl BiTcn {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<BiTcn, BuildError> {
-        let hidden = spec.usize_param("hidden_size", 16)?;
+impl Model for BiTcn {
+    const CLASS: &'static str = "BiTCN";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout"];
+    type Hparams = BiTcnHparams;
+    type Net = BiTcn;
+
+    fn load(spec: &ModelSpec, hp: BiTcnHparams, store: &TensorStore) -> Result<BiTcn, BuildError> {
+        let hidden = hp.hidden_size;
         let (l, h) = (spec.input_size, spec.h);
         let exog = ExogWidths::of(spec);
         let futr = if exog.futr > 0 {

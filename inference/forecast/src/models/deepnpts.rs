@@ -6,7 +6,7 @@
 //! NeuralForecast 3.3.0 this is deterministic (no sampling) and point losses
 //! only.
 
-use super::{BuildError, Forecaster, WindowBatch};
+use super::{BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::relu_inplace;
 use crate::nn::attention::softmax_inplace;
 use crate::nn::batch_norm::BatchNorm1d;
@@ -15,6 +15,29 @@ use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3};
+use serde::Deserialize;
+
+/// DeepNPTS's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DeepNptsHparams {
+    pub dropout: f64,
+    pub hidden_size: usize,
+    pub n_layers: usize,
+    pub batch_norm: bool,
+}
+
+impl Default for DeepNptsHparams {
+    fn default() -> Self {
+        DeepNptsHparams {
+            dropout: 0.1,
+            hidden_size: 32,
+            n_layers: 2,
+            batch_norm: true,
+        }
+    }
+}
 
 pub struct DeepNpts {
     layers: Vec<(Linear, Option<BatchNorm1d>)>,
@@ -24,8 +47,17 @@ pub struct DeepNpts {
     h: usize,
 }
 
-impl DeepNpts {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<DeepNpts, BuildError> {
+impl Model for DeepNpts {
+    const CLASS: &'static str = "DeepNPTS";
+    const CATEGORICAL: bool = true;
+    type Hparams = DeepNptsHparams;
+    type Net = DeepNpts;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: DeepNptsHparams,
+        store: &TensorStore,
+    ) -> Result<DeepNpts, BuildError> {
         if spec.n_outputs() != 1 || spec.exclude_insample_y {
             return Err(BuildError::Invalid(
                 "DeepNPTS takes point losses and the insample y only".into(),
@@ -33,15 +65,10 @@ impl DeepNpts {
         }
         let (l, h) = (spec.input_size, spec.h);
         let widths = ExogWidths::of(spec);
-        let hidden = spec.usize_param("hidden_size", 32)?;
-        let n_layers = spec.usize_param("n_layers", 2)?;
-        let batch_norm = spec.bool_param("batch_norm", true)?;
-        let dropout = match spec.hparams.get("dropout") {
-            None | Some(serde_json::Value::Null) => 0.1,
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| "hyperparameter 'dropout' must be a number".to_string())?,
-        };
+        let hidden = hp.hidden_size;
+        let n_layers = hp.n_layers;
+        let batch_norm = hp.batch_norm;
+        let dropout = hp.dropout;
         if n_layers == 0 {
             return Err(BuildError::Invalid("n_layers must be at least 1".into()));
         }

@@ -11,15 +11,15 @@
 //! (defined in dilated_rnn.py). AttentiveLSTM is refused: its forward raises
 //! in 3.3.0.
 
-use super::{BuildError, Forecaster, WindowBatch};
+use super::{BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::sigmoid;
 use crate::nn::exog::{ExogWidths, Inputs};
-use crate::nn::mlp_decoder::ContextDecoder;
+use crate::nn::mlp_decoder::{ContextDecoder, DecoderShape};
 use crate::nn::recurrent::{CellKind, LayerShape, RecurrentLayer};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array1, Array2, Array3, ArrayView3, Axis, Slice};
-use serde_json::Value;
+use serde::Deserialize;
 
 /// `ResLSTMCell`: input, forget and output gates also read the cell state;
 /// the output adds the (projected) input to tanh(c).
@@ -48,6 +48,32 @@ enum Cell {
 struct DilatedLayer {
     cell: Cell,
     rate: usize,
+}
+
+/// DilatedRNN's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DilatedRnnHparams {
+    pub dilations: Vec<Vec<usize>>,
+    pub decoder_hidden_size: usize,
+    pub decoder_layers: usize,
+    pub decoder_activation: String,
+    pub cell_type: String,
+    pub encoder_hidden_size: usize,
+}
+
+impl Default for DilatedRnnHparams {
+    fn default() -> Self {
+        DilatedRnnHparams {
+            dilations: vec![vec![1, 2], vec![4, 8]],
+            decoder_hidden_size: 128,
+            decoder_layers: 2,
+            decoder_activation: "ReLU".into(),
+            cell_type: "LSTM".into(),
+            encoder_hidden_size: 128,
+        }
+    }
 }
 
 pub struct DilatedRnn {
@@ -225,38 +251,32 @@ impl DilatedLayer {
     }
 }
 
-fn dilation_groups(spec: &ModelSpec) -> Result<Vec<Vec<usize>>, BuildError> {
-    let bad =
-        || BuildError::Invalid("dilations must be a list of lists of positive integers".into());
-    let groups = match spec.hparams.get("dilations") {
-        None | Some(Value::Null) => return Ok(vec![vec![1, 2], vec![4, 8]]),
-        Some(Value::Array(g)) => g,
-        Some(_) => return Err(bad()),
-    };
-    groups
-        .iter()
-        .map(|g| {
-            g.as_array()
-                .ok_or_else(bad)?
-                .iter()
-                .map(|d| {
-                    d.as_u64()
-                        .filter(|d| *d > 0)
-                        .map(|d| d as usize)
-                        .ok_or_else(bad)
-                })
-                .collect()
-        })
-        .collect()
+fn dilation_groups(dilations: &[Vec<usize>]) -> Result<Vec<Vec<usize>>, BuildError> {
+    if dilations.iter().flatten().any(|d| *d == 0) {
+        return Err(BuildError::Invalid(
+            "dilations must be a list of lists of positive integers".into(),
+        ));
+    }
+    Ok(dilations.to_vec())
 }
 
-impl DilatedRnn {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<DilatedRnn, BuildError> {
-        let kind = spec.str_param("cell_type", "LSTM")?.to_string();
-        let hidden = spec.usize_param("encoder_hidden_size", 128)?;
+impl Model for DilatedRnn {
+    const CLASS: &'static str = "DilatedRNN";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &["context_size"];
+    type Hparams = DilatedRnnHparams;
+    type Net = DilatedRnn;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: DilatedRnnHparams,
+        store: &TensorStore,
+    ) -> Result<DilatedRnn, BuildError> {
+        let kind = hp.cell_type.as_str().to_string();
+        let hidden = hp.encoder_hidden_size;
         let exog = ExogWidths::of(spec);
         let mut groups = Vec::new();
-        for (g, rates) in dilation_groups(spec)?.into_iter().enumerate() {
+        for (g, rates) in dilation_groups(&hp.dilations)?.into_iter().enumerate() {
             let mut layers = Vec::with_capacity(rates.len());
             for (i, rate) in rates.into_iter().enumerate() {
                 let input = if g == 0 && i == 0 {
@@ -280,7 +300,16 @@ impl DilatedRnn {
         }
         Ok(DilatedRnn {
             groups,
-            head: ContextDecoder::load(store, spec, hidden)?,
+            head: ContextDecoder::load(
+                store,
+                spec,
+                DecoderShape {
+                    hidden_size: hp.decoder_hidden_size,
+                    layers: hp.decoder_layers,
+                    activation: &hp.decoder_activation,
+                },
+                hidden,
+            )?,
             h: spec.h,
             input_size: spec.input_size,
             exog,
@@ -323,7 +352,7 @@ mod tests {
     #[test]
     fn cells_that_do_not_run_in_3_3_0_are_refused_by_name() {
         for (cell, why) in [("AttentiveLSTM", "3.3.0"), ("Transformer", "not supported")] {
-            match DilatedRnn::load(&spec(cell), &TensorStore::default()) {
+            match super::super::build(&spec(cell), &TensorStore::default()) {
                 Err(BuildError::Unsupported(m)) => assert!(m.contains(why), "{m}"),
                 Err(BuildError::Invalid(m)) => panic!("{cell}: invalid {m}"),
                 Ok(_) => panic!("{cell} loaded without tensors"),
@@ -331,7 +360,7 @@ mod tests {
         }
         // A supported cell without its tensors is an invalid file, not an unsupported one.
         assert!(matches!(
-            DilatedRnn::load(&spec("GRU"), &TensorStore::default()),
+            super::super::build(&spec("GRU"), &TensorStore::default()),
             Err(BuildError::Invalid(_))
         ));
     }

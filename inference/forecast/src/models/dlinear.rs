@@ -1,12 +1,29 @@
 //! DLinear (neuralforecast/models/dlinear.py): moving-average decomposition,
 //! one linear map for the trend and one for the remainder, summed.
 
-use super::{require_no_exog, to_horizon, BuildError, Forecaster, WindowBatch};
+use super::{require_no_exog, to_horizon, BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::decomp::series_decomp;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::Array3;
+use serde::Deserialize;
+
+/// DLinear's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DLinearHparams {
+    pub moving_avg_window: usize,
+}
+
+impl Default for DLinearHparams {
+    fn default() -> Self {
+        DLinearHparams {
+            moving_avg_window: 25,
+        }
+    }
+}
 
 pub struct DLinear {
     trend: Linear,
@@ -16,11 +33,19 @@ pub struct DLinear {
     outputs: usize,
 }
 
-impl DLinear {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<DLinear, BuildError> {
+impl Model for DLinear {
+    const CLASS: &'static str = "DLinear";
+    type Hparams = DLinearHparams;
+    type Net = DLinear;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: DLinearHparams,
+        store: &TensorStore,
+    ) -> Result<DLinear, BuildError> {
         require_no_exog(spec)?;
-        let kernel = spec.usize_param("moving_avg_window", 25)?;
-        if kernel % 2 == 0 || kernel == 0 {
+        let kernel = hp.moving_avg_window;
+        if kernel.is_multiple_of(2) || kernel == 0 {
             return Err(BuildError::Invalid(format!(
                 "moving_avg_window {kernel} must be odd"
             )));

@@ -12,7 +12,7 @@
 //! [heads, steps, d_head] and are read as [steps, heads * d_head] without a
 //! transpose (`HeadLayout::Stacked`).
 
-use super::{require_futr_exog_only, BuildError, Forecaster, WindowBatch};
+use super::{require_futr_exog_only, BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::Activation;
 use crate::nn::attention::{HeadLayout, MultiHeadAttention};
 use crate::nn::batch_norm::BatchNorm1d;
@@ -24,6 +24,7 @@ use crate::nn::transformer::{DecoderAttention, TokenMixer, TransEncoderLayer, Tr
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, Axis};
+use serde::Deserialize;
 
 /// Whether ProbSparse attention over `queries` queries keeps all of them
 /// (`u = factor * ceil(ln L_Q)` reaches `L_Q`), which makes it deterministic.
@@ -85,6 +86,38 @@ impl Distil {
     }
 }
 
+/// Informer's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct InformerHparams {
+    pub decoder_input_size_multiplier: f64,
+    pub hidden_size: usize,
+    pub n_head: usize,
+    pub conv_hidden_size: usize,
+    pub activation: String,
+    pub decoder_layers: usize,
+    pub factor: usize,
+    pub encoder_layers: usize,
+    pub distil: bool,
+}
+
+impl Default for InformerHparams {
+    fn default() -> Self {
+        InformerHparams {
+            decoder_input_size_multiplier: 0.5,
+            hidden_size: 128,
+            n_head: 4,
+            conv_hidden_size: 32,
+            activation: "gelu".into(),
+            decoder_layers: 1,
+            factor: 3,
+            encoder_layers: 2,
+            distil: true,
+        }
+    }
+}
+
 pub struct Informer {
     layers: Vec<TransEncoderLayer<ProbSparse>>,
     distil: Vec<Distil>,
@@ -92,25 +125,41 @@ pub struct Informer {
     seq2seq: TransSeq2Seq,
 }
 
-impl Informer {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Informer, BuildError> {
+impl Model for Informer {
+    const CLASS: &'static str = "Informer";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout"];
+    type Hparams = InformerHparams;
+    type Net = Informer;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: InformerHparams,
+        store: &TensorStore,
+    ) -> Result<Informer, BuildError> {
         require_futr_exog_only(spec)?;
-        let seq = Seq2Seq::from_spec(spec)?;
-        let shape = TransShape::from_spec(spec)?;
+        let seq = Seq2Seq::new(spec, hp.decoder_input_size_multiplier)?;
+        let shape = TransShape::new(
+            &spec.class,
+            hp.hidden_size,
+            hp.n_head,
+            hp.conv_hidden_size,
+            &hp.activation,
+        )?;
         let TransShape {
             hidden,
             heads,
             ff_hidden: ff,
             activation: act,
         } = shape;
-        let factor = spec.usize_param("factor", 3)?;
-        let n_enc = spec.usize_param("encoder_layers", 2)?;
+        let factor = hp.factor;
+        let n_enc = hp.encoder_layers;
         if n_enc == 0 {
             return Err(BuildError::Invalid(
                 "Informer needs encoder_layers >= 1".into(),
             ));
         }
-        let distil = if spec.bool_param("distil", true)? {
+        let distil = if hp.distil {
             (0..n_enc - 1)
                 .map(|i| Distil::load(store, &format!("encoder.conv_layers.{i}"), hidden))
                 .collect::<Result<Vec<_>, _>>()?
@@ -157,10 +206,12 @@ impl Informer {
             layers,
             distil,
             norm: LayerNorm::load(store, "encoder.norm", &[hidden])?,
-            seq2seq: TransSeq2Seq::load(store, spec, seq, shape, mode)?,
+            seq2seq: TransSeq2Seq::load(store, spec, seq, shape, mode, hp.decoder_layers)?,
         })
     }
+}
 
+impl Informer {
     /// `TransEncoder` with conv layers: attention layer, distil, ..., last attention layer, norm.
     fn encode(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
         let mut x = x.to_owned();

@@ -7,7 +7,7 @@
 
 use super::{
     channels_first, check_series, insample_y, n_series, require_futr_exog_only, series_rows,
-    BuildError, Forecaster, Layout, WindowBatch,
+    BuildError, Forecaster, Layout, Model, WindowBatch,
 };
 use crate::nn::activation::Activation;
 use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
@@ -16,6 +16,31 @@ use crate::nn::transformer::{TransEncoder, TransEncoderLayer};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, Axis, Slice};
+use serde::Deserialize;
+
+/// iTransformer's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ITransformerHparams {
+    pub use_norm: bool,
+    pub hidden_size: usize,
+    pub n_heads: usize,
+    pub e_layers: usize,
+    pub d_ff: usize,
+}
+
+impl Default for ITransformerHparams {
+    fn default() -> Self {
+        ITransformerHparams {
+            use_norm: true,
+            hidden_size: 512,
+            n_heads: 8,
+            e_layers: 2,
+            d_ff: 2048,
+        }
+    }
+}
 
 pub struct ITransformer {
     norm: Option<InstanceNorm>,
@@ -30,20 +55,29 @@ pub struct ITransformer {
     exclude_insample_y: bool,
 }
 
-impl ITransformer {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<ITransformer, BuildError> {
+impl Model for ITransformer {
+    const CLASS: &'static str = "iTransformer";
+    const NON_ARCHITECTURE: &'static [&'static str] = &["d_layers", "dropout", "factor"];
+    type Hparams = ITransformerHparams;
+    type Net = ITransformer;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: ITransformerHparams,
+        store: &TensorStore,
+    ) -> Result<ITransformer, BuildError> {
         require_futr_exog_only(spec)?;
         let n = n_series(spec)?;
-        let hidden = spec.usize_param("hidden_size", 512)?;
-        let heads = spec.usize_param("n_heads", 8)?;
-        let e_layers = spec.usize_param("e_layers", 2)?;
-        let d_ff = spec.usize_param("d_ff", 2048)?;
+        let hidden = hp.hidden_size;
+        let heads = hp.n_heads;
+        let e_layers = hp.e_layers;
+        let d_ff = hp.d_ff;
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
         let encoder = TransEncoder::load(store, "encoder", e_layers, true, |prefix| {
             TransEncoderLayer::load(store, prefix, hidden, heads, d_ff, Activation::GELU)
         })?;
         Ok(ITransformer {
-            norm: InstanceNorm::use_norm(spec)?,
+            norm: InstanceNorm::use_norm(hp.use_norm),
             embedding: Linear::load(store, "enc_embedding.value_embedding", l, hidden, true)?,
             futr_embedding: (!spec.futr_exog.is_empty())
                 .then(|| Linear::load(store, "futr_embedding", l + h, hidden, true))

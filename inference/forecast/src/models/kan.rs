@@ -2,12 +2,44 @@
 //! `[y | hist exog | futr exog | static]` through `n_hidden_layers + 1`
 //! Kolmogorov-Arnold layers (no activation between them) to `h * outputs`.
 
-use super::{flat_inputs, to_horizon, BuildError, Forecaster, WindowBatch};
+use super::{flat_inputs, to_horizon, BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::kan::KanLinear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::Array3;
-use serde_json::Value;
+use serde::Deserialize;
+
+/// KAN's `hidden_size`: one width for every hidden layer, or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Widths {
+    One(usize),
+    Each(Vec<usize>),
+}
+
+/// KAN's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct KanHparams {
+    pub n_hidden_layers: usize,
+    pub hidden_size: Widths,
+    pub grid_size: usize,
+    pub spline_order: usize,
+    pub enable_standalone_scale_spline: bool,
+}
+
+impl Default for KanHparams {
+    fn default() -> Self {
+        KanHparams {
+            n_hidden_layers: 1,
+            hidden_size: Widths::One(512),
+            grid_size: 5,
+            spline_order: 3,
+            enable_standalone_scale_spline: true,
+        }
+    }
+}
 
 pub struct Kan {
     layers: Vec<KanLinear>,
@@ -16,18 +48,25 @@ pub struct Kan {
     exclude_insample_y: bool,
 }
 
-impl Kan {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Kan, BuildError> {
-        let n_hidden = spec.usize_param("n_hidden_layers", 1)?;
+impl Model for Kan {
+    const CLASS: &'static str = "KAN";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &[
+        "grid_eps",
+        "grid_range",
+        "scale_base",
+        "scale_noise",
+        "scale_spline",
+    ];
+    type Hparams = KanHparams;
+    type Net = Kan;
+
+    fn load(spec: &ModelSpec, hp: KanHparams, store: &TensorStore) -> Result<Kan, BuildError> {
+        let n_hidden = hp.n_hidden_layers;
         // `hidden_size` is one width for every hidden layer, or a list of them.
-        let hidden: Vec<usize> = match spec.hparams.get("hidden_size") {
-            None | Some(Value::Null) => vec![512; n_hidden],
-            Some(Value::Array(ws)) => ws
-                .iter()
-                .map(|w| w.as_u64().map(|w| w as usize))
-                .collect::<Option<_>>()
-                .ok_or_else(|| "hidden_size must list non-negative integers".to_string())?,
-            Some(_) => vec![spec.usize_param("hidden_size", 512)?; n_hidden],
+        let hidden: Vec<usize> = match &hp.hidden_size {
+            Widths::One(w) => vec![*w; n_hidden],
+            Widths::Each(ws) => ws.clone(),
         };
         if hidden.len() != n_hidden {
             return Err(BuildError::Invalid(format!(
@@ -44,9 +83,9 @@ impl Kan {
             .chain(hidden)
             .chain(std::iter::once(h * outputs))
             .collect();
-        let grid_size = spec.usize_param("grid_size", 5)?;
-        let order = spec.usize_param("spline_order", 3)?;
-        let standalone = spec.bool_param("enable_standalone_scale_spline", true)?;
+        let grid_size = hp.grid_size;
+        let order = hp.spline_order;
+        let standalone = hp.enable_standalone_scale_spline;
         let layers = widths
             .windows(2)
             .enumerate()

@@ -1,12 +1,31 @@
 //! MLP (neuralforecast/models/mlp.py): [y | hist exog | futr exog | static]
 //! flattened, `num_layers` Linear+ReLU, then a linear head to the horizon.
 
-use super::{flat_inputs, to_horizon, BuildError, Forecaster, WindowBatch};
+use super::{flat_inputs, to_horizon, BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::relu_inplace;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::Array3;
+use serde::Deserialize;
+
+/// MLP's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MlpHparams {
+    pub num_layers: usize,
+    pub hidden_size: usize,
+}
+
+impl Default for MlpHparams {
+    fn default() -> Self {
+        MlpHparams {
+            num_layers: 2,
+            hidden_size: 1024,
+        }
+    }
+}
 
 pub struct Mlp {
     layers: Vec<Linear>,
@@ -16,10 +35,15 @@ pub struct Mlp {
     exclude_insample_y: bool,
 }
 
-impl Mlp {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Mlp, BuildError> {
-        let num_layers = spec.usize_param("num_layers", 2)?;
-        let hidden = spec.usize_param("hidden_size", 1024)?;
+impl Model for Mlp {
+    const CLASS: &'static str = "MLP";
+    const CATEGORICAL: bool = true;
+    type Hparams = MlpHparams;
+    type Net = Mlp;
+
+    fn load(spec: &ModelSpec, hp: MlpHparams, store: &TensorStore) -> Result<Mlp, BuildError> {
+        let num_layers = hp.num_layers;
+        let hidden = hp.hidden_size;
         if num_layers == 0 {
             return Err(BuildError::Invalid("num_layers must be at least 1".into()));
         }

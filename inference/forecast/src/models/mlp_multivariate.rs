@@ -6,13 +6,32 @@
 
 use super::{
     channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    Layout, Model, WindowBatch,
 };
 use crate::nn::activation::relu_inplace;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3};
+use serde::Deserialize;
+
+/// MLPMultivariate's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MlpMultivariateHparams {
+    pub num_layers: usize,
+    pub hidden_size: usize,
+}
+
+impl Default for MlpMultivariateHparams {
+    fn default() -> Self {
+        MlpMultivariateHparams {
+            num_layers: 2,
+            hidden_size: 1024,
+        }
+    }
+}
 
 pub struct MlpMultivariate {
     layers: Vec<Linear>,
@@ -23,11 +42,20 @@ pub struct MlpMultivariate {
     exclude_insample_y: bool,
 }
 
-impl MlpMultivariate {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<MlpMultivariate, BuildError> {
+impl Model for MlpMultivariate {
+    const CLASS: &'static str = "MLPMultivariate";
+    const CATEGORICAL: bool = true;
+    type Hparams = MlpMultivariateHparams;
+    type Net = MlpMultivariate;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: MlpMultivariateHparams,
+        store: &TensorStore,
+    ) -> Result<MlpMultivariate, BuildError> {
         let n = n_series(spec)?;
-        let num_layers = spec.usize_param("num_layers", 2)?;
-        let hidden = spec.usize_param("hidden_size", 1024)?;
+        let num_layers = hp.num_layers;
+        let hidden = hp.hidden_size;
         if num_layers == 0 {
             return Err(BuildError::Invalid("num_layers must be at least 1".into()));
         }

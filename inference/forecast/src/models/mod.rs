@@ -43,84 +43,113 @@ pub(crate) use crate::forecaster::{
 pub use crate::forecaster::{BuildError, Forecaster, Layout, WindowBatch};
 use crate::nn::categorical::CategoricalEmbeddings;
 use crate::nn::scalers::RevinAffine;
-use crate::spec::ModelSpec;
+use crate::spec::{hparams, CommonHparams, ModelSpec};
 use crate::tensors::TensorStore;
 use ndarray::Array3;
+use serde::de::DeserializeOwned;
 use std::sync::Arc;
+
+/// A NeuralForecast model class this service serves: its name, its typed
+/// hyperparameters and how its forward pass is built from them.
+pub trait Model {
+    /// The class name NeuralForecast saves (`model_class`).
+    const CLASS: &'static str;
+    /// NeuralForecast 3.3's `EXOGENOUS_CAT`: takes categorical exogenous features.
+    const CATEGORICAL: bool = false;
+    /// The class's own `__init__` arguments (in any release the fixtures come
+    /// from) that shape training only, not the forward pass: dropouts,
+    /// initialisation scales and the like. Known, so not reported as unknown.
+    const NON_ARCHITECTURE: &'static [&'static str] = &[];
+    /// The class's own hyperparameters (beyond [`CommonHparams`]), each
+    /// defaulted as the class's `__init__` defaults it.
+    type Hparams: DeserializeOwned + Default;
+    /// The forward pass.
+    type Net: Forecaster + 'static;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: Self::Hparams,
+        store: &TensorStore,
+    ) -> Result<Self::Net, BuildError>;
+}
 
 type Builder = fn(&ModelSpec, &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError>;
 
-/// Model class -> forward pass. One line per supported NeuralForecast class.
-const REGISTRY: &[(&str, Builder)] = &[
-    ("MLP", |s, t| Ok(Arc::new(mlp::Mlp::load(s, t)?))),
-    ("NBEATS", |s, t| Ok(Arc::new(nbeats::NBeats::load(s, t)?))),
-    ("NBEATSx", |s, t| {
-        Ok(Arc::new(nbeatsx::NBeatsX::load(s, t)?))
-    }),
-    ("NHITS", |s, t| Ok(Arc::new(nhits::NHits::load(s, t)?))),
-    ("DLinear", |s, t| {
-        Ok(Arc::new(dlinear::DLinear::load(s, t)?))
-    }),
-    ("NLinear", |s, t| {
-        Ok(Arc::new(nlinear::NLinear::load(s, t)?))
-    }),
-    ("TiDE", |s, t| Ok(Arc::new(tide::Tide::load(s, t)?))),
-    ("MLPMultivariate", |s, t| {
-        Ok(Arc::new(mlp_multivariate::MlpMultivariate::load(s, t)?))
-    }),
-    ("TSMixer", |s, t| {
-        Ok(Arc::new(tsmixer::TsMixer::load(s, t)?))
-    }),
-    ("TSMixerx", |s, t| {
-        Ok(Arc::new(tsmixerx::TsMixerx::load(s, t)?))
-    }),
-    ("iTransformer", |s, t| {
-        Ok(Arc::new(itransformer::ITransformer::load(s, t)?))
-    }),
-    ("RNN", |s, t| Ok(Arc::new(rnn::load(s, t)?))),
-    ("LSTM", |s, t| Ok(Arc::new(lstm::load(s, t)?))),
-    ("GRU", |s, t| Ok(Arc::new(gru::load(s, t)?))),
-    ("DilatedRNN", |s, t| {
-        Ok(Arc::new(dilated_rnn::DilatedRnn::load(s, t)?))
-    }),
-    ("TCN", |s, t| Ok(Arc::new(tcn::Tcn::load(s, t)?))),
-    ("BiTCN", |s, t| Ok(Arc::new(bitcn::BiTcn::load(s, t)?))),
-    ("TFT", |s, t| Ok(Arc::new(tft::Tft::load(s, t)?))),
-    ("PatchTST", |s, t| {
-        Ok(Arc::new(patchtst::PatchTst::load(s, t)?))
-    }),
-    ("VanillaTransformer", |s, t| {
-        Ok(Arc::new(vanilla_transformer::VanillaTransformer::load(
-            s, t,
-        )?))
-    }),
-    ("Informer", |s, t| {
-        Ok(Arc::new(informer::Informer::load(s, t)?))
-    }),
-    ("Autoformer", |s, t| Ok(Arc::new(autoformer::load(s, t)?))),
-    ("FEDformer", |s, t| Ok(Arc::new(fedformer::load(s, t)?))),
-    ("SOFTS", |s, t| Ok(Arc::new(softs::Softs::load(s, t)?))),
-    ("SOFTSSharp", |s, t| Ok(Arc::new(softssharp::load(s, t)?))),
-    ("KAN", |s, t| Ok(Arc::new(kan::Kan::load(s, t)?))),
-    ("TimeMixer", |s, t| {
-        Ok(Arc::new(timemixer::TimeMixer::load(s, t)?))
-    }),
-    ("TimeXer", |s, t| {
-        Ok(Arc::new(timexer::TimeXer::load(s, t)?))
-    }),
-    ("RMoK", |s, t| Ok(Arc::new(rmok::RMoK::load(s, t)?))),
-    ("XLinear", |s, t| {
-        Ok(Arc::new(xlinear::XLinear::load(s, t)?))
-    }),
-    ("StemGNN", |s, t| {
-        Ok(Arc::new(stemgnn::StemGnn::load(s, t)?))
-    }),
-    ("TimesNet", |s, t| {
-        Ok(Arc::new(timesnet::TimesNet::load(s, t)?))
-    }),
-    ("DeepNPTS", |s, t| {
-        Ok(Arc::new(deepnpts::DeepNpts::load(s, t)?))
-    }),
+/// One row of the registry: a served class, read from its [`Model`] impl.
+pub struct Entry {
+    pub class: &'static str,
+    pub categorical: bool,
+    build: Builder,
+    keys: fn() -> &'static [&'static str],
+    non_architecture: &'static [&'static str],
+}
+
+impl Entry {
+    /// Every hyperparameter key this class's bundles may hold: the shared
+    /// ones, the class's own, and the training arguments.
+    fn known_keys(&self) -> [&'static [&'static str]; 4] {
+        [
+            hparams::field_names::<CommonHparams>(),
+            (self.keys)(),
+            self.non_architecture,
+            hparams::NON_ARCHITECTURE,
+        ]
+    }
+}
+
+const fn entry<M: Model>() -> Entry {
+    Entry {
+        class: M::CLASS,
+        categorical: M::CATEGORICAL,
+        build: build_model::<M>,
+        keys: hparams::field_names::<M::Hparams>,
+        non_architecture: M::NON_ARCHITECTURE,
+    }
+}
+
+fn build_model<M: Model>(
+    spec: &ModelSpec,
+    store: &TensorStore,
+) -> Result<Arc<dyn Forecaster>, BuildError> {
+    let hp = hparams::parse::<M::Hparams>(&spec.hparams)?;
+    Ok(Arc::new(M::load(spec, hp, store)?))
+}
+
+/// Every served class, one row each, in the order `supported()` lists them.
+const REGISTRY: &[Entry] = &[
+    entry::<mlp::Mlp>(),
+    entry::<nbeats::NBeats>(),
+    entry::<nbeatsx::NBeatsX>(),
+    entry::<nhits::NHits>(),
+    entry::<dlinear::DLinear>(),
+    entry::<nlinear::NLinear>(),
+    entry::<tide::Tide>(),
+    entry::<mlp_multivariate::MlpMultivariate>(),
+    entry::<tsmixer::TsMixer>(),
+    entry::<tsmixerx::TsMixerx>(),
+    entry::<itransformer::ITransformer>(),
+    entry::<rnn::Rnn>(),
+    entry::<lstm::Lstm>(),
+    entry::<gru::Gru>(),
+    entry::<dilated_rnn::DilatedRnn>(),
+    entry::<tcn::Tcn>(),
+    entry::<bitcn::BiTcn>(),
+    entry::<tft::Tft>(),
+    entry::<patchtst::PatchTst>(),
+    entry::<vanilla_transformer::VanillaTransformer>(),
+    entry::<informer::Informer>(),
+    entry::<autoformer::Autoformer>(),
+    entry::<fedformer::FedFormer>(),
+    entry::<softs::Softs>(),
+    entry::<softssharp::SoftsSharp>(),
+    entry::<kan::Kan>(),
+    entry::<timemixer::TimeMixer>(),
+    entry::<timexer::TimeXer>(),
+    entry::<rmok::RMoK>(),
+    entry::<xlinear::XLinear>(),
+    entry::<stemgnn::StemGnn>(),
+    entry::<timesnet::TimesNet>(),
+    entry::<deepnpts::DeepNpts>(),
 ];
 
 /// Classes refused for a reason other than "not ported yet".
@@ -131,7 +160,7 @@ const REFUSED: &[(&str, &str)] = &[(
 
 /// Classes this service can serve, in registry order.
 pub fn supported() -> impl Iterator<Item = &'static str> {
-    REGISTRY.iter().map(|(name, _)| *name)
+    REGISTRY.iter().map(|e| e.class)
 }
 
 /// NeuralForecast classes this service knows by name but does not serve
@@ -146,31 +175,25 @@ pub fn known_classes() -> impl Iterator<Item = &'static str> {
         .chain(OTHER_CLASSES.iter().copied())
 }
 
-/// The classes whose NeuralForecast 3.3 implementation takes categorical
-/// exogenous features (`EXOGENOUS_CAT = True`) and that this service serves.
-const CATEGORICAL: &[&str] = &[
-    "Autoformer",
-    "BiTCN",
-    "DeepNPTS",
-    "DilatedRNN",
-    "FEDformer",
-    "GRU",
-    "Informer",
-    "KAN",
-    "LSTM",
-    "MLP",
-    "MLPMultivariate",
-    "NBEATSx",
-    "NHITS",
-    "RNN",
-    "TCN",
-    "TiDE",
-    "TimesNet",
-    "TimeXer",
-    "TSMixerx",
-    "VanillaTransformer",
-    "XLinear",
-];
+fn entry_of(class: &str) -> Option<&'static Entry> {
+    REGISTRY.iter().find(|e| e.class == class)
+}
+
+/// The served classes that take categorical exogenous features.
+pub fn categorical_classes() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().filter(|e| e.categorical).map(|e| e.class)
+}
+
+/// Keys of the spec's `hyper_parameters` that neither the shared keys, the
+/// class's own hyperparameters nor the known training arguments account for,
+/// in the file's order. Empty for a class this service does not serve (it
+/// has nothing to check them against).
+pub fn unknown_hyperparameters(spec: &ModelSpec) -> Vec<String> {
+    match entry_of(&spec.class) {
+        Some(e) => hparams::unknown_keys(&spec.hparams, &e.known_keys()),
+        None => vec![],
+    }
+}
 
 /// A forward pass behind the categorical embeddings: the batch's category
 /// indices become embedding rows before the model reads it.
@@ -204,7 +227,7 @@ impl Forecaster for Embedded {
 /// Builds the forward pass for a model file.
 pub fn build(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError> {
     if !spec.categorical.is_empty() {
-        if !CATEGORICAL.contains(&spec.class.as_str()) {
+        if !entry_of(&spec.class).is_some_and(|e| e.categorical) {
             return Err(BuildError::Invalid(format!(
                 "{} takes no categorical exogenous variables, yet cat_exog_list names {}",
                 spec.class,
@@ -222,8 +245,8 @@ pub fn build(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster
 }
 
 fn build_net(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError> {
-    if let Some((_, builder)) = REGISTRY.iter().find(|(name, _)| *name == spec.class) {
-        return builder(spec, store);
+    if let Some(e) = entry_of(&spec.class) {
+        return (e.build)(spec, store);
     }
     if let Some((_, why)) = REFUSED.iter().find(|(name, _)| *name == spec.class) {
         return Err(BuildError::Unsupported(format!("{}: {why}", spec.class)));
@@ -290,5 +313,54 @@ mod tests {
             _ => panic!("xLSTM must be refused"),
         }
         assert!(!supported().any(|c| c == "xLSTM"));
+    }
+
+    #[test]
+    fn categorical_classes_are_those_with_exogenous_cat() {
+        // NeuralForecast 3.3's classes with EXOGENOUS_CAT = True.
+        let mut want = [
+            "Autoformer",
+            "BiTCN",
+            "DeepNPTS",
+            "DilatedRNN",
+            "FEDformer",
+            "GRU",
+            "Informer",
+            "KAN",
+            "LSTM",
+            "MLP",
+            "MLPMultivariate",
+            "NBEATSx",
+            "NHITS",
+            "RNN",
+            "TCN",
+            "TiDE",
+            "TimesNet",
+            "TimeXer",
+            "TSMixerx",
+            "VanillaTransformer",
+            "XLinear",
+        ];
+        want.sort();
+        let mut got: Vec<_> = categorical_classes().collect();
+        got.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_registry_names_each_class_once_with_its_own_keys() {
+        let mut classes: Vec<_> = supported().collect();
+        assert_eq!(classes.len(), 33);
+        classes.sort();
+        classes.dedup();
+        assert_eq!(classes.len(), 33);
+        let mlp = entry_of("MLP").unwrap();
+        assert_eq!((mlp.keys)(), ["num_layers", "hidden_size"]);
+        let hp = serde_json::json!({
+            "h": 3, "input_size": 6, "loss": {"cls": "MAE"},
+            "hidden_size": 4, "max_steps": 10, "accelerator": "cpu", "mystery": 1,
+        });
+        let spec = ModelSpec::from_hparams("MLP", hp).unwrap();
+        assert_eq!(unknown_hyperparameters(&spec), ["mystery"]);
     }
 }

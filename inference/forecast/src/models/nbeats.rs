@@ -4,21 +4,68 @@
 //! and any `n_basis`/`n_harmonics` is served as trained. NeuralForecast 3.3.0
 //! refuses `dropout_prob_theta > 0` for NBEATS (NotImplementedError).
 
-use super::{require_no_exog, BuildError, Forecaster, WindowBatch};
+use super::{require_no_exog, BuildError, Forecaster, Model, WindowBatch};
+use crate::nn::block_mlp::BlockMlpConfig;
 use crate::nn::residual_stack::{nbeats_stack, ResidualStack};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::Array3;
+use serde::Deserialize;
+
+/// NBEATS's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NBeatsHparams {
+    pub stack_types: Vec<String>,
+    pub n_blocks: Vec<usize>,
+    pub mlp_units: Vec<Vec<usize>>,
+    pub activation: String,
+    pub dropout_prob_theta: f64,
+    pub shared_weights: bool,
+}
+
+impl Default for NBeatsHparams {
+    fn default() -> Self {
+        NBeatsHparams {
+            stack_types: ["identity", "trend", "seasonality"]
+                .map(String::from)
+                .to_vec(),
+            n_blocks: vec![1, 1, 1],
+            mlp_units: vec![vec![512, 512]; 3],
+            activation: "ReLU".into(),
+            dropout_prob_theta: 0.0,
+            shared_weights: false,
+        }
+    }
+}
 
 pub struct NBeats {
     stack: ResidualStack,
 }
 
-impl NBeats {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<NBeats, BuildError> {
+impl Model for NBeats {
+    const CLASS: &'static str = "NBEATS";
+    const NON_ARCHITECTURE: &'static [&'static str] =
+        &["basis", "n_basis", "n_harmonics", "n_polynomials"];
+    type Hparams = NBeatsHparams;
+    type Net = NBeats;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: NBeatsHparams,
+        store: &TensorStore,
+    ) -> Result<NBeats, BuildError> {
         require_no_exog(spec)?;
         Ok(NBeats {
-            stack: nbeats_stack(spec, store)?,
+            stack: nbeats_stack(
+                spec,
+                store,
+                &BlockMlpConfig::new(&hp.mlp_units, &hp.activation, hp.dropout_prob_theta)?,
+                &hp.stack_types,
+                &hp.n_blocks,
+                hp.shared_weights,
+            )?,
         })
     }
 }

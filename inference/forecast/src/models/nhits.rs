@@ -4,28 +4,66 @@
 //! predict `h // n_freq_downsample` knots per output that are interpolated
 //! to the horizon (`interpolation_mode`: linear, nearest, cubic).
 
-use super::{BuildError, Forecaster, WindowBatch};
+use super::{BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::basis::Basis;
 use crate::nn::block_mlp::{BlockMlp, BlockMlpConfig};
 use crate::nn::interpolate::{InterpMode, Resize};
 use crate::nn::pooling::{Pool1d, PoolKind};
-use crate::nn::residual_stack::{str_list, usize_list, Block, ResidualStack};
+use crate::nn::residual_stack::{Block, ResidualStack};
 use crate::spec::ExogWidths;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::Array3;
+use serde::Deserialize;
+
+/// NHITS's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NHitsHparams {
+    pub stack_types: Vec<String>,
+    pub n_blocks: Vec<usize>,
+    pub n_pool_kernel_size: Vec<usize>,
+    pub n_freq_downsample: Vec<usize>,
+    pub mlp_units: Vec<Vec<usize>>,
+    pub activation: String,
+    pub dropout_prob_theta: f64,
+    pub pooling_mode: String,
+    pub interpolation_mode: String,
+}
+
+impl Default for NHitsHparams {
+    fn default() -> Self {
+        NHitsHparams {
+            stack_types: vec!["identity".into(); 3],
+            n_blocks: vec![1, 1, 1],
+            n_pool_kernel_size: vec![2, 2, 1],
+            n_freq_downsample: vec![4, 2, 1],
+            mlp_units: vec![vec![512, 512]; 3],
+            activation: "ReLU".into(),
+            dropout_prob_theta: 0.0,
+            pooling_mode: "MaxPool1d".into(),
+            interpolation_mode: "linear".into(),
+        }
+    }
+}
 
 pub struct NHits {
     stack: ResidualStack,
 }
 
-impl NHits {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<NHits, BuildError> {
-        let cfg = BlockMlpConfig::from_spec(spec)?;
-        let stack_types = str_list(spec, "stack_types", &["identity"; 3])?;
-        let n_blocks = usize_list(spec, "n_blocks", &[1, 1, 1])?;
-        let kernels = usize_list(spec, "n_pool_kernel_size", &[2, 2, 1])?;
-        let downsample = usize_list(spec, "n_freq_downsample", &[4, 2, 1])?;
+impl Model for NHits {
+    const CLASS: &'static str = "NHITS";
+    const CATEGORICAL: bool = true;
+    type Hparams = NHitsHparams;
+    type Net = NHits;
+
+    fn load(spec: &ModelSpec, hp: NHitsHparams, store: &TensorStore) -> Result<NHits, BuildError> {
+        let cfg = BlockMlpConfig::new(&hp.mlp_units, &hp.activation, hp.dropout_prob_theta)?;
+        let stack_types = &hp.stack_types;
+        let n_blocks = &hp.n_blocks;
+        let kernels = &hp.n_pool_kernel_size;
+        let downsample = &hp.n_freq_downsample;
         let n = stack_types.len();
         if [n_blocks.len(), kernels.len(), downsample.len()] != [n; 3] {
             return Err(BuildError::Invalid(
@@ -38,8 +76,8 @@ impl NHits {
                 "NHITS stack type '{t}' is not identity"
             )));
         }
-        let pooling = PoolKind::parse(spec.str_param("pooling_mode", "MaxPool1d")?)?;
-        let mode = InterpMode::parse(spec.str_param("interpolation_mode", "linear")?)?;
+        let pooling = PoolKind::parse(hp.pooling_mode.as_str())?;
+        let mode = InterpMode::parse(hp.interpolation_mode.as_str())?;
         let outputs = spec.n_outputs();
         if mode == InterpMode::Cubic && outputs > 1 {
             return Err(BuildError::Unsupported(

@@ -1,11 +1,17 @@
 //! NLinear (neuralforecast/models/nlinear.py): subtract the last value, one
 //! linear map to the horizon, add it back.
 
-use super::{require_no_exog, to_horizon, BuildError, Forecaster, WindowBatch};
+use super::{require_no_exog, to_horizon, BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array3, Axis};
+use serde::Deserialize;
+
+/// NLinear takes no hyperparameters of its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NLinearHparams {}
 
 pub struct NLinear {
     linear: Linear,
@@ -13,8 +19,16 @@ pub struct NLinear {
     outputs: usize,
 }
 
-impl NLinear {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<NLinear, BuildError> {
+impl Model for NLinear {
+    const CLASS: &'static str = "NLinear";
+    type Hparams = NLinearHparams;
+    type Net = NLinear;
+
+    fn load(
+        spec: &ModelSpec,
+        _hp: NLinearHparams,
+        store: &TensorStore,
+    ) -> Result<NLinear, BuildError> {
         require_no_exog(spec)?;
         let outputs = spec.n_outputs();
         Ok(NLinear {

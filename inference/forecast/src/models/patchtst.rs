@@ -5,7 +5,7 @@
 //! stored positional table, the TST encoder, and a flatten head (hidden-major
 //! over the patches) to `h * outputs`, RevIN undone on all of them.
 
-use super::{insample_y, require_no_exog, to_horizon, BuildError, Forecaster, WindowBatch};
+use super::{insample_y, require_no_exog, to_horizon, BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::Activation;
 use crate::nn::instance_norm::InstanceNorm;
 use crate::nn::linear::Linear;
@@ -14,6 +14,45 @@ use crate::nn::tst_encoder::{TstEncoder, TstShape};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, Axis};
+use serde::Deserialize;
+
+/// PatchTST's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PatchTstHparams {
+    pub stride: usize,
+    pub patch_len: usize,
+    pub hidden_size: usize,
+    pub activation: String,
+    pub revin: bool,
+    pub revin_affine: bool,
+    pub revin_subtract_last: bool,
+    pub n_heads: usize,
+    pub linear_hidden_size: usize,
+    pub res_attention: bool,
+    pub batch_normalization: bool,
+    pub encoder_layers: usize,
+}
+
+impl Default for PatchTstHparams {
+    fn default() -> Self {
+        PatchTstHparams {
+            stride: 8,
+            patch_len: 16,
+            hidden_size: 128,
+            activation: "gelu".into(),
+            revin: true,
+            revin_affine: false,
+            revin_subtract_last: true,
+            n_heads: 16,
+            linear_hidden_size: 256,
+            res_attention: true,
+            batch_normalization: false,
+            encoder_layers: 3,
+        }
+    }
+}
 
 pub struct PatchTst {
     revin: Option<InstanceNorm>,
@@ -31,19 +70,30 @@ pub struct PatchTst {
     exclude_insample_y: bool,
 }
 
-impl PatchTst {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<PatchTst, BuildError> {
+impl Model for PatchTst {
+    const CLASS: &'static str = "PatchTST";
+    const NON_ARCHITECTURE: &'static [&'static str] = &[
+        "attn_dropout",
+        "dropout",
+        "fc_dropout",
+        "head_dropout",
+        "learn_pos_embed",
+    ];
+    type Hparams = PatchTstHparams;
+    type Net = PatchTst;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: PatchTstHparams,
+        store: &TensorStore,
+    ) -> Result<PatchTst, BuildError> {
         require_no_exog(spec)?;
         let l = spec.input_size;
-        let stride = spec.usize_param("stride", 8)?;
+        let stride = hp.stride;
         // The constructor shortens patches longer than the padded window.
-        let patch_len = spec.usize_param("patch_len", 16)?.min(l + stride);
-        let hidden = spec.usize_param("hidden_size", 128)?;
-        let activation = match spec
-            .str_param("activation", "gelu")?
-            .to_lowercase()
-            .as_str()
-        {
+        let patch_len = hp.patch_len.min(l + stride);
+        let hidden = hp.hidden_size;
+        let activation = match hp.activation.as_str().to_lowercase().as_str() {
             "gelu" => Activation::GELU,
             "relu" => Activation::ReLU,
             other => {
@@ -54,13 +104,13 @@ impl PatchTst {
         };
         let patching = Patching::new(patch_len, stride)?;
         let n_patches = patching.count(l)?;
-        let revin = if spec.bool_param("revin", true)? {
-            let norm = if spec.bool_param("revin_affine", false)? {
+        let revin = if hp.revin {
+            let norm = if hp.revin_affine {
                 InstanceNorm::load_revin(store, "model.revin_layer", 1)?
             } else {
                 InstanceNorm::plain()
             };
-            Some(if spec.bool_param("revin_subtract_last", true)? {
+            Some(if hp.revin_subtract_last {
                 norm.subtract_last()
             } else {
                 norm
@@ -70,11 +120,11 @@ impl PatchTst {
         };
         let shape = TstShape {
             hidden,
-            heads: spec.usize_param("n_heads", 16)?,
-            ff_hidden: spec.usize_param("linear_hidden_size", 256)?,
+            heads: hp.n_heads,
+            ff_hidden: hp.linear_hidden_size,
             activation,
-            res_attention: spec.bool_param("res_attention", true)?,
-            pre_norm: spec.bool_param("batch_normalization", false)?,
+            res_attention: hp.res_attention,
+            pre_norm: hp.batch_normalization,
         };
         let b = "model.backbone";
         Ok(PatchTst {
@@ -83,12 +133,7 @@ impl PatchTst {
             n_patches,
             w_p: Linear::load(store, &format!("{b}.W_P"), patch_len, hidden, true)?,
             w_pos: store.array2(&format!("{b}.W_pos"), n_patches, hidden)?,
-            encoder: TstEncoder::load(
-                store,
-                &format!("{b}.encoder"),
-                spec.usize_param("encoder_layers", 3)?,
-                shape,
-            )?,
+            encoder: TstEncoder::load(store, &format!("{b}.encoder"), hp.encoder_layers, shape)?,
             head: Linear::load(
                 store,
                 "model.head.linear",

@@ -5,7 +5,7 @@
 
 use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    Layout, Model, WindowBatch,
 };
 use crate::nn::attention::softmax_inplace;
 use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
@@ -14,6 +14,29 @@ use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::Array3;
+use serde::Deserialize;
+
+/// RMoK's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RMoKHparams {
+    pub wavelet_function: String,
+    pub revin_affine: bool,
+    pub taylor_order: usize,
+    pub jacobi_degree: usize,
+}
+
+impl Default for RMoKHparams {
+    fn default() -> Self {
+        RMoKHparams {
+            wavelet_function: "mexican_hat".into(),
+            revin_affine: true,
+            taylor_order: 3,
+            jacobi_degree: 6,
+        }
+    }
+}
 
 pub struct RMoK {
     rev: InstanceNorm,
@@ -28,34 +51,28 @@ pub struct RMoK {
     exclude_insample_y: bool,
 }
 
-impl RMoK {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<RMoK, BuildError> {
+impl Model for RMoK {
+    const CLASS: &'static str = "RMoK";
+    /// `revine_affine`: 1.x's and 2.x's spelling of `revin_affine`, which the
+    /// legacy reader copies over (`bundle::format_v1`).
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout", "revine_affine"];
+    type Hparams = RMoKHparams;
+    type Net = RMoK;
+
+    fn load(spec: &ModelSpec, hp: RMoKHparams, store: &TensorStore) -> Result<RMoK, BuildError> {
         require_no_exog(spec)?;
         let n = n_series(spec)?;
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
         let out = h * outputs;
-        let wavelet = Wavelet::parse(spec.str_param("wavelet_function", "mexican_hat")?)?;
+        let wavelet = Wavelet::parse(hp.wavelet_function.as_str())?;
         Ok(RMoK {
-            rev: if spec.bool_param("revin_affine", true)? {
+            rev: if hp.revin_affine {
                 InstanceNorm::load_affine(store, "rev", n)?
             } else {
                 InstanceNorm::plain()
             },
-            taylor: TaylorKan::load(
-                store,
-                "experts.0",
-                l,
-                out,
-                spec.usize_param("taylor_order", 3)?,
-                true,
-            )?,
-            jacobi: JacobiKan::load(
-                store,
-                "experts.1",
-                l,
-                out,
-                spec.usize_param("jacobi_degree", 6)?,
-            )?,
+            taylor: TaylorKan::load(store, "experts.0", l, out, hp.taylor_order, true)?,
+            jacobi: JacobiKan::load(store, "experts.1", l, out, hp.jacobi_degree)?,
             wave: WaveKan::load(store, "experts.2", l, out, wavelet, true)?,
             linear: Linear::load(store, "experts.3", l, out, true)?,
             gate: Linear::load(store, "gate", l, 4, true)?,

@@ -5,7 +5,7 @@
 
 use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    Layout, Model, WindowBatch,
 };
 use crate::nn::activation::Activation;
 use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
@@ -15,6 +15,32 @@ use crate::nn::transformer::{TransEncoder, TransEncoderLayer};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::Array3;
+use serde::Deserialize;
+
+/// SOFTS's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them; SOFTSSharp's
+/// add `pe_keep_prob`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SoftsHparams {
+    pub hidden_size: usize,
+    pub d_core: usize,
+    pub e_layers: usize,
+    pub d_ff: usize,
+    pub use_norm: bool,
+}
+
+impl Default for SoftsHparams {
+    fn default() -> Self {
+        SoftsHparams {
+            hidden_size: 512,
+            d_core: 512,
+            e_layers: 2,
+            d_ff: 2048,
+            use_norm: true,
+        }
+    }
+}
 
 pub struct Softs {
     norm: Option<InstanceNorm>,
@@ -27,33 +53,38 @@ pub struct Softs {
     exclude_insample_y: bool,
 }
 
-impl Softs {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Softs, BuildError> {
-        Self::load_with(spec, store, |prefix, hidden, d_core, _| {
+impl Model for Softs {
+    const CLASS: &'static str = "SOFTS";
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout"];
+    type Hparams = SoftsHparams;
+    type Net = Softs;
+
+    fn load(spec: &ModelSpec, hp: SoftsHparams, store: &TensorStore) -> Result<Softs, BuildError> {
+        Self::load_with(spec, &hp, store, |prefix, hidden, d_core, _| {
             Stad::load(store, prefix, hidden, d_core)
         })
     }
+}
 
+impl Softs {
     /// SOFTS with the STAD each encoder layer gets from `stad(prefix,
     /// hidden, d_core, n_series)` (SOFTSSharp passes its own).
     pub fn load_with(
         spec: &ModelSpec,
+        hp: &SoftsHparams,
         store: &TensorStore,
         stad: impl Fn(&str, usize, usize, usize) -> Result<Stad, String>,
     ) -> Result<Softs, BuildError> {
         require_no_exog(spec)?;
         let n = n_series(spec)?;
-        let hidden = spec.usize_param("hidden_size", 512)?;
-        let d_core = spec.usize_param("d_core", 512)?;
-        let e_layers = spec.usize_param("e_layers", 2)?;
-        let d_ff = spec.usize_param("d_ff", 2048)?;
+        let (hidden, d_core, e_layers, d_ff) = (hp.hidden_size, hp.d_core, hp.e_layers, hp.d_ff);
         let (h, outputs) = (spec.h, spec.n_outputs());
         let encoder = TransEncoder::load(store, "encoder", e_layers, false, |prefix| {
             let stad = stad(&format!("{prefix}.attention"), hidden, d_core, n)?;
             TransEncoderLayer::with_mixer(store, prefix, stad, hidden, d_ff, Activation::GELU)
         })?;
         Ok(Softs {
-            norm: InstanceNorm::use_norm(spec)?,
+            norm: InstanceNorm::use_norm(hp.use_norm),
             embedding: Linear::load(
                 store,
                 "enc_embedding.value_embedding",

@@ -10,7 +10,7 @@
 
 use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    Layout, Model, WindowBatch,
 };
 use crate::nn::activation::{sigmoid, Activation};
 use crate::nn::attention::softmax_inplace;
@@ -21,6 +21,7 @@ use crate::nn::recurrent::{CellKind, LayerShape, RecurrentLayer};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, Axis};
+use serde::Deserialize;
 
 /// Chebyshev orders of the graph filter (`3 + 1` in the weight shape).
 const ORDERS: usize = 4;
@@ -168,6 +169,26 @@ impl StockBlock {
     }
 }
 
+/// StemGNN's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StemGnnHparams {
+    pub leaky_rate: f64,
+    pub n_stacks: usize,
+    pub multi_layer: usize,
+}
+
+impl Default for StemGnnHparams {
+    fn default() -> Self {
+        StemGnnHparams {
+            leaky_rate: 0.2,
+            n_stacks: 2,
+            multi_layer: 5,
+        }
+    }
+}
+
 pub struct StemGnn {
     gru: RecurrentLayer,
     weight_key: Vec<f32>,
@@ -181,21 +202,25 @@ pub struct StemGnn {
     exclude_insample_y: bool,
 }
 
-impl StemGnn {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<StemGnn, BuildError> {
+impl Model for StemGnn {
+    const CLASS: &'static str = "StemGNN";
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout_rate"];
+    type Hparams = StemGnnHparams;
+    type Net = StemGnn;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: StemGnnHparams,
+        store: &TensorStore,
+    ) -> Result<StemGnn, BuildError> {
         require_no_exog(spec)?;
         let n = n_series(spec)?;
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
-        if spec.usize_param("n_stacks", 2)? != 2 {
+        if hp.n_stacks != 2 {
             return Err(BuildError::Invalid("StemGNN has exactly two stacks".into()));
         }
-        let multi = spec.usize_param("multi_layer", 5)?;
-        let leaky_rate = match spec.hparams.get("leaky_rate") {
-            None | Some(serde_json::Value::Null) => 0.2,
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| "hyperparameter 'leaky_rate' must be a number".to_string())?,
-        } as f32;
+        let multi = hp.multi_layer;
+        let leaky_rate = hp.leaky_rate as f32;
         let shape = LayerShape {
             input: l,
             hidden: n,
@@ -226,7 +251,9 @@ impl StemGnn {
             exclude_insample_y: spec.exclude_insample_y,
         })
     }
+}
 
+impl StemGnn {
     /// `latent_correlation_layer`: the Chebyshev terms [0, L, 2L² - 0, 2L·T2 - L]
     /// of the normalised Laplacian of the learned graph.
     fn graph(&self, x: ArrayView2<f32>) -> Result<Vec<Array2<f32>>, String> {

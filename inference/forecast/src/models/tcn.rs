@@ -3,15 +3,43 @@
 //! `[y | hist | stat | futr[:L]]`, a Linear over time from the window to the
 //! horizon (`context_adapter`), then the MLP decoder on `[hidden | futr[L:]]`.
 
-use super::{BuildError, Forecaster, WindowBatch};
+use super::{BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::Activation;
 use crate::nn::conv1d::{Conv1d, ConvShape};
 use crate::nn::exog::{ExogWidths, Inputs};
-use crate::nn::mlp_decoder::ContextDecoder;
+use crate::nn::mlp_decoder::{ContextDecoder, DecoderShape};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::Array3;
-use serde_json::Value;
+use serde::Deserialize;
+
+/// TCN's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TcnHparams {
+    pub dilations: Vec<usize>,
+    pub decoder_hidden_size: usize,
+    pub decoder_layers: usize,
+    pub decoder_activation: String,
+    pub kernel_size: usize,
+    pub encoder_hidden_size: usize,
+    pub encoder_activation: String,
+}
+
+impl Default for TcnHparams {
+    fn default() -> Self {
+        TcnHparams {
+            dilations: vec![1, 2, 4, 8, 16],
+            decoder_hidden_size: 128,
+            decoder_layers: 2,
+            decoder_activation: "ReLU".into(),
+            kernel_size: 2,
+            encoder_hidden_size: 128,
+            encoder_activation: "ReLU".into(),
+        }
+    }
+}
 
 pub struct Tcn {
     convs: Vec<Conv1d>,
@@ -23,25 +51,28 @@ pub struct Tcn {
     exclude_insample_y: bool,
 }
 
-impl Tcn {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Tcn, BuildError> {
-        let kernel = spec.usize_param("kernel_size", 2)?;
+impl Model for Tcn {
+    const CLASS: &'static str = "TCN";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &["context_size"];
+    type Hparams = TcnHparams;
+    type Net = Tcn;
+
+    fn load(spec: &ModelSpec, hp: TcnHparams, store: &TensorStore) -> Result<Tcn, BuildError> {
+        let kernel = hp.kernel_size;
         if kernel < 2 {
             // Chomp1d(0) would cut the whole sequence: such a model cannot run in torch either.
             return Err(BuildError::Invalid(
                 "TCN kernel_size must be at least 2".into(),
             ));
         }
-        let dilations: Vec<usize> = match spec.hparams.get("dilations") {
-            None | Some(Value::Null) => vec![1, 2, 4, 8, 16],
-            Some(Value::Array(d)) => d
-                .iter()
-                .map(|v| v.as_u64().filter(|v| *v > 0).map(|v| v as usize))
-                .collect::<Option<_>>()
-                .ok_or_else(|| BuildError::Invalid("dilations must be positive integers".into()))?,
-            Some(_) => return Err(BuildError::Invalid("dilations must be a list".into())),
-        };
-        let hidden = spec.usize_param("encoder_hidden_size", 128)?;
+        let dilations = hp.dilations.clone();
+        if dilations.contains(&0) {
+            return Err(BuildError::Invalid(
+                "dilations must be positive integers".into(),
+            ));
+        }
+        let hidden = hp.encoder_hidden_size;
         let exog = ExogWidths::of(spec);
         let mut convs = Vec::with_capacity(dilations.len());
         let mut cin = exog.channels();
@@ -56,9 +87,18 @@ impl Tcn {
         }
         Ok(Tcn {
             convs,
-            activation: Activation::parse(spec.str_param("encoder_activation", "ReLU")?)
+            activation: Activation::parse(hp.encoder_activation.as_str())
                 .map_err(BuildError::Unsupported)?,
-            head: ContextDecoder::load(store, spec, hidden)?,
+            head: ContextDecoder::load(
+                store,
+                spec,
+                DecoderShape {
+                    hidden_size: hp.decoder_hidden_size,
+                    layers: hp.decoder_layers,
+                    activation: &hp.decoder_activation,
+                },
+                hidden,
+            )?,
             h: spec.h,
             input_size: spec.input_size,
             exog,

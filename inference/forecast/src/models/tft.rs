@@ -13,7 +13,7 @@
 //! Without future exog the model uses the last insample value, repeated over
 //! `input_size + h` steps, as its single future input (as NeuralForecast does).
 
-use super::{insample_y, BuildError, Forecaster, WindowBatch};
+use super::{insample_y, BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::Activation;
 use crate::nn::grn::{grn_activation, Context, Glu, Grn, GrnShape, TFT_LN_EPS};
 use crate::nn::interpretable_attention::InterpretableAttention;
@@ -25,6 +25,7 @@ use crate::nn::variable_selection::VariableSelection;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{concatenate, Array2, Array3, ArrayView2, Axis};
+use serde::Deserialize;
 
 /// `TFTEmbedding`'s continuous embedding of one input kind: value * vector + bias.
 struct Embedding {
@@ -62,6 +63,34 @@ struct StaticContexts {
     states: Vec<LayerState>,
 }
 
+/// TFT's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TftHparams {
+    pub hidden_size: usize,
+    pub n_head: usize,
+    pub n_rnn_layers: usize,
+    pub tgt_size: usize,
+    pub rnn_type: String,
+    pub grn_activation: String,
+    pub one_rnn_initial_state: bool,
+}
+
+impl Default for TftHparams {
+    fn default() -> Self {
+        TftHparams {
+            hidden_size: 128,
+            n_head: 4,
+            n_rnn_layers: 1,
+            tgt_size: 1,
+            rnn_type: "lstm".into(),
+            grn_activation: "ELU".into(),
+            one_rnn_initial_state: false,
+        }
+    }
+}
+
 pub struct Tft {
     hidden: usize,
     input_size: usize,
@@ -93,18 +122,23 @@ pub struct Tft {
     output: Linear,
 }
 
-impl Tft {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Tft, BuildError> {
-        let hidden = spec.usize_param("hidden_size", 128)?;
-        let heads = spec.usize_param("n_head", 4)?;
-        let n_layers = spec.usize_param("n_rnn_layers", 1)?;
-        let tgt_size = spec.usize_param("tgt_size", 1)?;
+impl Model for Tft {
+    const CLASS: &'static str = "TFT";
+    const NON_ARCHITECTURE: &'static [&'static str] = &["attn_dropout", "dropout"];
+    type Hparams = TftHparams;
+    type Net = Tft;
+
+    fn load(spec: &ModelSpec, hp: TftHparams, store: &TensorStore) -> Result<Tft, BuildError> {
+        let hidden = hp.hidden_size;
+        let heads = hp.n_head;
+        let n_layers = hp.n_rnn_layers;
+        let tgt_size = hp.tgt_size;
         if tgt_size != 1 {
             return Err(BuildError::Unsupported(format!(
                 "TFT with tgt_size {tgt_size}: only one target is served"
             )));
         }
-        let kind = match spec.str_param("rnn_type", "lstm")?.to_lowercase().as_str() {
+        let kind = match hp.rnn_type.as_str().to_lowercase().as_str() {
             "lstm" => CellKind::Lstm,
             "gru" => CellKind::Gru,
             other => {
@@ -116,8 +150,7 @@ impl Tft {
         if n_layers == 0 {
             return Err(BuildError::Invalid("TFT needs n_rnn_layers >= 1".into()));
         }
-        let act = grn_activation(spec.str_param("grn_activation", "ELU")?)
-            .map_err(BuildError::Unsupported)?;
+        let act = grn_activation(hp.grn_activation.as_str()).map_err(BuildError::Unsupported)?;
         let (n_futr, n_hist, n_stat) = (
             spec.exog_widths().futr,
             spec.exog_widths().hist,
@@ -141,7 +174,7 @@ impl Tft {
             Ok(LayerNorm::load(store, prefix, &[hidden])?.with_eps(TFT_LN_EPS))
         };
         let static_encoder = if n_stat > 0 {
-            let n_states = if spec.bool_param("one_rnn_initial_state", false)? {
+            let n_states = if hp.one_rnn_initial_state {
                 1
             } else {
                 n_layers
@@ -233,7 +266,9 @@ impl Tft {
             output: Linear::load(store, "output_adapter", hidden, spec.n_outputs(), true)?,
         })
     }
+}
 
+impl Tft {
     /// Contexts and initial states from the static exog, or zeros without.
     fn static_contexts(&self, batch: &WindowBatch, b: usize) -> Result<StaticContexts, String> {
         let hd = self.hidden;

@@ -4,13 +4,14 @@
 //! step, a temporal decoder adds the step's future projection, and a linear
 //! global skip from y is added at the end.
 
-use super::{insample_y, to_horizon, BuildError, Forecaster, WindowBatch};
+use super::{insample_y, to_horizon, BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::relu_inplace;
 use crate::nn::layer_norm::LayerNorm;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, Axis, Slice};
+use serde::Deserialize;
 
 /// `MLPResidual`: LayerNorm?(Linear(relu(Linear(x))) + Linear_skip(x)).
 struct MlpResidual {
@@ -60,6 +61,34 @@ impl MlpResidual {
     }
 }
 
+/// TiDE's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TideHparams {
+    pub hidden_size: usize,
+    pub decoder_output_dim: usize,
+    pub temporal_decoder_dim: usize,
+    pub temporal_width: usize,
+    pub num_encoder_layers: usize,
+    pub num_decoder_layers: usize,
+    pub layernorm: bool,
+}
+
+impl Default for TideHparams {
+    fn default() -> Self {
+        TideHparams {
+            hidden_size: 512,
+            decoder_output_dim: 32,
+            temporal_decoder_dim: 128,
+            temporal_width: 4,
+            num_encoder_layers: 1,
+            num_decoder_layers: 1,
+            layernorm: true,
+        }
+    }
+}
+
 pub struct Tide {
     hist_projection: Option<MlpResidual>,
     futr_projection: Option<MlpResidual>,
@@ -75,15 +104,21 @@ pub struct Tide {
     exclude_insample_y: bool,
 }
 
-impl Tide {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Tide, BuildError> {
-        let hidden = spec.usize_param("hidden_size", 512)?;
-        let decoder_output_dim = spec.usize_param("decoder_output_dim", 32)?;
-        let temporal_decoder_dim = spec.usize_param("temporal_decoder_dim", 128)?;
-        let temporal_width = spec.usize_param("temporal_width", 4)?;
-        let n_enc = spec.usize_param("num_encoder_layers", 1)?;
-        let n_dec = spec.usize_param("num_decoder_layers", 1)?;
-        let layernorm = spec.bool_param("layernorm", true)?;
+impl Model for Tide {
+    const CLASS: &'static str = "TiDE";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout"];
+    type Hparams = TideHparams;
+    type Net = Tide;
+
+    fn load(spec: &ModelSpec, hp: TideHparams, store: &TensorStore) -> Result<Tide, BuildError> {
+        let hidden = hp.hidden_size;
+        let decoder_output_dim = hp.decoder_output_dim;
+        let temporal_decoder_dim = hp.temporal_decoder_dim;
+        let temporal_width = hp.temporal_width;
+        let n_enc = hp.num_encoder_layers;
+        let n_dec = hp.num_decoder_layers;
+        let layernorm = hp.layernorm;
         if n_enc == 0 || n_dec == 0 {
             return Err(BuildError::Invalid(
                 "TiDE needs at least one encoder and one decoder layer".into(),

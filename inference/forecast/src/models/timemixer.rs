@@ -15,7 +15,7 @@
 
 use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    Layout, Model, WindowBatch,
 };
 use crate::nn::activation::Activation;
 use crate::nn::decomp::series_decomp;
@@ -29,6 +29,7 @@ use crate::nn::temporal::{over_time, per_step};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView3, Axis};
+use serde::Deserialize;
 
 /// How a past-decomposable-mixing block splits a sequence.
 #[derive(Debug, Clone, Copy)]
@@ -157,6 +158,42 @@ impl MixingBlock {
     }
 }
 
+/// TimeMixer's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TimeMixerHparams {
+    pub d_model: usize,
+    pub d_ff: usize,
+    pub e_layers: usize,
+    pub moving_avg: usize,
+    pub down_sampling_layers: usize,
+    pub down_sampling_window: usize,
+    pub channel_independence: usize,
+    pub down_sampling_method: String,
+    pub decomp_method: String,
+    pub top_k: usize,
+    pub use_norm: bool,
+}
+
+impl Default for TimeMixerHparams {
+    fn default() -> Self {
+        TimeMixerHparams {
+            d_model: 32,
+            d_ff: 32,
+            e_layers: 4,
+            moving_avg: 25,
+            down_sampling_layers: 1,
+            down_sampling_window: 2,
+            channel_independence: 0,
+            down_sampling_method: "avg".into(),
+            decomp_method: "moving_avg".into(),
+            top_k: 5,
+            use_norm: true,
+        }
+    }
+}
+
 pub struct TimeMixer {
     norms: Vec<InstanceNorm>,
     use_norm: bool,
@@ -177,18 +214,27 @@ pub struct TimeMixer {
     exclude_insample_y: bool,
 }
 
-impl TimeMixer {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<TimeMixer, BuildError> {
+impl Model for TimeMixer {
+    const CLASS: &'static str = "TimeMixer";
+    const NON_ARCHITECTURE: &'static [&'static str] = &["decoder_input_size_multiplier", "dropout"];
+    type Hparams = TimeMixerHparams;
+    type Net = TimeMixer;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: TimeMixerHparams,
+        store: &TensorStore,
+    ) -> Result<TimeMixer, BuildError> {
         require_no_exog(spec)?;
         let n = n_series(spec)?;
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
-        let d_model = spec.usize_param("d_model", 32)?;
-        let d_ff = spec.usize_param("d_ff", 32)?;
-        let e_layers = spec.usize_param("e_layers", 4)?;
-        let moving_avg = spec.usize_param("moving_avg", 25)?;
-        let layers = spec.usize_param("down_sampling_layers", 1)?;
-        let window = spec.usize_param("down_sampling_window", 2)?;
-        let ci = match spec.usize_param("channel_independence", 0)? {
+        let d_model = hp.d_model;
+        let d_ff = hp.d_ff;
+        let e_layers = hp.e_layers;
+        let moving_avg = hp.moving_avg;
+        let layers = hp.down_sampling_layers;
+        let window = hp.down_sampling_window;
+        let ci = match hp.channel_independence {
             0 => false,
             1 => true,
             v => {
@@ -197,7 +243,7 @@ impl TimeMixer {
                 )))
             }
         };
-        let kind = match spec.str_param("down_sampling_method", "avg")? {
+        let kind = match hp.down_sampling_method.as_str() {
             "avg" => PoolKind::Avg,
             "max" => PoolKind::Max,
             "conv" => {
@@ -211,16 +257,16 @@ impl TimeMixer {
                 )))
             }
         };
-        let decomp = match spec.str_param("decomp_method", "moving_avg")? {
+        let decomp = match hp.decomp_method.as_str() {
             "moving_avg" => Decomp::MovingAvg(moving_avg),
-            "dft_decomp" => Decomp::Dft(spec.usize_param("top_k", 5)?),
+            "dft_decomp" => Decomp::Dft(hp.top_k),
             other => {
                 return Err(BuildError::Invalid(format!(
                     "decomp_method '{other}' is not moving_avg or dft_decomp"
                 )))
             }
         };
-        if moving_avg % 2 == 0 || window < 1 {
+        if moving_avg.is_multiple_of(2) || window < 1 {
             return Err(BuildError::Invalid(format!(
                 "moving_avg {moving_avg} must be odd and down_sampling_window {window} positive"
             )));
@@ -282,7 +328,7 @@ impl TimeMixer {
             norms: (0..=layers)
                 .map(|i| InstanceNorm::load_revin(store, &format!("normalize_layers.{i}"), n))
                 .collect::<Result<_, _>>()?,
-            use_norm: spec.bool_param("use_norm", true)?,
+            use_norm: hp.use_norm,
             pool: Pool1d::new(kind, window, window, false)?,
             channel_independent: ci,
             moving_avg,
@@ -315,7 +361,9 @@ impl TimeMixer {
             exclude_insample_y: spec.exclude_insample_y,
         })
     }
+}
 
+impl TimeMixer {
     /// The scales [time_i, series], each normalised by its own RevIN; the
     /// statistics of scale 0 undo the output.
     fn scales(&self, x: Array2<f32>) -> Result<(Vec<Array2<f32>>, Option<InstanceStats>), String> {
@@ -426,7 +474,7 @@ mod tests {
             "loss": {"cls": "MAE"}
         });
         let spec = ModelSpec::from_hparams("TimeMixer", hp).unwrap();
-        match TimeMixer::load(&spec, &TensorStore::default()) {
+        match super::super::build(&spec, &TensorStore::default()) {
             Err(BuildError::Unsupported(why)) => assert!(why.contains("random"), "{why}"),
             _ => panic!("down_sampling_method='conv' must be refused"),
         }

@@ -13,7 +13,7 @@
 //! `batch_size`) series per batch, each cut into
 //! `inference_windows_batch_size` windows; `topk` keeps torch's tie order.
 
-use super::{require_futr_exog_only, BuildError, Forecaster, WindowBatch};
+use super::{require_futr_exog_only, BuildError, Forecaster, Model, WindowBatch};
 use crate::nn::activation::Activation;
 use crate::nn::attention::softmax_inplace;
 use crate::nn::conv2d::Conv2d;
@@ -27,6 +27,7 @@ use crate::nn::topk::topk_indices;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView3, Axis, Slice};
+use serde::Deserialize;
 use std::ops::Range;
 
 /// `TimesBlock`: two inception blocks (each the mean of its convolutions) with a GELU between.
@@ -135,6 +136,36 @@ impl TimesBlock {
     }
 }
 
+/// TimesNet's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TimesNetHparams {
+    pub inference_windows_batch_size: Option<i64>,
+    pub hidden_size: usize,
+    pub conv_hidden_size: usize,
+    pub top_k: usize,
+    pub num_kernels: usize,
+    pub encoder_layers: usize,
+    pub valid_batch_size: usize,
+    pub batch_size: usize,
+}
+
+impl Default for TimesNetHparams {
+    fn default() -> Self {
+        TimesNetHparams {
+            inference_windows_batch_size: None,
+            hidden_size: 64,
+            conv_hidden_size: 64,
+            top_k: 5,
+            num_kernels: 6,
+            encoder_layers: 2,
+            valid_batch_size: 0,
+            batch_size: 32,
+        }
+    }
+}
+
 pub struct TimesNet {
     embedding: DataEmbedding,
     predict_linear: Linear,
@@ -150,27 +181,37 @@ pub struct TimesNet {
     exclude_insample_y: bool,
 }
 
-impl TimesNet {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<TimesNet, BuildError> {
+impl Model for TimesNet {
+    const CLASS: &'static str = "TimesNet";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout"];
+    type Hparams = TimesNetHparams;
+    type Net = TimesNet;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: TimesNetHparams,
+        store: &TensorStore,
+    ) -> Result<TimesNet, BuildError> {
         require_futr_exog_only(spec)?;
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
-        let hidden = spec.usize_param("hidden_size", 64)?;
-        let conv_hidden = spec.usize_param("conv_hidden_size", 64)?;
-        let top_k = spec.usize_param("top_k", 5)?;
-        let kernels = spec.usize_param("num_kernels", 6)?;
-        let layers = spec.usize_param("encoder_layers", 2)?;
+        let hidden = hp.hidden_size;
+        let conv_hidden = hp.conv_hidden_size;
+        let top_k = hp.top_k;
+        let kernels = hp.num_kernels;
+        let layers = hp.encoder_layers;
         if top_k == 0 || top_k > 17 || top_k > (l + h) / 2 || kernels == 0 {
             return Err(BuildError::Unsupported(format!(
                 "TimesNet with top_k={top_k} over {} steps and num_kernels={kernels} is not served",
                 l + h
             )));
         }
-        let batch_series = match spec.usize_param("valid_batch_size", 0)? {
-            0 => spec.usize_param("batch_size", 32)?,
+        let batch_series = match hp.valid_batch_size {
+            0 => hp.batch_size,
             v => v,
         };
-        let batch_windows = match spec.hparams.get("inference_windows_batch_size") {
-            Some(v) if v.as_i64().is_some_and(|w| w > 0) => v.as_u64().map(|w| w as usize),
+        let batch_windows = match hp.inference_windows_batch_size {
+            Some(w) if w > 0 => Some(w as usize),
             _ => None,
         };
         if batch_series == 0 {
@@ -209,7 +250,9 @@ impl TimesNet {
             exclude_insample_y: spec.exclude_insample_y,
         })
     }
+}
 
+impl TimesNet {
     /// The row ranges torch runs together.
     fn chunks(&self, n: usize) -> Vec<Range<usize>> {
         let mut out = Vec::new();

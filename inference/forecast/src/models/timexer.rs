@@ -10,7 +10,7 @@
 
 use super::{
     channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    Layout, Model, WindowBatch,
 };
 use crate::nn::activation::Activation;
 use crate::nn::attention::MultiHeadAttention;
@@ -22,6 +22,7 @@ use crate::nn::transformer::PositionwiseFeedForward;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{concatenate, Array2, Array3, ArrayView2, Axis, Slice};
+use serde::Deserialize;
 
 /// TimeXer's `EncoderLayer`.
 struct XerLayer {
@@ -92,6 +93,32 @@ impl XerLayer {
     }
 }
 
+/// TimeXer's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TimeXerHparams {
+    pub use_norm: bool,
+    pub patch_len: usize,
+    pub hidden_size: usize,
+    pub n_heads: usize,
+    pub e_layers: usize,
+    pub d_ff: usize,
+}
+
+impl Default for TimeXerHparams {
+    fn default() -> Self {
+        TimeXerHparams {
+            use_norm: true,
+            patch_len: 16,
+            hidden_size: 512,
+            n_heads: 8,
+            e_layers: 2,
+            d_ff: 2048,
+        }
+    }
+}
+
 pub struct TimeXer {
     norm: Option<InstanceNorm>,
     patch_len: usize,
@@ -112,8 +139,18 @@ pub struct TimeXer {
     exclude_insample_y: bool,
 }
 
-impl TimeXer {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<TimeXer, BuildError> {
+impl Model for TimeXer {
+    const CLASS: &'static str = "TimeXer";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout", "factor"];
+    type Hparams = TimeXerHparams;
+    type Net = TimeXer;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: TimeXerHparams,
+        store: &TensorStore,
+    ) -> Result<TimeXer, BuildError> {
         if !spec.futr_exog.is_empty() {
             return Err(BuildError::Invalid(
                 "TimeXer takes historic and static exogenous variables only".into(),
@@ -121,11 +158,11 @@ impl TimeXer {
         }
         let n = n_series(spec)?;
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
-        let patch_len = spec.usize_param("patch_len", 16)?;
-        let hidden = spec.usize_param("hidden_size", 512)?;
-        let heads = spec.usize_param("n_heads", 8)?;
-        let e_layers = spec.usize_param("e_layers", 2)?;
-        let d_ff = spec.usize_param("d_ff", 2048)?;
+        let patch_len = hp.patch_len;
+        let hidden = hp.hidden_size;
+        let heads = hp.n_heads;
+        let e_layers = hp.e_layers;
+        let d_ff = hp.d_ff;
         if patch_len == 0 || l < patch_len {
             return Err(BuildError::Invalid(format!(
                 "patch_len {patch_len} does not fit input_size {l}"
@@ -134,7 +171,7 @@ impl TimeXer {
         let patches = l / patch_len;
         let glb = store.array_dyn("en_embedding.glb_token", &[1, n, 1, hidden])?;
         Ok(TimeXer {
-            norm: InstanceNorm::use_norm(spec)?,
+            norm: InstanceNorm::use_norm(hp.use_norm),
             patch_len,
             patch_embedding: Linear::load(
                 store,
@@ -174,7 +211,9 @@ impl TimeXer {
             exclude_insample_y: spec.exclude_insample_y,
         })
     }
+}
 
+impl TimeXer {
     /// Rows [series + hist * series + series * stat, input_size]: the
     /// normalised series, each (hist channel, series) and each static value
     /// held over the window, in torch's token order.

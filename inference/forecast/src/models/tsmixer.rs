@@ -5,7 +5,7 @@
 
 use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    Layout, Model, WindowBatch,
 };
 use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::linear::Linear;
@@ -13,6 +13,27 @@ use crate::nn::mixing::{Flavor, MixingLayer};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::Array3;
+use serde::Deserialize;
+
+/// TSMixer's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TsMixerHparams {
+    pub n_block: usize,
+    pub ff_dim: usize,
+    pub revin: bool,
+}
+
+impl Default for TsMixerHparams {
+    fn default() -> Self {
+        TsMixerHparams {
+            n_block: 2,
+            ff_dim: 64,
+            revin: true,
+        }
+    }
+}
 
 pub struct TsMixer {
     revin: Option<InstanceNorm>,
@@ -24,14 +45,23 @@ pub struct TsMixer {
     exclude_insample_y: bool,
 }
 
-impl TsMixer {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<TsMixer, BuildError> {
+impl Model for TsMixer {
+    const CLASS: &'static str = "TSMixer";
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout"];
+    type Hparams = TsMixerHparams;
+    type Net = TsMixer;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: TsMixerHparams,
+        store: &TensorStore,
+    ) -> Result<TsMixer, BuildError> {
         require_no_exog(spec)?;
         let n = n_series(spec)?;
-        let n_block = spec.usize_param("n_block", 2)?;
-        let ff_dim = spec.usize_param("ff_dim", 64)?;
+        let n_block = hp.n_block;
+        let ff_dim = hp.ff_dim;
         let l = spec.input_size;
-        let revin = if spec.bool_param("revin", true)? {
+        let revin = if hp.revin {
             Some(InstanceNorm::load_affine(store, "norm", n)?)
         } else {
             None

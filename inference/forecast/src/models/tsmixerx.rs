@@ -8,7 +8,7 @@
 
 use super::{
     channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    Layout, Model, WindowBatch,
 };
 use crate::nn::instance_norm::InstanceNorm;
 use crate::nn::linear::Linear;
@@ -16,6 +16,27 @@ use crate::nn::mixing::{ExogMixingLayer, FeatureMixing, Flavor, MixingLayer};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, Axis, Slice};
+use serde::Deserialize;
+
+/// TSMixerx's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TsMixerxHparams {
+    pub n_block: usize,
+    pub ff_dim: usize,
+    pub revin: bool,
+}
+
+impl Default for TsMixerxHparams {
+    fn default() -> Self {
+        TsMixerxHparams {
+            n_block: 2,
+            ff_dim: 64,
+            revin: true,
+        }
+    }
+}
 
 pub struct TsMixerx {
     revin: Option<InstanceNorm>,
@@ -33,18 +54,28 @@ pub struct TsMixerx {
     exclude_insample_y: bool,
 }
 
-impl TsMixerx {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<TsMixerx, BuildError> {
+impl Model for TsMixerx {
+    const CLASS: &'static str = "TSMixerx";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &["dropout"];
+    type Hparams = TsMixerxHparams;
+    type Net = TsMixerx;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: TsMixerxHparams,
+        store: &TensorStore,
+    ) -> Result<TsMixerx, BuildError> {
         let n = n_series(spec)?;
-        let n_block = spec.usize_param("n_block", 2)?;
-        let ff = spec.usize_param("ff_dim", 64)?;
+        let n_block = hp.n_block;
+        let ff = hp.ff_dim;
         let (l, h) = (spec.input_size, spec.h);
         let (nh, nf, ns) = (
             spec.exog_widths().hist,
             spec.exog_widths().futr,
             spec.exog_widths().stat,
         );
-        let revin = if spec.bool_param("revin", true)? {
+        let revin = if hp.revin {
             Some(InstanceNorm::load_affine(store, "norm", n)?)
         } else {
             None

@@ -8,7 +8,7 @@
 
 use super::{
     channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
-    Layout, WindowBatch,
+    Layout, Model, WindowBatch,
 };
 use crate::nn::activation::{sigmoid, Activation};
 use crate::nn::feed_forward::FeedForward;
@@ -17,6 +17,7 @@ use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{concatenate, Array2, Array3, ArrayView2, Axis, Slice};
+use serde::Deserialize;
 
 /// `GatingBlock`: x · sigmoid(Linear(ReLU(Linear(x)))).
 struct Gate(FeedForward);
@@ -40,6 +41,28 @@ impl Gate {
     }
 }
 
+/// XLinear's own hyperparameters (its `__init__` arguments that shape the
+/// forward pass), defaulted as NeuralForecast defaults them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct XLinearHparams {
+    pub use_norm: bool,
+    pub hidden_size: usize,
+    pub temporal_ff: usize,
+    pub channel_ff: usize,
+}
+
+impl Default for XLinearHparams {
+    fn default() -> Self {
+        XLinearHparams {
+            use_norm: true,
+            hidden_size: 128,
+            temporal_ff: 256,
+            channel_ff: 8,
+        }
+    }
+}
+
 pub struct XLinear {
     norm: Option<InstanceNorm>,
     projection: Linear,
@@ -59,11 +82,26 @@ pub struct XLinear {
     exclude_insample_y: bool,
 }
 
-impl XLinear {
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<XLinear, BuildError> {
+impl Model for XLinear {
+    const CLASS: &'static str = "XLinear";
+    const CATEGORICAL: bool = true;
+    const NON_ARCHITECTURE: &'static [&'static str] = &[
+        "channel_dropout",
+        "embed_dropout",
+        "head_dropout",
+        "temporal_dropout",
+    ];
+    type Hparams = XLinearHparams;
+    type Net = XLinear;
+
+    fn load(
+        spec: &ModelSpec,
+        hp: XLinearHparams,
+        store: &TensorStore,
+    ) -> Result<XLinear, BuildError> {
         let n = n_series(spec)?;
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
-        let hidden = spec.usize_param("hidden_size", 128)?;
+        let hidden = hp.hidden_size;
         let (nh, nf, ns) = (
             spec.exog_widths().hist,
             spec.exog_widths().futr,
@@ -77,24 +115,14 @@ impl XLinear {
         let head_in =
             hidden * (2 + usize::from(nh > 0) + usize::from(nf > 0) + usize::from(ns > 0));
         Ok(XLinear {
-            norm: InstanceNorm::use_norm(spec)?,
+            norm: InstanceNorm::use_norm(hp.use_norm),
             projection: Linear::load(store, "projection.0", l, hidden, true)?,
             glob_token: store
                 .array_dyn("glob_token", &[1, n, hidden])?
                 .into_shape_with_order((n, hidden))
                 .map_err(|e| format!("glob_token: {e}"))?,
-            temporal_gate: Gate::load(
-                store,
-                "temporal_gating",
-                2 * hidden,
-                spec.usize_param("temporal_ff", 256)?,
-            )?,
-            channel_gate: Gate::load(
-                store,
-                "channel_gating",
-                2 * n,
-                spec.usize_param("channel_ff", 8)?,
-            )?,
+            temporal_gate: Gate::load(store, "temporal_gating", 2 * hidden, hp.temporal_ff)?,
+            channel_gate: Gate::load(store, "channel_gating", 2 * n, hp.channel_ff)?,
             hist_projection: projection("hist_exog_projection", nh * l)?,
             futr_projection: projection("futr_exog_projection", nf * (l + h))?,
             stat_projection: projection("stat_exog_projection", ns)?,

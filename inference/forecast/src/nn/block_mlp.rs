@@ -7,10 +7,8 @@
 
 use super::activation::{Activation, PRelu};
 use super::linear::Linear;
-use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2};
-use serde_json::Value;
 
 /// The hyperparameters every block of the family reads.
 #[derive(Debug, Clone)]
@@ -22,33 +20,26 @@ pub struct BlockMlpConfig {
 }
 
 impl BlockMlpConfig {
-    pub fn from_spec(spec: &ModelSpec) -> Result<BlockMlpConfig, String> {
-        let units = match spec.hparams.get("mlp_units") {
-            None | Some(Value::Null) => vec![(512, 512); 3],
-            Some(Value::Array(rows)) => rows
-                .iter()
-                .map(|r| match r.as_array().map(|p| p.as_slice()) {
-                    Some([a, b]) => match (a.as_u64(), b.as_u64()) {
-                        (Some(a), Some(b)) if a > 0 && b > 0 => Ok((a as usize, b as usize)),
-                        _ => Err(()),
-                    },
-                    _ => Err(()),
-                })
-                .collect::<Result<_, _>>()
-                .map_err(|_| "mlp_units must list [in, out] pairs of positive integers")?,
-            Some(_) => return Err("mlp_units must be a list".into()),
-        };
+    /// From `mlp_units` ([in, out] pairs), `activation` and `dropout_prob_theta`.
+    pub fn new(
+        mlp_units: &[Vec<usize>],
+        activation: &str,
+        dropout_prob_theta: f64,
+    ) -> Result<BlockMlpConfig, String> {
+        let units = mlp_units
+            .iter()
+            .map(|r| match r.as_slice() {
+                [a, b] if *a > 0 && *b > 0 => Ok((*a, *b)),
+                _ => Err("mlp_units must list [in, out] pairs of positive integers"),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if units.is_empty() {
             return Err("mlp_units is empty".into());
         }
-        let dropout = match spec.hparams.get("dropout_prob_theta") {
-            None | Some(Value::Null) => 0.0,
-            Some(v) => v.as_f64().ok_or("dropout_prob_theta must be a number")?,
-        };
         Ok(BlockMlpConfig {
             units,
-            activation: spec.str_param("activation", "ReLU")?.to_string(),
-            dropout: dropout > 0.0,
+            activation: activation.to_string(),
+            dropout: dropout_prob_theta > 0.0,
         })
     }
 }

@@ -179,6 +179,9 @@ pub struct DecompShape {
     pub ff_hidden: usize,
     pub moving_avg: usize,
     pub activation: Activation,
+    /// `encoder_layers` and `decoder_layers`.
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
 }
 
 /// `EncoderLayer`: correlation, decompose; feed-forward, decompose.
@@ -425,17 +428,11 @@ impl<E: Correlation, S: Correlation, X: Correlation> DecompForecaster<E, S, X> {
     ) -> Result<DecompForecaster<E, S, X>, String> {
         Ok(DecompForecaster {
             embeddings: seq.embeddings(store, shape.hidden, false)?,
-            encoder: DecompEncoder::load(
-                store,
-                "encoder",
-                spec.usize_param("encoder_layers", 2)?,
-                shape,
-                enc_inner,
-            )?,
+            encoder: DecompEncoder::load(store, "encoder", shape.encoder_layers, shape, enc_inner)?,
             decoder: DecompDecoder::load(
                 store,
                 "decoder",
-                spec.usize_param("decoder_layers", 1)?,
+                shape.decoder_layers,
                 spec.n_outputs(),
                 shape,
                 dec_inner,

@@ -7,7 +7,6 @@
 //! Statistics run over every step of the window, zero padding included, as
 //! in PyTorch (these are not the masked temporal scalers of `scalers.rs`).
 
-use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -46,8 +45,8 @@ impl InstanceNorm {
 
     /// iTransformer's `use_norm` (also SOFTS, TimeXer, XLinear): a plain
     /// norm unless the hyperparameter turns it off.
-    pub fn use_norm(spec: &ModelSpec) -> Result<Option<InstanceNorm>, String> {
-        Ok(spec.bool_param("use_norm", true)?.then(InstanceNorm::plain))
+    pub fn use_norm(use_norm: bool) -> Option<InstanceNorm> {
+        use_norm.then(InstanceNorm::plain)
     }
 
     /// `<prefix>.affine_weight` / `<prefix>.affine_bias`, each [1, 1, n_series].

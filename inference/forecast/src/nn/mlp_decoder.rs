@@ -20,17 +20,22 @@ pub struct MlpDecoder {
     activation: Activation,
 }
 
-/// `decoder_activation` as `resolve_decoder_activation` reads it: unset means ReLU.
-pub fn decoder_activation(spec: &ModelSpec) -> Result<Activation, String> {
-    Activation::parse(spec.str_param("decoder_activation", "ReLU")?)
+/// The models' `mlp_decoder` hyperparameters: `decoder_hidden_size`,
+/// `decoder_layers` and `decoder_activation` (as `resolve_decoder_activation`
+/// reads it: unset means ReLU).
+#[derive(Debug, Clone, Copy)]
+pub struct DecoderShape<'a> {
+    pub hidden_size: usize,
+    pub layers: usize,
+    pub activation: &'a str,
 }
 
 impl MlpDecoder {
-    /// The models' `mlp_decoder`, sized by the spec's `decoder_hidden_size`
-    /// (default 128), `decoder_layers` (2) and `decoder_activation`.
-    pub fn from_spec(
+    /// The models' `mlp_decoder`, sized by `decoder_hidden_size`,
+    /// `decoder_layers` and `decoder_activation`.
+    pub fn from_shape(
         store: &TensorStore,
-        spec: &ModelSpec,
+        shape: DecoderShape,
         in_features: usize,
         out_features: usize,
     ) -> Result<MlpDecoder, BuildError> {
@@ -39,9 +44,9 @@ impl MlpDecoder {
             "mlp_decoder",
             in_features,
             out_features,
-            spec.usize_param("decoder_hidden_size", 128)?,
-            spec.usize_param("decoder_layers", 2)?,
-            decoder_activation(spec).map_err(BuildError::Unsupported)?,
+            shape.hidden_size,
+            shape.layers,
+            Activation::parse(shape.activation).map_err(BuildError::Unsupported)?,
         )?)
     }
 
@@ -152,12 +157,18 @@ impl ContextDecoder {
     pub fn load(
         store: &TensorStore,
         spec: &ModelSpec,
+        shape: DecoderShape,
         hidden: usize,
     ) -> Result<ContextDecoder, BuildError> {
         let outputs = spec.n_outputs();
         Ok(ContextDecoder {
             context_adapter: Linear::load(store, "context_adapter", spec.input_size, spec.h, true)?,
-            decoder: MlpDecoder::from_spec(store, spec, hidden + spec.exog_widths().futr, outputs)?,
+            decoder: MlpDecoder::from_shape(
+                store,
+                shape,
+                hidden + spec.exog_widths().futr,
+                outputs,
+            )?,
             outputs,
         })
     }

@@ -20,13 +20,50 @@
 use super::categorical::CategoricalEmbeddings;
 use super::exog::{step_inputs, steps, ExogWidths, Inputs};
 use super::linear::Linear;
-use super::mlp_decoder::{decode_horizon, MlpDecoder};
+use super::mlp_decoder::{decode_horizon, DecoderShape, MlpDecoder};
 use super::recurrent::{CellKind, LayerShape, RecurrentStack};
 use super::temporal::over_time;
 use crate::forecaster::{BuildError, Forecaster, WindowBatch};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis, Slice};
+use serde::Deserialize;
+
+/// The hyperparameters of RNN, LSTM and GRU (their `__init__` arguments that
+/// shape the forward pass).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RecurrentHparams {
+    pub encoder_n_layers: usize,
+    /// Unset: the class's default (`RecurrentForecaster::load`'s `hidden_default`).
+    pub encoder_hidden_size: Option<usize>,
+    pub encoder_bias: bool,
+    pub recurrent: bool,
+    /// `BaseModel`'s: the window of `recurrent=True` (input_size when unset or < 1).
+    pub inference_input_size: Option<i64>,
+    pub decoder_hidden_size: usize,
+    pub decoder_layers: usize,
+    pub decoder_activation: String,
+}
+
+impl Default for RecurrentHparams {
+    fn default() -> Self {
+        RecurrentHparams {
+            encoder_n_layers: 2,
+            encoder_hidden_size: None,
+            encoder_bias: true,
+            recurrent: false,
+            inference_input_size: None,
+            decoder_hidden_size: 128,
+            decoder_layers: 2,
+            decoder_activation: "ReLU".into(),
+        }
+    }
+}
+
+/// Their `__init__` arguments that shape training only.
+pub const RECURRENT_NON_ARCHITECTURE: &[&str] =
+    &["context_size", "encoder_activation", "encoder_dropout"];
 
 #[derive(Debug)]
 enum Head {
@@ -58,14 +95,15 @@ impl RecurrentForecaster {
     /// `hidden_default` is the class's `encoder_hidden_size` default.
     pub fn load(
         spec: &ModelSpec,
+        hp: &RecurrentHparams,
         store: &TensorStore,
         kind: CellKind,
         hidden_default: usize,
     ) -> Result<RecurrentForecaster, BuildError> {
-        let n_layers = spec.usize_param("encoder_n_layers", 2)?;
-        let hidden = spec.usize_param("encoder_hidden_size", hidden_default)?;
-        let bias = spec.bool_param("encoder_bias", true)?;
-        let recurrent = spec.bool_param("recurrent", false)?;
+        let n_layers = hp.encoder_n_layers;
+        let hidden = hp.encoder_hidden_size.unwrap_or(hidden_default);
+        let bias = hp.encoder_bias;
+        let recurrent = hp.recurrent;
         let outputs = spec.n_outputs();
         let exog = ExogWidths::of(spec);
         let proj_in_cell = recurrent && kind == CellKind::Lstm;
@@ -83,15 +121,18 @@ impl RecurrentForecaster {
                 Some(Linear::load(store, "proj", hidden, outputs, true)?)
             };
             // BaseModel: inference_input_size defaults to input_size (also when < 1), then + 1.
-            let inference = match spec.hparams.get("inference_input_size") {
-                Some(v) if v.as_i64().is_some_and(|n| n >= 1) => {
-                    spec.usize_param("inference_input_size", spec.input_size)?
-                }
+            let inference = match hp.inference_input_size {
+                Some(n) if n >= 1 => n as usize,
                 _ => spec.input_size,
             };
             (Head::Recurrent { proj }, inference + 1)
         } else {
-            let decoder = MlpDecoder::from_spec(store, spec, hidden + exog.futr, outputs)?;
+            let shape = DecoderShape {
+                hidden_size: hp.decoder_hidden_size,
+                layers: hp.decoder_layers,
+                activation: &hp.decoder_activation,
+            };
+            let decoder = MlpDecoder::from_shape(store, shape, hidden + exog.futr, outputs)?;
             let upsample = (spec.h > spec.input_size)
                 .then(|| Linear::load(store, "upsample_sequence", spec.input_size, spec.h, true))
                 .transpose()?;

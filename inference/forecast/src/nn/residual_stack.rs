@@ -10,7 +10,6 @@ use crate::forecaster::{insample_y, WindowBatch};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Slice};
-use serde_json::Value;
 
 use crate::spec::ExogWidths;
 
@@ -224,10 +223,14 @@ impl ResidualStack {
 /// NBEATS / NBEATSx stacks: `stack_types` x `n_blocks`, each block the same
 /// MLP over the window (and exog) with its stack's basis. With
 /// `shared_weights` a stack's later blocks rerun its first block.
-pub fn nbeats_stack(spec: &ModelSpec, store: &TensorStore) -> Result<ResidualStack, String> {
-    let cfg = BlockMlpConfig::from_spec(spec)?;
-    let stack_types = str_list(spec, "stack_types", &["identity", "trend", "seasonality"])?;
-    let n_blocks = usize_list(spec, "n_blocks", &[1, 1, 1])?;
+pub fn nbeats_stack(
+    spec: &ModelSpec,
+    store: &TensorStore,
+    cfg: &BlockMlpConfig,
+    stack_types: &[String],
+    n_blocks: &[usize],
+    shared: bool,
+) -> Result<ResidualStack, String> {
     if n_blocks.len() != stack_types.len() {
         return Err(format!(
             "n_blocks has {} entries for {} stack types",
@@ -235,13 +238,12 @@ pub fn nbeats_stack(spec: &ModelSpec, store: &TensorStore) -> Result<ResidualSta
             stack_types.len()
         ));
     }
-    let shared = spec.bool_param("shared_weights", false)?;
     let (l, h) = (spec.input_size, spec.h);
     let exog = ExogWidths::of(spec);
     let in_features = exog.block_input(l, l + h);
     let mut blocks = Vec::new();
     let mut order = Vec::new();
-    for (stack_type, &n) in stack_types.iter().zip(&n_blocks) {
+    for (stack_type, &n) in stack_types.iter().zip(n_blocks) {
         for block_id in 0..n {
             if shared && block_id > 0 {
                 order.push(blocks.len() - 1);
@@ -260,7 +262,7 @@ pub fn nbeats_stack(spec: &ModelSpec, store: &TensorStore) -> Result<ResidualSta
             let mlp = BlockMlp::load(
                 store,
                 &format!("{prefix}.layers"),
-                &cfg,
+                cfg,
                 in_features,
                 basis.n_theta(),
             )?;
@@ -273,30 +275,4 @@ pub fn nbeats_stack(spec: &ModelSpec, store: &TensorStore) -> Result<ResidualSta
         }
     }
     ResidualStack::new(blocks, order, spec)
-}
-
-/// A list hyperparameter of strings (`stack_types`), or its default.
-pub fn str_list(spec: &ModelSpec, key: &str, default: &[&str]) -> Result<Vec<String>, String> {
-    match spec.hparams.get(key) {
-        None | Some(Value::Null) => Ok(default.iter().map(|s| s.to_string()).collect()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_string))
-            .collect::<Option<_>>()
-            .ok_or_else(|| format!("'{key}' must list strings")),
-        Some(_) => Err(format!("'{key}' must be a list")),
-    }
-}
-
-/// A list hyperparameter of non-negative integers (`n_blocks`), or its default.
-pub fn usize_list(spec: &ModelSpec, key: &str, default: &[usize]) -> Result<Vec<usize>, String> {
-    match spec.hparams.get(key) {
-        None | Some(Value::Null) => Ok(default.to_vec()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_u64().map(|x| x as usize))
-            .collect::<Option<_>>()
-            .ok_or_else(|| format!("'{key}' must list non-negative integers")),
-        Some(_) => Err(format!("'{key}' must be a list")),
-    }
 }

@@ -12,7 +12,6 @@ use crate::nn::transformer::{DecoderAttention, TransDecoder, TransDecoderLayer, 
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, Axis, Slice};
-use serde_json::Value;
 
 /// The encoder's and the decoder's future-exog marks.
 pub type Marks = (Array3<f32>, Array3<f32>);
@@ -35,14 +34,9 @@ pub struct Seq2Seq {
 }
 
 impl Seq2Seq {
-    pub fn from_spec(spec: &ModelSpec) -> Result<Seq2Seq, String> {
+    /// `mult` is `decoder_input_size_multiplier` (NeuralForecast's default 0.5).
+    pub fn new(spec: &ModelSpec, mult: f64) -> Result<Seq2Seq, String> {
         let key = "decoder_input_size_multiplier";
-        let mult = match spec.hparams.get(key) {
-            None | Some(Value::Null) => 0.5,
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| format!("hyperparameter '{key}' must be a number"))?,
-        };
         let label_len = (spec.input_size as f64 * mult).ceil();
         // The models' own check: 0 < label_len < input_size.
         if !(label_len > 0.0 && label_len < spec.input_size as f64) {
@@ -198,6 +192,7 @@ impl TransSeq2Seq {
         seq: Seq2Seq,
         shape: TransShape,
         mode: DecoderAttention,
+        decoder_layers: usize,
     ) -> Result<TransSeq2Seq, String> {
         let TransShape {
             hidden,
@@ -210,7 +205,7 @@ impl TransSeq2Seq {
             decoder: TransDecoder::load(
                 store,
                 "decoder",
-                spec.usize_param("decoder_layers", 1)?,
+                decoder_layers,
                 hidden,
                 spec.n_outputs(),
                 |p| TransDecoderLayer::load(store, p, hidden, heads, ff_hidden, activation, mode),

@@ -10,19 +10,15 @@ use crate::nn::activation::Activation;
 use crate::nn::attention::{HeadLayout, MultiHeadAttention};
 use crate::nn::layer_norm::LayerNorm;
 use crate::nn::linear::Linear;
-use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2};
 
 /// `activation` of NeuralForecast's transformer layers: "relu" or "gelu".
-pub fn ff_activation(spec: &ModelSpec) -> Result<Activation, String> {
-    match spec.str_param("activation", "gelu")? {
+pub fn ff_activation(class: &str, activation: &str) -> Result<Activation, String> {
+    match activation {
         "relu" => Ok(Activation::ReLU),
         "gelu" => Ok(Activation::GELU),
-        other => Err(format!(
-            "{} activation '{other}' is not relu or gelu",
-            spec.class
-        )),
+        other => Err(format!("{class} activation '{other}' is not relu or gelu")),
     }
 }
 
@@ -37,12 +33,18 @@ pub struct TransShape {
 }
 
 impl TransShape {
-    pub fn from_spec(spec: &ModelSpec) -> Result<TransShape, String> {
+    pub fn new(
+        class: &str,
+        hidden: usize,
+        heads: usize,
+        ff_hidden: usize,
+        activation: &str,
+    ) -> Result<TransShape, String> {
         Ok(TransShape {
-            hidden: spec.usize_param("hidden_size", 128)?,
-            heads: spec.usize_param("n_head", 4)?,
-            ff_hidden: spec.usize_param("conv_hidden_size", 32)?,
-            activation: ff_activation(spec)?,
+            hidden,
+            heads,
+            ff_hidden,
+            activation: ff_activation(class, activation)?,
         })
     }
 }
