@@ -208,3 +208,158 @@ pub(super) fn scale_statics(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{bundle, day, frame, panel_of, stamp, x_at};
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn rows<'v>(body: &'v mut Value, table: &str) -> &'v mut Vec<Value> {
+        body[table].as_array_mut().unwrap()
+    }
+
+    #[test]
+    fn the_tables_a_model_reads_are_required() {
+        let b = bundle("mlp_exog");
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        body.as_object_mut().unwrap().remove("futr_df");
+        let e = panel_of(&b, &body, b.h, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidExogenous);
+        assert_eq!(
+            e.message,
+            "futr_df is required: bundle 'mlp_exog' uses future exogenous promo, wave"
+        );
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        body.as_object_mut().unwrap().remove("static_df");
+        let e = panel_of(&b, &body, b.h, 10).unwrap_err();
+        assert!(
+            e.message.starts_with("static_df is required"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn futr_rows_align_with_each_series_future() {
+        let mut b = bundle("mlp_exog");
+        b.local_scaler = None;
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        rows(&mut body, "futr_df").reverse();
+        // A row past the horizon grid, and one of a series not in df: dropped.
+        let extra = json!({"unique_id": "s1", "ds": day(40), "promo": 1, "wave": 1});
+        rows(&mut body, "futr_df").push(extra);
+        let other = json!({"unique_id": "zz", "ds": day(20), "promo": 1, "wave": 1});
+        rows(&mut body, "futr_df").push(other);
+        let p = panel_of(&b, &body, b.h, 10).unwrap();
+        assert_eq!(p.futr, ["promo", "wave"]);
+        for (k, s) in p.series.iter().enumerate() {
+            for (f, col) in p.futr.iter().enumerate() {
+                let c = p.exog.iter().position(|e| e == col).unwrap();
+                let want: Vec<f32> = (20..20 + b.h).map(|t| x_at(k, c, t) as f32).collect();
+                assert_eq!(s.futr[f], want, "{col}");
+            }
+            assert_eq!(s.stat, [(k + 1) as f32, (k + 2) as f32]);
+        }
+    }
+
+    #[test]
+    fn a_missing_futr_row_is_refused() {
+        let b = bundle("mlp_exog");
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        let at = b.h + 3;
+        rows(&mut body, "futr_df").remove(at);
+        let e = panel_of(&b, &body, b.h, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidExogenous);
+        assert!(
+            e.message.starts_with(&format!(
+                "futr_df has no row for series 's2' at ds {};",
+                stamp(23)
+            )),
+            "{}",
+            e.message
+        );
+        assert!(e
+            .message
+            .ends_with("it must hold the next 7 ds of every series"));
+        // A longer horizon than h needs no more futr_df rows.
+        let mut b = bundle("mlp_exog");
+        b.local_scaler = None;
+        let body = frame(&b, &["s1", "s2"], 20);
+        let p = panel_of(&b, &body, 3 * b.h, 10).unwrap();
+        assert_eq!(p.series[0].futr[0].len(), b.h);
+        assert_eq!(p.series[0].future.len(), 3 * b.h);
+    }
+
+    #[test]
+    fn static_rows_match_the_series_one_to_one() {
+        let b = bundle("mlp_exog");
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        rows(&mut body, "static_df").push(json!({"unique_id": "zz", "size": 1, "region": 0}));
+        let e = panel_of(&b, &body, b.h, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidExogenous);
+        assert_eq!(
+            e.message,
+            "static_df has 1 rows for series that are not in df"
+        );
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        rows(&mut body, "static_df").remove(1);
+        let e = panel_of(&b, &body, b.h, 10).unwrap_err();
+        assert_eq!(e.message, "static_df has no row for series 's2'");
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        rows(&mut body, "static_df")[1]["region"] = Value::Null;
+        let e = panel_of(&b, &body, b.h, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NonFiniteValue);
+    }
+
+    #[test]
+    fn exogenous_rows_are_unique() {
+        let b = bundle("mlp_exog");
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        let dup = rows(&mut body, "futr_df")[2].clone();
+        rows(&mut body, "futr_df").push(dup);
+        let e = panel_of(&b, &body, b.h, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::DuplicateRows);
+        assert_eq!(
+            e.message,
+            format!("futr_df has two rows for series 's1' at ds {}", stamp(22))
+        );
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        let dup = rows(&mut body, "static_df")[0].clone();
+        rows(&mut body, "static_df").push(dup);
+        let e = panel_of(&b, &body, b.h, 10).unwrap_err();
+        assert_eq!(e.message, "static_df has two rows for series 's1'");
+        // ids keep one kind across the tables.
+        let mut body = frame(&b, &["s1", "s2"], 20);
+        rows(&mut body, "static_df")[0]["unique_id"] = json!(1);
+        let e = panel_of(&b, &body, b.h, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidDs);
+    }
+
+    #[test]
+    fn statics_are_scaled_across_the_series() {
+        let mut b = bundle("mlp_exog_static");
+        assert!(b.local_static_scaler.is_some());
+        let body = frame(&b, &["s1", "s2", "s3"], 20);
+        let p = panel_of(&b, &body, b.h, 10).unwrap();
+        for c in 0..p.stat.len() {
+            let col: Vec<f32> = p.series.iter().map(|s| s.stat[c]).collect();
+            assert!(col.iter().sum::<f32>().abs() < 1e-5, "{col:?}");
+            assert!(col[0] < col[1] && col[1] < col[2], "{col:?}");
+        }
+        b.local_static_scaler = None;
+        let p = panel_of(&b, &body, b.h, 10).unwrap();
+        assert_eq!(p.series[2].stat, [3.0, 4.0]);
+    }
+
+    #[test]
+    fn categorical_statics_are_not_scaled() {
+        let b = bundle("mlp_cat");
+        assert_eq!(b.stat_exog(), ["size", "store"]);
+        let (mut s1, mut s2) = (vec![1.0, 5.0], vec![3.0, 7.0]);
+        let mut stats = [&mut s1, &mut s2];
+        scale_statics(LocalScalerKind::Standard, &b, &b.stat_exog(), &mut stats).unwrap();
+        assert_eq!((s1[0], s2[0]), (-1.0, 1.0));
+        assert_eq!((s1[1], s2[1]), (5.0, 7.0));
+    }
+}

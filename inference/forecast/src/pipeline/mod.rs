@@ -75,3 +75,67 @@ pub fn predict_with_limit(
     }
     table.into_forecast(b, &panel, columns, grid.wanted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{bundle, frame};
+    use super::*;
+
+    fn run(b: &Bundle, body: &serde_json::Value) -> Result<Forecast, ApiError> {
+        let text = body.to_string();
+        predict(b, &PredictRequest::from_slice(text.as_bytes())?)
+    }
+
+    #[test]
+    fn the_steps_run_in_order() {
+        let b = bundle("mlp_d_standard");
+        let mut body = frame(&b, &["a", "b"], 20);
+        body["h"] = serde_json::json!(0);
+        body["level"] = serde_json::json!([80]);
+        body["quantiles"] = serde_json::json!([0.5]);
+        body["df"][3]["y"] = serde_json::json!("x");
+        body["df"][4] = body["df"][5].clone();
+        // Types first, then level / quantiles, the horizon, the panel.
+        let codes = [
+            ErrorCode::InvalidRequest,
+            ErrorCode::InvalidLevel,
+            ErrorCode::InvalidHorizon,
+            ErrorCode::DuplicateRows,
+        ];
+        for code in codes {
+            let e = run(&b, &body).unwrap_err();
+            assert_eq!(e.code, code, "{}", e.message);
+            let o = body.as_object_mut().unwrap();
+            match code {
+                ErrorCode::InvalidRequest => o["df"][3]["y"] = serde_json::json!(1.5),
+                ErrorCode::InvalidLevel => drop(o.remove("quantiles").zip(o.remove("level"))),
+                ErrorCode::InvalidHorizon => drop(o.remove("h")),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn longer_horizons_extend_the_answer() {
+        let b = bundle("mlp_d_standard");
+        let mut body = frame(&b, &["a", "b"], 20);
+        let short = run(&b, &body).unwrap();
+        body["h"] = serde_json::json!(17);
+        let long = run(&b, &body).unwrap();
+        assert_eq!((short.rows.len(), long.rows.len()), (14, 34));
+        assert_eq!(long.rows[..7], short.rows[..7]);
+        assert_eq!(long.rows[17..24], short.rows[7..]);
+    }
+
+    #[test]
+    fn an_unsupported_bundle_is_refused_first() {
+        let mut b = bundle("mlp_d_standard");
+        b.unsupported = Some("a test".into());
+        let e = run(&b, &serde_json::json!({"df": []})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnsupportedModel);
+        assert_eq!(
+            e.message,
+            "bundle 'mlp_d_standard' cannot be served: a test"
+        );
+    }
+}

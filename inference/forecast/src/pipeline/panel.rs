@@ -266,3 +266,121 @@ impl Series {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{bundle, frame, panel_of, stamp, x_at, y_at};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn series_are_grouped_sorted_by_id_then_ds() {
+        let b = bundle("mlp_d_standard");
+        let body = json!({"df": [
+            {"unique_id": "b", "ds": "2024-01-03", "y": 3},
+            {"unique_id": "a", "ds": "2024-01-02", "y": 2},
+            {"unique_id": "b", "ds": "2024-01-01", "y": 1},
+            {"unique_id": "a", "ds": "2024-01-01", "y": 5},
+        ]});
+        let p = panel_of(&b, &body, 14, 10).unwrap();
+        let ids: Vec<String> = p.series.iter().map(|s| s.id.to_string()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(p.series[0].y, [5.0, 2.0]);
+        assert_eq!(p.series[1].y, [1.0, 3.0]);
+        // Each series' future starts after its own last ds.
+        assert_eq!(p.series[0].future.len(), 14);
+        assert_eq!(p.series[0].future[0], stamp(2));
+        assert_eq!(p.series[1].future[0], stamp(3));
+        assert!(p.series.iter().all(|s| s.available.is_none()));
+        assert!(p.series.iter().all(|s| s.target_scaler.is_none()));
+    }
+
+    #[test]
+    fn a_ds_twice_in_a_series_is_refused() {
+        let b = bundle("mlp_d_standard");
+        let body = json!({"df": [
+            {"unique_id": "a", "ds": "2024-01-02", "y": 2},
+            {"unique_id": "b", "ds": "2024-01-02", "y": 2},
+            {"unique_id": "a", "ds": "2024-01-02", "y": 3},
+        ]});
+        let e = panel_of(&b, &body, 7, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::DuplicateRows);
+        assert!(
+            e.message
+                .starts_with("series 'a' has two rows with ds 2024-01-02"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn rows_are_read_before_the_series_are_checked() {
+        let b = bundle("mlp_d_standard");
+        let e = panel_of(&b, &json!({"df": []}), 7, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::EmptyDf);
+        let three = frame(&b, &["a", "b", "c"], 3);
+        assert!(panel_of(&b, &three, 7, 3).is_ok());
+        let e = panel_of(&b, &three, 7, 2).unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooManySeries);
+        let body = json!({"df": [
+            {"unique_id": "a", "ds": "2024-01-01", "y": 1, "x": null},
+            {"unique_id": "a", "ds": "2024-01-02"},
+        ]});
+        // The missing y of row 1 comes before the null of an unused column.
+        let e = panel_of(&b, &body, 7, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::MissingColumn);
+        assert_eq!(e.message, "df[1] has no 'y' column");
+        let body = json!({"df": [{"unique_id": "a", "ds": "2024-01-01", "y": 1, "x": null}]});
+        let e = panel_of(&b, &body, 7, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NonFiniteValue);
+        let body = json!({"df": [{"unique_id": "a", "ds": 3, "y": 1}]});
+        let e = panel_of(&b, &body, 7, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidDs);
+    }
+
+    #[test]
+    fn the_mask_is_kept_only_when_some_row_is_unavailable() {
+        let b = bundle("mlp_d_standard");
+        let mut body = frame(&b, &["a", "b"], 4);
+        for (i, row) in body["df"].as_array_mut().unwrap().iter_mut().enumerate() {
+            row["available_mask"] = json!(if i == 5 { 0 } else { 1 });
+        }
+        let p = panel_of(&b, &body, 7, 10).unwrap();
+        assert!(p.series[0].available.is_none());
+        assert_eq!(
+            p.series[1].available.as_deref(),
+            Some(&[1.0, 0.0, 1.0, 1.0][..])
+        );
+        body["df"][0]["available_mask"] = json!(0.5);
+        let e = panel_of(&b, &body, 7, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidValue);
+    }
+
+    #[test]
+    fn the_series_scaler_is_refitted_on_the_request() {
+        let mut b = bundle("mlp_cat");
+        let body = frame(&b, &["a", "b"], 20);
+        let scaled = panel_of(&b, &body, 7, 10).unwrap();
+        b.local_scaler = None;
+        let raw = panel_of(&b, &body, 7, 10).unwrap();
+        assert_eq!(raw.series[1].y[3], y_at(1, 3) as f32);
+        for (s, r) in scaled.series.iter().zip(&raw.series) {
+            let ls = s.target_scaler.unwrap();
+            let mean = s.y.iter().sum::<f32>() / s.y.len() as f32;
+            assert!(mean.abs() < 1e-4, "{mean}");
+            for (v, want) in s.y.iter().zip(&r.y) {
+                assert!((ls.inverse(*v) - want).abs() < 1e-3);
+            }
+            for (c, col) in scaled.exog.iter().enumerate() {
+                let category = b.vocab.get(col).is_some();
+                // Categories keep their vocabulary numbers.
+                assert_eq!(s.exog[c] == r.exog[c], category, "{col}");
+                if let Some(f) = scaled.futr.iter().position(|n| n == col) {
+                    assert_eq!(s.futr[f] == r.futr[f], category, "{col}");
+                }
+            }
+        }
+        assert_eq!(raw.exog, b.df_exog());
+        assert_eq!(raw.series[0].exog[0][2], x_at(0, 0, 2) as f32);
+    }
+}

@@ -157,3 +157,109 @@ fn conformal(
         before3,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::horizon::Grid;
+    use super::super::plan::{check_intervals, output_columns};
+    use super::super::rollout::forecast_model;
+    use super::super::test_support::{bundle, frame, panel_of, request};
+    use super::*;
+
+    fn answer(
+        b: &Bundle,
+        p: &Panel,
+        scaled: &[Vec<f32>],
+        wanted: usize,
+    ) -> Result<Forecast, ApiError> {
+        let horizon = scaled[0].len();
+        let mut table = Table::new(p.series.len(), horizon, 1);
+        table.add(b, p, &b.models[0], &Asks::default(), scaled, 1)?;
+        table.into_forecast(b, p, b.output_columns(), wanted)
+    }
+
+    #[test]
+    fn rows_are_cut_to_the_wanted_horizon() {
+        let b = bundle("mlp_d_standard");
+        let p = panel_of(&b, &frame(&b, &["a", "b"], 20), 14, 10).unwrap();
+        let scaled: Vec<Vec<f32>> = (0..2)
+            .map(|i| (0..14).map(|t| (100 * i + t) as f32).collect())
+            .collect();
+        let f = answer(&b, &p, &scaled, 10).unwrap();
+        assert_eq!(
+            (f.id_col.as_str(), f.time_col.as_str()),
+            ("unique_id", "ds")
+        );
+        assert_eq!(f.columns, ["MLP"]);
+        assert_eq!(f.rows.len(), 20);
+        let (id, ds, v) = &f.rows[13];
+        assert_eq!(
+            (id.to_string(), *ds, v.as_slice()),
+            ("b".into(), p.series[1].future[3], &[103.0][..])
+        );
+        assert_eq!(f.rows[9].2, [9.0]);
+    }
+
+    #[test]
+    fn the_series_scaler_is_inverted() {
+        let b = bundle("mlp_d_conformal_error");
+        assert!(b.local_scaler.is_some());
+        let p = panel_of(&b, &frame(&b, &["a", "b"], 20), 7, 10).unwrap();
+        let f = answer(&b, &p, &[vec![0.0; 7], vec![1.0; 7]], 7).unwrap();
+        for (i, s) in p.series.iter().enumerate() {
+            let ls = s.target_scaler.unwrap();
+            assert_eq!(f.rows[7 * i].2, [ls.inverse(i as f32)]);
+            assert_ne!(f.rows[7 * i].2, [i as f32]);
+        }
+    }
+
+    #[test]
+    fn non_finite_forecasts_are_refused() {
+        let b = bundle("mlp_d_standard");
+        let p = panel_of(&b, &frame(&b, &["a", "b"], 20), 7, 10).unwrap();
+        let mut scaled = vec![vec![1.0; 7], vec![1.0; 7]];
+        scaled[1][2] = f32::NAN;
+        let e = answer(&b, &p, &scaled, 7).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NonFiniteValue);
+        let at = p.series[1].future[2];
+        assert!(
+            e.message
+                .starts_with(&format!("the forecast for series 'b' at {at} (MLP)")),
+            "{}",
+            e.message
+        );
+        // Past the wanted horizon it is not answered, so not refused.
+        assert!(answer(&b, &p, &scaled, 2).is_ok());
+    }
+
+    #[test]
+    fn conformal_intervals_surround_the_point_forecast() {
+        let b = bundle("mlp_d_conformal_error");
+        let req = request(r#"{"df": [], "level": [80]}"#);
+        let asks = check_intervals(&b, &req).unwrap_or_else(|e| panic!("{e}"));
+        let n = asks.conformal.as_ref().unwrap().conformal.n_series();
+        let ids: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let p = panel_of(&b, &frame(&b, &ids, 30), 7, 10).unwrap();
+        let grid = Grid::new(b.h, b.h);
+        let m = &b.models[0];
+        let (scaled, outputs) = forecast_model(&p, m, &asks, grid).unwrap();
+        let columns = output_columns(&b, &asks);
+        let mut table = Table::new(n, 7, columns.len());
+        table.add(&b, &p, m, &asks, &scaled, outputs).unwrap();
+        let f = table.into_forecast(&b, &p, columns, 7).unwrap();
+        assert_eq!(f.columns, ["MLP", "MLP-lo-80", "MLP-hi-80"]);
+        for (_, _, v) in &f.rows {
+            assert!(v[1] < v[0] && v[0] < v[2], "{v:?}");
+        }
+        let mut other = bundle("mlp_d_conformal_error");
+        other.models[0].name = "Other".into();
+        let e = Table::new(n, 7, 3)
+            .add(&other, &p, &other.models[0], &asks, &scaled, outputs)
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidLevel);
+        assert!(e
+            .message
+            .ends_with("holds no conformity scores for model Other"));
+    }
+}

@@ -189,3 +189,141 @@ fn push_scaled(scaled: &mut [Vec<f32>], out: &Array3<f32>, spec: &ModelSpec, inv
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan::check_intervals;
+    use super::super::test_support::{bundle, day, frame, panel_of, request};
+    use super::*;
+    use crate::bundle::Bundle;
+    use serde_json::json;
+
+    fn forecast(b: &Bundle, body: &serde_json::Value, wanted: usize) -> Vec<Vec<f32>> {
+        let grid = Grid::new(b.h, wanted);
+        let p = panel_of(b, body, grid.horizon(), 10).unwrap();
+        let (scaled, outputs) = forecast_model(&p, &b.models[0], &Asks::default(), grid).unwrap();
+        assert_eq!(outputs, 1);
+        assert!(scaled.iter().all(|s| s.len() == grid.horizon()));
+        scaled
+    }
+
+    /// `body` with `extra[i]` appended to series i's history.
+    fn extended(body: &serde_json::Value, n: usize, extra: &[&[f32]]) -> serde_json::Value {
+        let mut out = body.clone();
+        let df = out["df"].as_array_mut().unwrap();
+        for (i, ys) in extra.iter().enumerate() {
+            let id = ["a", "b"][i];
+            for (k, y) in ys.iter().enumerate() {
+                df.push(json!({"unique_id": id, "ds": day((n + k) as u64), "y": *y as f64}));
+            }
+        }
+        out
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{a:?} != {b:?}");
+        }
+    }
+
+    #[test]
+    fn each_pass_feeds_its_forecast_back() {
+        // No series-level scaler: the panel's space is the request's.
+        let b = bundle("mlp_d_standard");
+        let body = frame(&b, &["a", "b"], 30);
+        let one = forecast(&b, &body, 7);
+        let two = forecast(&b, &body, 14);
+        close(&two[0][..7], &one[0]);
+        close(&two[1][..7], &one[1]);
+        let next = forecast(&b, &extended(&body, 30, &[&one[0], &one[1]]), 7);
+        close(&two[0][7..], &next[0]);
+        close(&two[1][7..], &next[1]);
+    }
+
+    #[test]
+    fn a_short_last_pass_ends_its_window_early() {
+        // 10 steps: the second pass sees the first 3 forecasts, not all 7.
+        let b = bundle("mlp_d_standard");
+        let body = frame(&b, &["a", "b"], 30);
+        let one = forecast(&b, &body, 7);
+        let ten = forecast(&b, &body, 10);
+        let next = forecast(&b, &extended(&body, 30, &[&one[0][..3], &one[1][..3]]), 7);
+        close(&ten[0][7..10], &next[0][..3]);
+        close(&ten[1][7..10], &next[1][..3]);
+        let full = forecast(&b, &extended(&body, 30, &[&one[0], &one[1]]), 7);
+        assert_ne!(ten[0][7..10], full[0][..3]);
+    }
+
+    #[test]
+    fn recurrent_decoders_roll_out_the_whole_horizon() {
+        let b = bundle("lstm_w_rec_mq");
+        let rows: Vec<_> = (0..30)
+            .map(|t| {
+                let ds = chrono::NaiveDate::from_ymd_opt(2024, 1, 7).unwrap()
+                    + chrono::Days::new(7 * t);
+                json!({"unique_id": "a", "ds": ds.format("%Y-%m-%d").to_string(), "y": (t % 5) as f64 + t as f64})
+            })
+            .collect();
+        let body = json!({ "df": rows });
+        let grid = Grid::new(b.h, 9);
+        assert_eq!(grid.passes, 3);
+        let p = panel_of(&b, &body, grid.horizon(), 10).unwrap();
+        let m = &b.models[0];
+        let (scaled, outputs) = forecast_model(&p, m, &Asks::default(), grid).unwrap();
+        assert_eq!(outputs, 3);
+        assert_eq!(scaled[0].len(), 12 * 3);
+        assert!(scaled[0].iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn multivariate_models_take_exactly_their_series() {
+        let b = bundle("tsmixer_h_revin");
+        let body = json!({"df": (0..30).flat_map(|t| ["a", "b"].map(|id| json!({
+            "unique_id": id, "ds": format!("2024-01-02T{:02}:00:00", t % 24), "y": t
+        }))).take(48).collect::<Vec<_>>()});
+        let grid = Grid::new(b.h, b.h);
+        let p = panel_of(&b, &body, grid.horizon(), 10).unwrap();
+        let e = err_of(forecast_model(&p, &b.models[0], &Asks::default(), grid));
+        assert_eq!(e.code, ErrorCode::InvalidSeries);
+        assert!(e.message.contains("exactly the 3 series"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_model_without_a_forward_pass_is_an_internal_error() {
+        let mut b = bundle("mlp_d_standard");
+        b.models[0].net = Err("no weights".into());
+        let body = frame(&b, &["a"], 20);
+        let grid = Grid::new(b.h, b.h);
+        let p = panel_of(&b, &body, grid.horizon(), 10).unwrap();
+        let e = err_of(forecast_model(&p, &b.models[0], &Asks::default(), grid));
+        assert_eq!(e.code, ErrorCode::InternalError);
+        assert_eq!(e.message, "model MLP has no forward pass");
+    }
+
+    #[test]
+    fn implicit_quantiles_come_from_the_grid() {
+        let b = bundle("iqloss_d");
+        let body = frame(&b, &["a", "b"], 30);
+        let asks = check_intervals(&b, &request(r#"{"df": [], "quantiles": [0.1, 0.9]}"#))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let grid = Grid::new(b.h, b.h);
+        let p = panel_of(&b, &body, grid.horizon(), 10).unwrap();
+        let (scaled, outputs) = forecast_model(&p, &b.models[0], &asks, grid).unwrap();
+        assert_eq!(outputs, 2);
+        for s in &scaled {
+            assert_eq!(s.len(), b.h * 2);
+            assert!(s.chunks(2).all(|q| q[0] < q[1]), "{s:?}");
+        }
+        let (point, outputs) = forecast_model(&p, &b.models[0], &Asks::default(), grid).unwrap();
+        assert_eq!(outputs, 1);
+        assert!(point[0]
+            .iter()
+            .zip(scaled[0].chunks(2))
+            .all(|(m, q)| q[0] < *m && *m < q[1]));
+    }
+
+    fn err_of<T>(r: Result<T, ApiError>) -> ApiError {
+        super::super::test_support::err(r)
+    }
+}

@@ -217,3 +217,165 @@ fn fill_futr(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{bundle, frame, panel_of, x_at, y_at};
+    use super::*;
+    use crate::bundle::Bundle;
+    use serde_json::json;
+
+    fn batch(b: &Bundle, p: &Panel, ys: Option<&[Vec<f32>]>) -> (WindowBatch, Vec<Stats>) {
+        let m = &b.models[0];
+        p.windows(m.spec.as_ref().unwrap(), m, b.h, ys).unwrap()
+    }
+
+    #[test]
+    fn short_histories_are_left_padded_and_masked() {
+        // Identity TemporalNorm: the window holds the values themselves.
+        let b = bundle("dlinear_d_identity");
+        let mut body = frame(&b, &["a"], 5);
+        let long = frame(&b, &["b"], 20);
+        let df = body["df"].as_array_mut().unwrap();
+        df.extend(long["df"].as_array().unwrap().iter().cloned());
+        df[1]["available_mask"] = json!(0);
+        for row in df.iter_mut().skip(2) {
+            row["available_mask"] = json!(1);
+        }
+        df[0]["available_mask"] = json!(1);
+        let p = panel_of(&b, &body, b.h, 10).unwrap();
+        let (w, inverse) = batch(&b, &p, None);
+        assert_eq!(w.insample_y.dim(), (2, 14));
+        assert_eq!(inverse.len(), 2);
+        let a: Vec<f32> = w.insample_y.row(0).to_vec();
+        let want: Vec<f32> = (0..9)
+            .map(|_| 0.0)
+            .chain((0..5).map(|t| y_at(0, t) as f32))
+            .collect();
+        assert_eq!(a, want);
+        let mask: Vec<f32> = w.insample_mask.row(0).to_vec();
+        let mut want = vec![0.0; 9];
+        want.extend([1.0, 0.0, 1.0, 1.0, 1.0]);
+        assert_eq!(mask, want);
+        // The long series: its last 14 values, all available.
+        assert_eq!(w.insample_y[[1, 0]], y_at(0, 6) as f32);
+        assert_eq!(w.insample_y[[1, 13]], y_at(0, 19) as f32);
+        assert!(w.insample_mask.row(1).iter().all(|m| *m == 1.0));
+        assert!(w.hist_exog.is_none() && w.futr_exog.is_none() && w.stat_exog.is_none());
+    }
+
+    #[test]
+    fn a_recursive_history_replaces_the_requests() {
+        let b = bundle("dlinear_d_identity");
+        let body = frame(&b, &["a"], 5);
+        let p = panel_of(&b, &body, b.h, 10).unwrap();
+        let mut y = p.series[0].y.clone();
+        y.extend([7.0, 8.0]);
+        let (w, _) = batch(&b, &p, Some(&[y]));
+        let row = w.insample_y.row(0).to_vec();
+        assert_eq!(&row[12..], [7.0, 8.0]);
+        assert_eq!(row[6], 0.0);
+        assert_eq!(row[7], y_at(0, 0) as f32);
+        // Appended forecasts count as available.
+        assert_eq!(w.insample_mask.row(0).iter().sum::<f32>(), 7.0);
+    }
+
+    #[test]
+    fn temporal_norm_scales_each_window_and_is_inverted() {
+        let b = bundle("mlp_d_standard");
+        let body = frame(&b, &["a", "b"], 30);
+        let p = panel_of(&b, &body, b.h, 10).unwrap();
+        let (w, inverse) = batch(&b, &p, None);
+        let kind = b.models[0].spec.as_ref().unwrap().scaler;
+        assert_eq!(inverse.len(), 2);
+        for (i, stats) in inverse.iter().enumerate() {
+            let row = w.insample_y.row(i);
+            assert!(row.iter().sum::<f32>().abs() < 1e-4);
+            let last = kind.inverse(row[13], *stats);
+            assert!((last - y_at(i, 29) as f32).abs() < 1e-3, "{last}");
+        }
+    }
+
+    #[test]
+    fn exogenous_windows_hold_history_then_future() {
+        let mut b = bundle("mlp_exog_static");
+        (b.local_scaler, b.local_static_scaler) = (None, None);
+        let body = frame(&b, &["s1", "s2"], 10);
+        let p = panel_of(&b, &body, b.h, 10).unwrap();
+        let (w, _) = batch(&b, &p, None);
+        let fx = w.futr_exog.unwrap();
+        assert_eq!(fx.dim(), (2, 14 + 7, 2));
+        for (c, col) in ["promo", "wave"].iter().enumerate() {
+            let x = p.exog.iter().position(|e| e == col).unwrap();
+            assert_eq!(fx[[1, 3, c]], 0.0, "left padding");
+            assert_eq!(fx[[1, 4, c]], x_at(1, x, 0) as f32);
+            assert_eq!(fx[[1, 13, c]], x_at(1, x, 9) as f32);
+            assert_eq!(fx[[1, 14, c]], x_at(1, x, 10) as f32);
+            assert_eq!(fx[[1, 20, c]], x_at(1, x, 16) as f32);
+        }
+        let sx = w.stat_exog.unwrap();
+        assert_eq!(sx.row(1).to_vec(), [2.0, 3.0]);
+        assert!(w.hist_exog.is_none());
+    }
+
+    #[test]
+    fn categories_bypass_temporal_norm() {
+        let b = bundle("mlp_cat");
+        let mut body = frame(&b, &["s1"], 20);
+        let words = |t: usize| (["cloud", "sun"][t % 2], ["Mon", "Sat"][(t / 2) % 2]);
+        for (t, row) in body["df"].as_array_mut().unwrap().iter_mut().enumerate() {
+            row["sky"] = json!(words(t).0);
+            row["dow"] = json!(words(t).1);
+        }
+        for (t, row) in body["futr_df"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            row["dow"] = json!(words(t).1);
+        }
+        let p = panel_of(&b, &body, b.h, 10).unwrap();
+        let (w, _) = batch(&b, &p, None);
+        let spec = b.models[0].spec.as_ref().unwrap();
+        let (hx, fx) = (w.hist_exog.unwrap(), w.futr_exog.unwrap());
+        assert_eq!(spec.hist_exog, ["temp", "sky"]);
+        assert_eq!(spec.futr_exog, ["promo", "dow"]);
+        let s = &p.series[0];
+        let (sky, dow) = (
+            p.exog.iter().position(|e| e == "sky").unwrap(),
+            p.exog.iter().position(|e| e == "dow").unwrap(),
+        );
+        let fdow = p.futr.iter().position(|e| e == "dow").unwrap();
+        assert!(
+            s.exog[sky][6..].iter().all(|v| *v > 0.0),
+            "known categories"
+        );
+        for t in 0..14 {
+            assert_eq!(hx[[0, t, 1]], s.exog[sky][6 + t]);
+            assert_eq!(fx[[0, t, 1]], s.exog[dow][6 + t]);
+        }
+        for k in 0..b.h {
+            assert_eq!(fx[[0, 14 + k, 1]], s.futr[fdow][k]);
+        }
+        // temp and promo are normalised per window: mean 0.
+        assert!((0..14).map(|t| hx[[0, t, 0]]).sum::<f32>().abs() < 1e-4);
+        assert!((0..14).map(|t| fx[[0, t, 0]]).sum::<f32>().abs() < 1e-4);
+    }
+
+    #[test]
+    fn recurrent_models_read_one_step_more() {
+        let b = bundle("lstm_w_rec_mq");
+        let m = &b.models[0];
+        let body = json!({"df": [
+            {"unique_id": "a", "ds": "2024-01-07", "y": 1},
+            {"unique_id": "a", "ds": "2024-01-14", "y": 3},
+            {"unique_id": "a", "ds": "2024-01-21", "y": 2},
+        ]});
+        let p = panel_of(&b, &body, b.h, 10).unwrap();
+        let (w, _) = p.windows(m.spec.as_ref().unwrap(), m, b.h, None).unwrap();
+        assert_eq!(m.spec.as_ref().unwrap().input_size, 12);
+        assert_eq!(w.insample_y.dim(), (1, 13));
+        assert_eq!(w.insample_mask.row(0).iter().sum::<f32>(), 3.0);
+    }
+}
