@@ -5,6 +5,37 @@
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Weekday};
 use std::fmt;
 
+/// Why a `ds` value or a `freq` cannot be read, or a stamp cannot be stepped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    #[error("'{0}' is not an ISO 8601 date or datetime without timezone (e.g. 2024-01-31 or 2024-01-31T06:00:00)")]
+    NotIso(String),
+    #[error("integer freq must be a non-zero integer, got {0}")]
+    ZeroIntegerFreq(String),
+    #[error("freq must be a string or an integer, got {0}")]
+    FreqType(String),
+    #[error("bad multiple in freq '{0}'")]
+    BadMultiple(String),
+    #[error("freq '{0}' needs a positive multiple")]
+    NonPositiveMultiple(String),
+    #[error("unknown month anchor in freq '{0}'")]
+    MonthAnchor(String),
+    #[error("unknown weekday anchor in freq '{0}'")]
+    WeekdayAnchor(String),
+    #[error("unsupported freq '{0}'")]
+    UnsupportedFreq(String),
+    #[error("freq '{0}': a multiple above {max} is not supported for this offset", max = MAX_STEPPED_MULTIPLE)]
+    MultipleTooLarge(String),
+    #[error("integer ds overflows")]
+    IntegerOverflow,
+    #[error("ds {0} is a timestamp but the model's freq is an integer")]
+    TimestampWithIntegerFreq(NaiveDateTime),
+    #[error("ds {0} is an integer but the model's freq is a calendar offset")]
+    IntegerWithCalendarFreq(i64),
+    #[error("date {0} + freq is out of range")]
+    OutOfRange(NaiveDateTime),
+}
+
 /// One `ds` value. A request uses one kind throughout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stamp {
@@ -16,10 +47,8 @@ impl Stamp {
     /// Parses an ISO 8601 date or datetime without timezone, strictly:
     /// `YYYY-MM-DD`, optionally followed by `T` or a space and `HH:MM`,
     /// `:SS` and a 1-9 digit fraction. Two-digit fields, no whitespace.
-    pub fn parse_str(s: &str) -> Result<Stamp, String> {
-        parse_iso(s.as_bytes()).ok_or_else(|| {
-            format!("'{s}' is not an ISO 8601 date or datetime without timezone (e.g. 2024-01-31 or 2024-01-31T06:00:00)")
-        })
+    pub fn parse_str(s: &str) -> Result<Stamp, DateError> {
+        parse_iso(s.as_bytes()).ok_or_else(|| DateError::NotIso(s.to_string()))
     }
 
     /// `%Y-%m-%dT%H:%M:%S` (or the integer), written without a format parser.
@@ -126,7 +155,7 @@ pub struct Freq {
 
 impl Freq {
     /// Parses NeuralForecast's `freq`: an integer, or a pandas offset alias.
-    pub fn from_json(v: &serde_json::Value) -> Result<Freq, String> {
+    pub fn from_json(v: &serde_json::Value) -> Result<Freq, DateError> {
         match v {
             serde_json::Value::Number(n) => n
                 .as_i64()
@@ -135,13 +164,13 @@ impl Freq {
                     n: 1,
                     offset: Offset::Int(i),
                 })
-                .ok_or_else(|| format!("integer freq must be a non-zero integer, got {n}")),
+                .ok_or_else(|| DateError::ZeroIntegerFreq(n.to_string())),
             serde_json::Value::String(s) => Freq::parse_alias(s),
-            other => Err(format!("freq must be a string or an integer, got {other}")),
+            other => Err(DateError::FreqType(other.to_string())),
         }
     }
 
-    pub fn parse_alias(s: &str) -> Result<Freq, String> {
+    pub fn parse_alias(s: &str) -> Result<Freq, DateError> {
         let digits: String = s
             .chars()
             .take_while(|c| c.is_ascii_digit() || *c == '-')
@@ -152,20 +181,21 @@ impl Freq {
         } else {
             digits
                 .parse()
-                .map_err(|_| format!("bad multiple in freq '{s}'"))?
+                .map_err(|_| DateError::BadMultiple(s.to_string()))?
         };
         if n < 1 {
-            return Err(format!("freq '{s}' needs a positive multiple"));
+            return Err(DateError::NonPositiveMultiple(s.to_string()));
         }
         let (base, anchor) = match rest.split_once('-') {
             Some((b, a)) => (b, Some(a)),
             None => (rest, None),
         };
-        let month_anchor = |default: u32| -> Result<u32, String> {
+        let month_anchor = |default: u32| -> Result<u32, DateError> {
             match anchor {
                 None => Ok(default),
-                Some(a) => month_from_abbrev(a)
-                    .ok_or_else(|| format!("unknown month anchor in freq '{s}'")),
+                Some(a) => {
+                    month_from_abbrev(a).ok_or_else(|| DateError::MonthAnchor(s.to_string()))
+                }
             }
         };
         let offset = match base {
@@ -176,8 +206,9 @@ impl Freq {
             "ms" | "L" => Offset::Tick(Duration::milliseconds(1)),
             "W" => Offset::Week(match anchor {
                 None => Weekday::Sun,
-                Some(a) => weekday_from_abbrev(a)
-                    .ok_or_else(|| format!("unknown weekday anchor in freq '{s}'"))?,
+                Some(a) => {
+                    weekday_from_abbrev(a).ok_or_else(|| DateError::WeekdayAnchor(s.to_string()))?
+                }
             }),
             "MS" => Offset::MonthBegin,
             "ME" | "M" => Offset::MonthEnd,
@@ -186,7 +217,7 @@ impl Freq {
             "YS" | "AS" => Offset::YearBegin(month_anchor(1)?),
             "YE" | "Y" | "A" => Offset::YearEnd(month_anchor(12)?),
             "B" => Offset::BusinessDay,
-            _ => return Err(format!("unsupported freq '{s}'")),
+            _ => return Err(DateError::UnsupportedFreq(s.to_string())),
         };
         if anchor.is_some()
             && !matches!(
@@ -194,15 +225,13 @@ impl Freq {
                 "W" | "QS" | "QE" | "Q" | "YS" | "AS" | "YE" | "Y" | "A"
             )
         {
-            return Err(format!("unsupported freq '{s}'"));
+            return Err(DateError::UnsupportedFreq(s.to_string()));
         }
         // Business days and anchored offsets are added one step at a time:
         // bound their multiple so one future stamp stays cheap (a bundle
         // with freq '20000000B' took seconds per stamp; found by fuzzing).
         if !matches!(offset, Offset::Tick(_)) && n > MAX_STEPPED_MULTIPLE {
-            return Err(format!(
-                "freq '{s}': a multiple above {MAX_STEPPED_MULTIPLE} is not supported for this offset"
-            ));
+            return Err(DateError::MultipleTooLarge(s.to_string()));
         }
         Ok(Freq { n, offset })
     }
@@ -212,7 +241,7 @@ impl Freq {
     }
 
     /// The `h` stamps after `last`: `last + freq`, then `freq` steps.
-    pub fn horizon(&self, last: Stamp, h: usize) -> Result<Vec<Stamp>, String> {
+    pub fn horizon(&self, last: Stamp, h: usize) -> Result<Vec<Stamp>, DateError> {
         let mut out = Vec::with_capacity(h);
         let mut cur = last;
         for _ in 0..h {
@@ -224,21 +253,17 @@ impl Freq {
 
     /// `stamp + freq` with pandas semantics: anchored offsets roll forward to
     /// the next anchor first, and that roll counts as one step.
-    pub fn add(&self, stamp: Stamp) -> Result<Stamp, String> {
+    pub fn add(&self, stamp: Stamp) -> Result<Stamp, DateError> {
         match (stamp, self.offset) {
             (Stamp::Int(i), Offset::Int(step)) => i
                 .checked_add(step.saturating_mul(self.n))
                 .map(Stamp::Int)
-                .ok_or_else(|| "integer ds overflows".to_string()),
-            (Stamp::Time(t), Offset::Int(_)) => Err(format!(
-                "ds {t} is a timestamp but the model's freq is an integer"
-            )),
-            (Stamp::Int(i), _) => Err(format!(
-                "ds {i} is an integer but the model's freq is a calendar offset"
-            )),
+                .ok_or(DateError::IntegerOverflow),
+            (Stamp::Time(t), Offset::Int(_)) => Err(DateError::TimestampWithIntegerFreq(t)),
+            (Stamp::Int(i), _) => Err(DateError::IntegerWithCalendarFreq(i)),
             (Stamp::Time(t), off) => add_offset(t, off, self.n)
                 .map(Stamp::Time)
-                .ok_or_else(|| format!("date {t} + freq is out of range")),
+                .ok_or(DateError::OutOfRange(t)),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! the reshaping helpers the blocks of `nn` and the models of `models` share.
 //! It sits below both, so they depend one way: `models -> nn -> forecaster`.
 
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, SpecError};
+use crate::tensors::TensorError;
 use ndarray::{Array2, Array3};
 
 /// The inputs of one forward pass for `batch` windows (one per series).
@@ -37,7 +38,7 @@ pub enum Layout {
 pub trait Forecaster: Send + Sync {
     /// [batch, h, n_outputs] in the scaled space. An error means the batch
     /// does not have the shapes the model was built for (a bug upstream).
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String>;
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError>;
 
     /// Univariate unless the model mixes series.
     fn layout(&self) -> Layout {
@@ -58,34 +59,91 @@ pub trait Forecaster: Send + Sync {
     }
 
     /// `forward` for a horizon of `h` steps; only for models that roll out.
-    fn forward_rollout(&self, _batch: &WindowBatch, h: usize) -> Result<Array3<f32>, String> {
-        Err(format!(
-            "this model forecasts its trained horizon only, not {h} steps"
-        ))
+    fn forward_rollout(&self, _batch: &WindowBatch, h: usize) -> Result<Array3<f32>, ForwardError> {
+        Err(ForwardError::TrainedHorizonOnly(h))
     }
 }
 
-#[derive(Debug)]
+/// Why a model could not be built from its bundle.
+#[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// This service cannot run it (class, option): reported, not fatal to the bundle.
+    #[error("{0}")]
     Unsupported(String),
     /// The file contradicts its own hyperparameters: the bundle is refused.
+    #[error("{0}")]
     Invalid(String),
+    /// A weight is missing, misshapen or not finite: the bundle is refused.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    /// A hyperparameter the model reads is absent or of the wrong kind.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Preparing the weights for the forward pass failed (the same shape
+    /// checks a forward pass makes): the file contradicts itself.
+    #[error(transparent)]
+    Shape(#[from] ForwardError),
 }
 
-impl From<String> for BuildError {
-    fn from(m: String) -> Self {
-        BuildError::Invalid(m)
+impl BuildError {
+    /// Whether the bundle is still served (without this model) rather than refused.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, BuildError::Unsupported(_))
     }
 }
 
+/// Why a forward pass could not run: the batch does not have the shapes the
+/// model was built for. The pipeline builds every batch from the model's own
+/// spec, so this is a bug upstream, answered as an internal error.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Two shapes that must agree do not.
+    #[error("{0}")]
+    Shape(String),
+    /// An array did not reshape, concatenate or broadcast.
+    #[error("{what}: {source}")]
+    Array {
+        what: &'static str,
+        #[source]
+        source: ndarray::ShapeError,
+    },
+    /// A horizon other than the trained one for a model that cannot roll out.
+    #[error("this model forecasts its trained horizon only, not {0} steps")]
+    TrainedHorizonOnly(usize),
+}
+
+impl ForwardError {
+    /// `map_err(|e| ForwardError::array("what failed", e))` for ndarray's errors.
+    pub(crate) fn array(what: &'static str, source: ndarray::ShapeError) -> ForwardError {
+        ForwardError::Array { what, source }
+    }
+}
+
+/// `BuildError::Invalid(format!(..))`: what in the file contradicts its hyperparameters.
+macro_rules! invalid {
+    ($($arg:tt)*) => {
+        $crate::forecaster::BuildError::Invalid(format!($($arg)*))
+    };
+}
+/// `ForwardError::Shape(format!(..))`: which shapes of the batch disagree.
+macro_rules! shape {
+    ($($arg:tt)*) => {
+        $crate::forecaster::ForwardError::Shape(format!($($arg)*))
+    };
+}
+pub(crate) use {invalid, shape};
+
 /// Reshapes a [batch, h * outputs] head into [batch, h, outputs] (torch's reshape).
-pub(crate) fn to_horizon(y: Array2<f32>, h: usize, outputs: usize) -> Result<Array3<f32>, String> {
+pub(crate) fn to_horizon(
+    y: Array2<f32>,
+    h: usize,
+    outputs: usize,
+) -> Result<Array3<f32>, ForwardError> {
     let b = y.nrows();
     y.as_standard_layout()
         .into_owned()
         .into_shape_with_order((b, h, outputs))
-        .map_err(|e| format!("head output does not reshape to [{b}, {h}, {outputs}]: {e}"))
+        .map_err(|e| shape!("head output does not reshape to [{b}, {h}, {outputs}]: {e}"))
 }
 
 /// The target window as the model sees it: zeroed when it was trained with
@@ -100,13 +158,13 @@ pub(crate) fn insample_y(batch: &WindowBatch, exclude: bool) -> Array2<f32> {
 
 /// `[y | hist exog | futr exog | static]` per window, each exogenous block
 /// flattened time-major (torch's `reshape(batch, -1)`): the input of MLP and KAN.
-pub(crate) fn flat_inputs(batch: &WindowBatch, exclude: bool) -> Result<Array2<f32>, String> {
-    fn flatten(x: &Array3<f32>) -> Result<Array2<f32>, String> {
+pub(crate) fn flat_inputs(batch: &WindowBatch, exclude: bool) -> Result<Array2<f32>, ForwardError> {
+    fn flatten(x: &Array3<f32>) -> Result<Array2<f32>, ForwardError> {
         let (b, t, c) = x.dim();
         x.as_standard_layout()
             .into_owned()
             .into_shape_with_order((b, t * c))
-            .map_err(|e| format!("cannot flatten exogenous block: {e}"))
+            .map_err(|e| ForwardError::array("cannot flatten exogenous block", e))
     }
     let mut parts = vec![insample_y(batch, exclude)];
     if let Some(hx) = &batch.hist_exog {
@@ -120,7 +178,7 @@ pub(crate) fn flat_inputs(batch: &WindowBatch, exclude: bool) -> Result<Array2<f
     }
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     ndarray::concatenate(ndarray::Axis(1), &views)
-        .map_err(|e| format!("inputs do not concatenate: {e}"))
+        .map_err(|e| ForwardError::array("inputs do not concatenate", e))
 }
 
 /// `n_series` of a multivariate model, which fixes its weight shapes.
@@ -135,10 +193,10 @@ pub(crate) fn n_series(spec: &ModelSpec) -> Result<usize, BuildError> {
 }
 
 /// A multivariate batch must be the `n_series` series of one window.
-pub(crate) fn check_series(batch: &WindowBatch, n_series: usize) -> Result<(), String> {
+pub(crate) fn check_series(batch: &WindowBatch, n_series: usize) -> Result<(), ForwardError> {
     let rows = batch.insample_y.nrows();
     if rows != n_series {
-        return Err(format!(
+        return Err(shape!(
             "the model forecasts {n_series} series in one window, the batch has {rows}"
         ));
     }
@@ -147,9 +205,12 @@ pub(crate) fn check_series(batch: &WindowBatch, n_series: usize) -> Result<(), S
 
 /// An exogenous block [n_series, time, channels] in torch's multivariate
 /// layout [channels, time, n_series].
-pub(crate) fn channels_first(x: &Array3<f32>, n_series: usize) -> Result<Array3<f32>, String> {
+pub(crate) fn channels_first(
+    x: &Array3<f32>,
+    n_series: usize,
+) -> Result<Array3<f32>, ForwardError> {
     if x.dim().0 != n_series {
-        return Err(format!(
+        return Err(shape!(
             "exogenous block holds {} series, the model {n_series}",
             x.dim().0
         ));
@@ -168,9 +229,9 @@ pub(crate) fn series_rows(
     h: usize,
     n_series: usize,
     outputs: usize,
-) -> Result<Array3<f32>, String> {
+) -> Result<Array3<f32>, ForwardError> {
     if y.len() != h * n_series * outputs {
-        return Err(format!(
+        return Err(shape!(
             "multivariate output of {} values is not [{h}, {n_series} * {outputs}]",
             y.len()
         ));
@@ -178,7 +239,7 @@ pub(crate) fn series_rows(
     let flat = y.as_standard_layout();
     let flat = flat
         .as_slice()
-        .ok_or("multivariate output is not contiguous")?;
+        .ok_or_else(|| shape!("multivariate output is not contiguous"))?;
     Ok(Array3::from_shape_fn(
         (n_series, h, outputs),
         |(n, t, q)| flat[(t * n_series + n) * outputs + q],

@@ -7,6 +7,40 @@
 
 use crate::contract::PyNumber;
 
+/// Why the asked levels or quantiles cannot be computed: the client's
+/// mistake, answered `invalid_level` as `nf.predict` raises.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LevelError {
+    #[error("is empty: nf.predict cannot compute intervals for no level")]
+    Empty,
+    #[error("{0} is outside 0..=100 (the bundle's NeuralForecast release takes the level/100 score quantile)")]
+    LevelOutOfRange(f64),
+    #[error("asks for the quantile {0} of the conformity scores, outside [0, 1] (a level must be within -100..=100, a quantile within 0..=1)")]
+    ScoreQuantile(f64),
+    #[error("asks for the quantile {0} of an implicit-quantile model's forecasts, outside [0, 1] (a level must be within -100..=100, a quantile within 0..=1)")]
+    ModelQuantile(f64),
+}
+
+/// Why a bundle's conformal calibration cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CalibrationError {
+    #[error(
+        "prediction intervals method '{0}' is not one of conformal_distribution, conformal_error"
+    )]
+    Method(String),
+    #[error("prediction_intervals.n_windows must be positive")]
+    NoWindows,
+    #[error("_cs_df column '{name}' holds {got} scores, not series x {n_windows} windows x h {h}")]
+    ScoreCount {
+        name: String,
+        got: usize,
+        n_windows: usize,
+        h: usize,
+    },
+    #[error("_cs_df column '{name}' holds {value}")]
+    NonFinite { name: String, value: f64 },
+}
+
 /// `PredictionIntervals.method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -18,13 +52,11 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn parse(s: &str) -> Result<Method, String> {
+    pub fn parse(s: &str) -> Result<Method, CalibrationError> {
         match s {
             "conformal_distribution" => Ok(Method::ConformalDistribution),
             "conformal_error" => Ok(Method::ConformalError),
-            other => Err(format!(
-                "prediction intervals method '{other}' is not one of conformal_distribution, conformal_error"
-            )),
+            other => Err(CalibrationError::Method(other.to_string())),
         }
     }
     pub fn name(self) -> &'static str {
@@ -114,21 +146,17 @@ impl Cuts {
     }
 
     /// Why numpy would refuse these cuts, as `nf.predict` then raises.
-    pub fn check(&self, style: Style, method: Method) -> Result<(), String> {
+    pub fn check(&self, style: Style, method: Method) -> Result<(), LevelError> {
         if self.cuts.is_empty() {
-            return Err("is empty: nf.predict cannot compute intervals for no level".into());
+            return Err(LevelError::Empty);
         }
         if (style, method) == (Style::Before3, Method::ConformalError) {
             if let Some(l) = self.levels.iter().find(|l| !(0.0..=100.0).contains(*l)) {
-                return Err(format!(
-                    "{l} is outside 0..=100 (the bundle's NeuralForecast release takes the level/100 score quantile)"
-                ));
+                return Err(LevelError::LevelOutOfRange(*l));
             }
         }
         if let Some(c) = self.cuts.iter().find(|c| !(0.0..=1.0).contains(*c)) {
-            return Err(format!(
-                "asks for the quantile {c} of the conformity scores, outside [0, 1] (a level must be within -100..=100, a quantile within 0..=1)"
-            ));
+            return Err(LevelError::ScoreQuantile(*c));
         }
         Ok(())
     }
@@ -279,11 +307,9 @@ impl ImplicitQuantiles {
 
     /// Why numpy would refuse these quantiles (an empty list it takes: the
     /// model then adds no column).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LevelError> {
         match self.quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-            Some(q) => Err(format!(
-                "asks for the quantile {q} of an implicit-quantile model's forecasts, outside [0, 1] (a level must be within -100..=100, a quantile within 0..=1)"
-            )),
+            Some(q) => Err(LevelError::ModelQuantile(*q)),
             None => Ok(()),
         }
     }
@@ -346,23 +372,26 @@ impl Conformal {
     }
 
     /// Every score column must hold series x windows x h values.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), CalibrationError> {
         let per_series = self.n_windows * self.h;
         if per_series == 0 {
-            return Err("prediction_intervals.n_windows must be positive".into());
+            return Err(CalibrationError::NoWindows);
         }
         let n = self.n_series();
         for (name, s) in &self.scores {
             if s.is_empty() || s.len() != n * per_series {
-                return Err(format!(
-                    "_cs_df column '{name}' holds {} scores, not series x {} windows x h {}",
-                    s.len(),
-                    self.n_windows,
-                    self.h
-                ));
+                return Err(CalibrationError::ScoreCount {
+                    name: name.clone(),
+                    got: s.len(),
+                    n_windows: self.n_windows,
+                    h: self.h,
+                });
             }
             if let Some(bad) = s.iter().find(|v| !v.is_finite()) {
-                return Err(format!("_cs_df column '{name}' holds {bad}"));
+                return Err(CalibrationError::NonFinite {
+                    name: name.clone(),
+                    value: *bad,
+                });
             }
         }
         Ok(())

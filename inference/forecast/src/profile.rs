@@ -172,17 +172,49 @@ struct HealthSection {
     not_ready: Option<toml::Table>,
 }
 
-fn pointer(path: &str, p: Option<String>, default: &str) -> Result<String, String> {
+/// Why a profile file cannot be used; every fault names its key.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A fault of the file at `path`.
+    #[error("{path}: {fault}")]
+    File {
+        path: String,
+        #[source]
+        fault: Box<ProfileError>,
+    },
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("{0}")]
+    Body(#[from] serde_json::Error),
+    /// A key's value no body could satisfy.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `ProfileError::Invalid(format!(..))`.
+macro_rules! bad_key {
+    ($($arg:tt)*) => {
+        ProfileError::Invalid(format!($($arg)*))
+    };
+}
+
+fn pointer(path: &str, p: Option<String>, default: &str) -> Result<String, ProfileError> {
     let p = p.unwrap_or_else(|| default.to_string());
     if !p.is_empty() && !p.starts_with('/') {
-        return Err(format!(
+        return Err(bad_key!(
             "{path}: '{p}' is not a JSON pointer (\"\" for the whole body, else starting with /)"
         ));
     }
     Ok(p)
 }
 
-fn frame(path: &str, s: Option<FrameSection>, default: &str) -> Result<FrameAt, String> {
+fn frame(path: &str, s: Option<FrameSection>, default: &str) -> Result<FrameAt, ProfileError> {
     let s = s.unwrap_or_default();
     let orient = orient(path, s.orient.as_deref(), s.columns)?;
     Ok(FrameAt {
@@ -191,7 +223,11 @@ fn frame(path: &str, s: Option<FrameSection>, default: &str) -> Result<FrameAt, 
     })
 }
 
-fn orient(path: &str, name: Option<&str>, columns: Option<Vec<String>>) -> Result<Orient, String> {
+fn orient(
+    path: &str,
+    name: Option<&str>,
+    columns: Option<Vec<String>>,
+) -> Result<Orient, ProfileError> {
     let o = match name.unwrap_or("records") {
         "records" => Orient::Records,
         "columns" | "list" => Orient::Columns,
@@ -199,29 +235,29 @@ fn orient(path: &str, name: Option<&str>, columns: Option<Vec<String>>) -> Resul
         "values" => match columns {
             Some(c) if !c.is_empty() => return Ok(Orient::Values(c)),
             _ => {
-                return Err(format!(
+                return Err(bad_key!(
                     "{path}: orient \"values\" needs the column names: columns = [...]"
                 ))
             }
         },
         other => {
-            return Err(format!(
+            return Err(bad_key!(
                 "{path}.orient: '{other}' is not one of records, columns, split, values"
             ))
         }
     };
     if columns.is_some() {
-        return Err(format!(
+        return Err(bad_key!(
             "{path}.columns: only orient \"values\" names its columns"
         ));
     }
     Ok(o)
 }
 
-fn ds_format(path: &str, s: Option<&str>, allowed: &[&str]) -> Result<DsFormat, String> {
+fn ds_format(path: &str, s: Option<&str>, allowed: &[&str]) -> Result<DsFormat, ProfileError> {
     let name = s.unwrap_or("iso_datetime");
     if !allowed.contains(&name) {
-        return Err(format!(
+        return Err(bad_key!(
             "{path}: '{name}' is not one of {}",
             allowed.join(", ")
         ));
@@ -235,8 +271,8 @@ fn ds_format(path: &str, s: Option<&str>, allowed: &[&str]) -> Result<DsFormat, 
     })
 }
 
-fn body_of(t: toml::Table) -> Result<Value, String> {
-    serde_json::to_value(t).map_err(|e| e.to_string())
+fn body_of(t: toml::Table) -> Result<Value, ProfileError> {
+    Ok(serde_json::to_value(t)?)
 }
 
 impl Profile {
@@ -247,8 +283,8 @@ impl Profile {
     }
 
     /// A profile file (TOML); every fault names its key and the reason.
-    pub fn from_toml(text: &str) -> Result<Profile, String> {
-        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {
+        let f: File = toml::from_str(text)?;
         let d = Profile::default();
         let r = f.request.unwrap_or_default();
         let model = match r.model.unwrap_or_default() {
@@ -272,14 +308,14 @@ impl Profile {
                 header: None,
                 body: None,
             } => d.model.clone(),
-            _ => return Err("request.model: give one of query, header or body".into()),
+            _ => return Err(bad_key!("request.model: give one of query, header or body")),
         };
         let mut columns = Vec::new();
         for (client, bundle) in f.columns {
             match bundle {
                 toml::Value::String(b) => columns.push((client, b)),
                 other => {
-                    return Err(format!(
+                    return Err(bad_key!(
                         "columns.{client}: the bundle's column name must be a string, not {}",
                         other.type_str()
                     ))
@@ -325,7 +361,7 @@ impl Profile {
             )?,
             decimals: match resp.decimals {
                 Some(d) if d > 15 => {
-                    return Err(format!(
+                    return Err(bad_key!(
                         "response.decimals: {d} is more than a float64 holds (at most 15)"
                     ))
                 }
@@ -344,14 +380,19 @@ impl Profile {
     }
 
     /// Reads and checks a profile file.
-    pub fn load(path: &std::path::Path) -> Result<Profile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        Profile::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &std::path::Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Profile::from_toml(&text).map_err(|fault| ProfileError::File {
+            path: path.display().to_string(),
+            fault: Box::new(fault),
+        })
     }
 
     /// What no body could satisfy.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ProfileError> {
         let frames = [
             ("request.df", &self.df),
             ("request.futr_df", &self.futr_df),
@@ -360,20 +401,19 @@ impl Profile {
         for (i, (a, fa)) in frames.iter().enumerate() {
             for (b, fb) in &frames[i + 1..] {
                 if fa.at == fb.at {
-                    return Err(format!("{a} and {b} are both at '{}'", fa.at));
+                    return Err(bad_key!("{a} and {b} are both at '{}'", fa.at));
                 }
             }
         }
         if self.answer.at.is_empty() && self.answer_model.is_some() {
-            return Err(
+            return Err(bad_key!(
                 "response: a bare answer (at = \"\") has no place for the model name: set model_at = \"\""
-                    .into(),
-            );
+            ));
         }
         let mut seen = Vec::new();
         for (client, bundle) in &self.columns {
             if seen.contains(&bundle) {
-                return Err(format!(
+                return Err(bad_key!(
                     "columns.{client}: two client columns map to the bundle's '{bundle}'"
                 ));
             }
@@ -866,7 +906,7 @@ mod tests {
             ("[columns]\na = 3", "columns.a"),
             ("[request]\nfutr_df = { at = \"/df\" }", "both at"),
         ] {
-            let e = Profile::from_toml(text).unwrap_err();
+            let e = Profile::from_toml(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
     }

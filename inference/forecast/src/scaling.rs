@@ -4,6 +4,17 @@
 //! history per series and column, inverted on the target after the forward
 //! pass. Arithmetic follows coreforecast's float32 kernels.
 
+/// Why a local scaler cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScalerError {
+    /// The bundle names a scaler this service does not know.
+    #[error("local_scaler_type '{0}' is unknown")]
+    Unknown(String),
+    /// A request's values Box-Cox cannot transform (coreforecast raises).
+    #[error("the Box-Cox local scaler needs non-negative values")]
+    NegativeForBoxCox,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocalScalerKind {
     Standard,
@@ -15,23 +26,23 @@ pub enum LocalScalerKind {
 }
 
 impl LocalScalerKind {
-    pub fn parse(s: &str) -> Result<LocalScalerKind, String> {
+    pub fn parse(s: &str) -> Result<LocalScalerKind, ScalerError> {
         Ok(match s {
             "standard" => Self::Standard,
             "robust" => Self::RobustMad,
             "robust-iqr" => Self::RobustIqr,
             "minmax" => Self::MinMax,
             "boxcox" => Self::BoxCox,
-            other => return Err(format!("local_scaler_type '{other}' is unknown")),
+            other => return Err(ScalerError::Unknown(other.to_string())),
         })
     }
 
     /// Statistics of one series' column, as coreforecast computes them on f32 data.
     /// Box-Cox refuses negative values (coreforecast raises on them).
-    pub fn fit(self, x: &[f32]) -> Result<LocalStats, String> {
+    pub fn fit(self, x: &[f32]) -> Result<LocalStats, ScalerError> {
         if self == Self::BoxCox {
             if x.iter().any(|v| *v < 0.0) {
-                return Err("the Box-Cox local scaler needs non-negative values".into());
+                return Err(ScalerError::NegativeForBoxCox);
             }
             return Ok(LocalStats::BoxCox {
                 lambda: boxcox_lambda(x),

@@ -19,8 +19,38 @@ pub enum TemporalScalerKind {
     Revin,
 }
 
+/// Why a model's hyperparameters cannot be read: the model is reported as
+/// not served, with this reason.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("hyperparameter '{key}': {source}")]
+    Key {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("hyperparameters: {0}")]
+    Hparams(#[source] serde_json::Error),
+    #[error("hyper_parameters lack an integer '{0}'")]
+    MissingInteger(&'static str),
+    #[error("hyperparameter '{0}' must be a non-negative integer")]
+    NotAnInteger(String),
+    #[error("scaler_type '{0}' is not supported")]
+    Scaler(String),
+    /// The loss or the categorical settings are not ones this service serves.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `SpecError::Invalid(format!(..))`.
+macro_rules! unreadable {
+    ($($arg:tt)*) => {
+        SpecError::Invalid(format!($($arg)*))
+    };
+}
+
 impl TemporalScalerKind {
-    pub fn parse(s: &str) -> Result<TemporalScalerKind, String> {
+    pub fn parse(s: &str) -> Result<TemporalScalerKind, SpecError> {
         Ok(match s {
             "identity" => Self::Identity,
             "standard" => Self::Standard,
@@ -29,7 +59,7 @@ impl TemporalScalerKind {
             "minmax1" => Self::MinMax1,
             "invariant" => Self::Invariant,
             "revin" => Self::Revin,
-            other => return Err(format!("scaler_type '{other}' is not supported")),
+            other => return Err(SpecError::Scaler(other.to_string())),
         })
     }
 }
@@ -110,15 +140,13 @@ pub struct CommonHparams {
 }
 
 impl ModelSpec {
-    pub fn from_hparams(class: &str, hp: Value) -> Result<ModelSpec, String> {
+    pub fn from_hparams(class: &str, hp: Value) -> Result<ModelSpec, SpecError> {
         let common: CommonHparams = hparams::parse(&hp)?;
-        let integer = |v: Option<usize>, key: &str| {
-            v.ok_or_else(|| format!("hyper_parameters lack an integer '{key}'"))
-        };
+        let integer = |v: Option<usize>, key: &'static str| v.ok_or(SpecError::MissingInteger(key));
         let h = integer(common.h, "h")?;
         let input_size = integer(common.input_size, "input_size")?;
         if h == 0 || input_size == 0 {
-            return Err("h and input_size must be positive".into());
+            return Err(unreadable!("h and input_size must be positive"));
         }
         let scaler =
             TemporalScalerKind::parse(common.scaler_type.as_deref().unwrap_or("identity"))?;
@@ -129,11 +157,11 @@ impl ModelSpec {
         let loss = common
             .loss
             .as_ref()
-            .ok_or("hyper_parameters have no loss")?;
+            .ok_or_else(|| unreadable!("hyper_parameters have no loss"))?;
         let loss_cls = loss
             .get("cls")
             .and_then(Value::as_str)
-            .ok_or("loss has no class")?
+            .ok_or_else(|| unreadable!("loss has no class"))?
             .to_string();
         let output_names: Vec<String> = match loss
             .pointer("/state/output_names")
@@ -144,7 +172,7 @@ impl ModelSpec {
                 .map(|n| {
                     n.as_str()
                         .map(str::to_string)
-                        .ok_or("loss output_names must be strings")
+                        .ok_or_else(|| unreadable!("loss output_names must be strings"))
                 })
                 .collect::<Result<_, _>>()?,
             None => vec![String::new()],
@@ -157,26 +185,24 @@ impl ModelSpec {
             output_names = vec!["_ql0.5".to_string()];
             let dim = match loss.pointer("/args/cos_embedding_dim") {
                 None | Some(Value::Null) => 64,
-                Some(v) => v
-                    .as_u64()
-                    .filter(|d| *d > 0)
-                    .ok_or("loss cos_embedding_dim must be a positive integer")?
-                    as usize,
+                Some(v) => v.as_u64().filter(|d| *d > 0).ok_or_else(|| {
+                    unreadable!("loss cos_embedding_dim must be a positive integer")
+                })? as usize,
             };
             implicit_quantile = Some(dim);
         } else if QUANTILE_LOSSES.contains(&loss_cls.as_str()) {
             if output_names.is_empty() {
-                return Err(format!("{loss_cls} without output names"));
+                return Err(unreadable!("{loss_cls} without output names"));
             }
         } else if POINT_LOSSES.contains(&loss_cls.as_str()) {
             if output_names.len() != 1 {
-                return Err(format!(
+                return Err(unreadable!(
                     "point loss {loss_cls} with {} outputs",
                     output_names.len()
                 ));
             }
         } else {
-            return Err(format!(
+            return Err(unreadable!(
                 "loss {loss_cls} is not supported: distribution losses are Monte Carlo in PyTorch and are refused rather than served with different numbers"
             ));
         }
@@ -216,18 +242,18 @@ impl ModelSpec {
 
     /// One integer hyperparameter by key (`forecaster::n_series` reads
     /// `n_series`); models read their typed structs instead.
-    pub fn usize_param(&self, key: &str, default: usize) -> Result<usize, String> {
+    pub fn usize_param(&self, key: &str, default: usize) -> Result<usize, SpecError> {
         match self.hparams.get(key) {
             None | Some(Value::Null) => Ok(default),
             Some(v) => v
                 .as_u64()
                 .map(|x| x as usize)
-                .ok_or_else(|| format!("hyperparameter '{key}' must be a non-negative integer")),
+                .ok_or_else(|| SpecError::NotAnInteger(key.to_string())),
         }
     }
 }
 
-fn str_list(hp: &Value, key: &str) -> Result<Vec<String>, String> {
+fn str_list(hp: &Value, key: &str) -> Result<Vec<String>, SpecError> {
     match hp.get(key) {
         None | Some(Value::Null) => Ok(vec![]),
         Some(Value::Array(items)) => items
@@ -235,10 +261,10 @@ fn str_list(hp: &Value, key: &str) -> Result<Vec<String>, String> {
             .map(|v| {
                 v.as_str()
                     .map(str::to_string)
-                    .ok_or_else(|| format!("'{key}' must list strings"))
+                    .ok_or_else(|| unreadable!("'{key}' must list strings"))
             })
             .collect(),
-        Some(_) => Err(format!("'{key}' must be a list")),
+        Some(_) => Err(unreadable!("'{key}' must be a list")),
     }
 }
 
@@ -271,7 +297,7 @@ impl Categorical {
         hist: &[String],
         futr: &[String],
         stat: &[String],
-    ) -> Result<Categorical, String> {
+    ) -> Result<Categorical, SpecError> {
         let names = str_list(hp, "cat_exog_list")?;
         if names.is_empty() {
             return Ok(Categorical::default());
@@ -279,7 +305,7 @@ impl Categorical {
         let cards = hp
             .get("categorical_cardinalities")
             .and_then(Value::as_object)
-            .ok_or("cat_exog_list without categorical_cardinalities")?;
+            .ok_or_else(|| unreadable!("cat_exog_list without categorical_cardinalities"))?;
         let strategy = hp
             .get("cat_emb_dim")
             .cloned()
@@ -292,7 +318,7 @@ impl Categorical {
                 .and_then(Value::as_u64)
                 .filter(|c| *c > 0)
                 .ok_or_else(|| {
-                    format!("categorical_cardinalities has no positive size for '{name}'")
+                    unreadable!("categorical_cardinalities has no positive size for '{name}'")
                 })? as usize;
             let dim = emb_dim(&strategy, cardinality)?;
             let mut found = false;
@@ -312,7 +338,7 @@ impl Categorical {
                 }
             }
             if !found {
-                return Err(format!(
+                return Err(unreadable!(
                     "categorical '{name}' is in none of hist_exog_list, futr_exog_list, stat_exog_list"
                 ));
             }
@@ -336,19 +362,17 @@ impl Categorical {
 
 /// NeuralForecast's `_resolve_cat_emb_dim`: an integer, or a rule of the
 /// cardinality capped at 50.
-fn emb_dim(strategy: &Value, cardinality: usize) -> Result<usize, String> {
+fn emb_dim(strategy: &Value, cardinality: usize) -> Result<usize, SpecError> {
     let c = cardinality as f64;
     let dim = match strategy {
-        Value::Number(n) => n
-            .as_u64()
-            .filter(|d| *d > 0)
-            .ok_or("cat_emb_dim must be a positive integer or fastai, sqrt, half")?
-            as usize,
+        Value::Number(n) => n.as_u64().filter(|d| *d > 0).ok_or_else(|| {
+            unreadable!("cat_emb_dim must be a positive integer or fastai, sqrt, half")
+        })? as usize,
         Value::String(s) if s == "fastai" => (1.6 * c.powf(0.56)).ceil().min(50.0) as usize,
         Value::String(s) if s == "sqrt" => c.sqrt().ceil().min(50.0) as usize,
         Value::String(s) if s == "half" => cardinality.div_ceil(2).min(50),
         other => {
-            return Err(format!(
+            return Err(unreadable!(
                 "cat_emb_dim {other} is not an integer or one of fastai, sqrt, half"
             ))
         }

@@ -5,6 +5,38 @@ use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 
+/// Why a weights file, or one tensor of it, cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TensorError {
+    #[error("invalid safetensors header: {0}")]
+    Header(#[source] safetensors::SafeTensorError),
+    #[error("invalid safetensors file: {0}")]
+    File(#[source] safetensors::SafeTensorError),
+    /// The layout contradicts the header (sizes, offsets, trailing bytes).
+    #[error("{0}")]
+    Layout(String),
+    #[error("tensor '{name}' has dtype {dtype}; only F32 (and C64) are supported")]
+    Dtype { name: String, dtype: String },
+    #[error("tensor '{name}' holds a non-finite value at flat index {index}")]
+    NonFinite { name: String, index: usize },
+    #[error("tensor '{0}' is missing")]
+    Missing(String),
+    #[error("tensor '{name}' has shape {got:?}, the hyperparameters need {want:?}")]
+    Shape {
+        name: String,
+        got: Vec<usize>,
+        want: Vec<usize>,
+    },
+    #[error("tensor '{name}': {source}")]
+    Array {
+        name: String,
+        #[source]
+        source: ndarray::ShapeError,
+    },
+    #[error("metadata 'shared' is not a map of tied tensor names: {0}")]
+    Shared(#[source] serde_json::Error),
+}
+
 #[derive(Debug, Clone)]
 pub struct Tensor {
     pub shape: Vec<usize>,
@@ -31,12 +63,10 @@ impl TensorStore {
     /// implicit-quantile loss (`arange(cos_embedding_dim)`, rebuilt by the
     /// head), and F32 `._mask` buffers (TFT's causal `triu(-inf)` attention
     /// mask, which the forward pass builds itself): all skipped.
-    pub fn from_bytes(buf: &[u8]) -> Result<TensorStore, String> {
+    pub fn from_bytes(buf: &[u8]) -> Result<TensorStore, TensorError> {
         layout_check(buf)?;
-        let (_, meta) = SafeTensors::read_metadata(buf)
-            .map_err(|e| format!("invalid safetensors header: {e}"))?;
-        let st =
-            SafeTensors::deserialize(buf).map_err(|e| format!("invalid safetensors file: {e}"))?;
+        let (_, meta) = SafeTensors::read_metadata(buf).map_err(TensorError::Header)?;
+        let st = SafeTensors::deserialize(buf).map_err(TensorError::File)?;
         let mut tensors = HashMap::new();
         let mut bytes = 0;
         for (name, view) in st.iter() {
@@ -51,9 +81,10 @@ impl TensorStore {
                 Dtype::F32 => {}
                 Dtype::C64 => shape.push(2),
                 other => {
-                    return Err(format!(
-                        "tensor '{name}' has dtype {other:?}; only F32 (and C64) are supported"
-                    ))
+                    return Err(TensorError::Dtype {
+                        name: name.to_string(),
+                        dtype: format!("{other:?}"),
+                    })
                 }
             }
             let raw = view.data();
@@ -77,7 +108,7 @@ impl TensorStore {
     /// values only, `._mask` buffers skipped.
     pub(crate) fn from_f32(
         named: Vec<(String, Vec<usize>, Vec<f32>)>,
-    ) -> Result<TensorStore, String> {
+    ) -> Result<TensorStore, TensorError> {
         let mut tensors = HashMap::new();
         let mut bytes = 0;
         for (name, shape, data) in named {
@@ -108,39 +139,44 @@ impl TensorStore {
     }
 
     /// A tensor that must exist with exactly this shape.
-    pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor, String> {
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor, TensorError> {
         let t = self
             .lookup(name)
-            .ok_or_else(|| format!("tensor '{name}' is missing"))?;
+            .ok_or_else(|| TensorError::Missing(name.to_string()))?;
         if t.shape != shape {
-            return Err(format!(
-                "tensor '{name}' has shape {:?}, the hyperparameters need {:?}",
-                t.shape, shape
-            ));
+            return Err(TensorError::Shape {
+                name: name.to_string(),
+                got: t.shape.clone(),
+                want: shape.to_vec(),
+            });
         }
         Ok(t)
     }
 
-    pub fn shape_of(&self, name: &str) -> Result<&[usize], String> {
+    pub fn shape_of(&self, name: &str) -> Result<&[usize], TensorError> {
         self.lookup(name)
             .map(|t| t.shape.as_slice())
-            .ok_or_else(|| format!("tensor '{name}' is missing"))
+            .ok_or_else(|| TensorError::Missing(name.to_string()))
     }
 
-    pub fn array1(&self, name: &str, len: usize) -> Result<Array1<f32>, String> {
+    pub fn array1(&self, name: &str, len: usize) -> Result<Array1<f32>, TensorError> {
         Ok(Array1::from(self.get(name, &[len])?.data.clone()))
     }
 
-    pub fn array2(&self, name: &str, rows: usize, cols: usize) -> Result<Array2<f32>, String> {
+    pub fn array2(&self, name: &str, rows: usize, cols: usize) -> Result<Array2<f32>, TensorError> {
         let t = self.get(name, &[rows, cols])?;
-        Array2::from_shape_vec((rows, cols), t.data.clone())
-            .map_err(|e| format!("tensor '{name}': {e}"))
+        Array2::from_shape_vec((rows, cols), t.data.clone()).map_err(|source| TensorError::Array {
+            name: name.to_string(),
+            source,
+        })
     }
 
-    pub fn array_dyn(&self, name: &str, shape: &[usize]) -> Result<ArrayD<f32>, String> {
+    pub fn array_dyn(&self, name: &str, shape: &[usize]) -> Result<ArrayD<f32>, TensorError> {
         let t = self.get(name, shape)?;
-        ArrayD::from_shape_vec(IxDyn(shape), t.data.clone())
-            .map_err(|e| format!("tensor '{name}': {e}"))
+        ArrayD::from_shape_vec(IxDyn(shape), t.data.clone()).map_err(|source| TensorError::Array {
+            name: name.to_string(),
+            source,
+        })
     }
 }
 
@@ -150,11 +186,12 @@ fn admit(
     name: &str,
     shape: Vec<usize>,
     data: Vec<f32>,
-) -> Result<usize, String> {
+) -> Result<usize, TensorError> {
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(format!(
-            "tensor '{name}' holds a non-finite value at flat index {i}"
-        ));
+        return Err(TensorError::NonFinite {
+            name: name.to_string(),
+            index: i,
+        });
     }
     let bytes = data.len() * 4;
     tensors.insert(name.to_string(), Tensor { shape, data });
@@ -165,21 +202,21 @@ fn admit(
 /// crate's own errors do not name the tensor or the sizes): the header fits
 /// the file, every tensor's data_offsets span matches dtype x shape, and the
 /// data section is exactly as long as the header says.
-fn layout_check(buf: &[u8]) -> Result<(), String> {
+fn layout_check(buf: &[u8]) -> Result<(), TensorError> {
     let Some(len_bytes) = buf.get(..8) else {
-        return Err(format!(
+        return Err(TensorError::Layout(format!(
             "truncated: {} bytes, shorter than the 8-byte safetensors header length",
             buf.len()
-        ));
+        )));
     };
     let mut n = [0u8; 8];
     n.copy_from_slice(len_bytes);
     let header_len = u64::from_le_bytes(n);
     let available = buf.len() as u64 - 8;
     if header_len > available {
-        return Err(format!(
+        return Err(TensorError::Layout(format!(
             "truncated or corrupt: the header length field says {header_len} bytes, the file holds {available} after it"
-        ));
+        )));
     }
     let header = &buf[8..8 + header_len as usize];
     let Ok(serde_json::Value::Object(entries)) =
@@ -204,20 +241,20 @@ fn layout_check(buf: &[u8]) -> Result<(), String> {
             .and_then(|s| s.as_array())
             .and_then(|a| a.iter().map(|d| d.as_u64()).collect());
         let (Some(shape), Some(offsets)) = (shape, offsets) else {
-            return Err(format!(
+            return Err(TensorError::Layout(format!(
                 "tensor '{name}': shape and data_offsets must be lists of non-negative integers"
-            ));
+            )));
         };
         let [start, end] = offsets[..] else {
-            return Err(format!(
+            return Err(TensorError::Layout(format!(
                 "tensor '{name}': data_offsets must be [start, end], got {offsets:?}"
-            ));
+            )));
         };
         if start > end || end > data_len {
-            return Err(format!(
+            return Err(TensorError::Layout(format!(
                 "tensor '{name}': data_offsets [{start}, {end}] lie outside the {data_len} data bytes of the file{}",
                 if end > data_len { " (truncated?)" } else { "" }
-            ));
+            )));
         }
         let width: u64 = match dtype {
             "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
@@ -229,25 +266,25 @@ fn layout_check(buf: &[u8]) -> Result<(), String> {
         let elements = shape.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d));
         match elements.and_then(|e| e.checked_mul(width)) {
             Some(want) if width > 0 && want != end - start => {
-                return Err(format!(
+                return Err(TensorError::Layout(format!(
                     "tensor '{name}': dtype {dtype} x shape {shape:?} is {want} bytes, its data_offsets span {} bytes",
                     end - start
-                ))
+                )))
             }
             None => {
-                return Err(format!(
+                return Err(TensorError::Layout(format!(
                     "tensor '{name}': dtype {dtype} x shape {shape:?} overflows"
-                ))
+                )))
             }
             _ => {}
         }
         end_max = end_max.max(end);
     }
     if end_max < data_len {
-        return Err(format!(
+        return Err(TensorError::Layout(format!(
             "{} bytes after the last tensor's data: not a file safetensors wrote",
             data_len - end_max
-        ));
+        )));
     }
     Ok(())
 }
@@ -276,12 +313,12 @@ impl TensorStore {
 
 /// `shared` metadata ({"kept": ["dropped", ...]}, written by NeuralForecast's
 /// `save_tensors` because safetensors refuses tied tensors) as dropped -> kept.
-fn tied_names(metadata: &HashMap<String, String>) -> Result<HashMap<String, String>, String> {
+fn tied_names(metadata: &HashMap<String, String>) -> Result<HashMap<String, String>, TensorError> {
     let Some(text) = metadata.get("shared") else {
         return Ok(HashMap::new());
     };
-    let map: HashMap<String, Vec<String>> = serde_json::from_str(text)
-        .map_err(|e| format!("metadata 'shared' is not a map of tied tensor names: {e}"))?;
+    let map: HashMap<String, Vec<String>> =
+        serde_json::from_str(text).map_err(TensorError::Shared)?;
     Ok(map
         .into_iter()
         .flat_map(|(kept, dropped)| dropped.into_iter().map(move |d| (d, kept.clone())))

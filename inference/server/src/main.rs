@@ -225,7 +225,7 @@ fn check_profile(
     sample: Option<&std::path::Path>,
     model_dir: Option<&std::path::Path>,
 ) -> Result<String, String> {
-    let profile = nd_forecast::profile::Profile::load(file)?;
+    let profile = nd_forecast::profile::Profile::load(file).map_err(|e| e.to_string())?;
     let Some(sample) = sample else {
         return Ok(format!("{}: a valid API profile", file.display()));
     };

@@ -84,8 +84,7 @@ impl<'a> Checkpoint<'a> {
             .storages
             .get(&t.key)
             .ok_or_else(|| CheckpointError::Layout(format!("storage '{}' vanished", t.key)))?;
-        let idx = view_indices(t)
-            .map_err(|m| CheckpointError::Layout(format!("tensor '{name}': {m}")))?;
+        let idx = view_indices(name, t)?;
         let at = |i: u64| -> [u8; 8] {
             let s = (i * width) as usize;
             let mut a = [0u8; 8];
@@ -122,13 +121,14 @@ impl<'a> Checkpoint<'a> {
 
 /// The storage indices of a view's elements in row-major order, after
 /// checking that the view stays inside its storage.
-fn view_indices(t: &TensorRef) -> Result<Vec<u64>, String> {
+fn view_indices(name: &str, t: &TensorRef) -> Result<Vec<u64>, CheckpointError> {
+    let bad = |m: String| CheckpointError::Layout(format!("tensor '{name}': {m}"));
     let count = t
         .size
         .iter()
         .try_fold(1u64, |a, d| a.checked_mul(*d))
         .filter(|c| *c <= MAX_TENSOR_ELEMENTS)
-        .ok_or_else(|| format!("shape {:?} is too large", t.size))?;
+        .ok_or_else(|| bad(format!("shape {:?} is too large", t.size)))?;
     if count == 0 {
         return Ok(vec![]);
     }
@@ -137,13 +137,13 @@ fn view_indices(t: &TensorRef) -> Result<Vec<u64>, String> {
         last = (d - 1)
             .checked_mul(*s)
             .and_then(|x| x.checked_add(last))
-            .ok_or("strides overflow")?;
+            .ok_or_else(|| bad("strides overflow".into()))?;
     }
     if last >= t.numel {
-        return Err(format!(
+        return Err(bad(format!(
             "view (offset {}, shape {:?}, stride {:?}) reaches element {last} of a storage of {}",
             t.offset, t.size, t.stride, t.numel
-        ));
+        )));
     }
     let mut out = Vec::with_capacity(count as usize);
     let mut pos = vec![0u64; t.size.len()];

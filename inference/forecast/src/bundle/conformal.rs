@@ -3,6 +3,7 @@
 //! the conformity scores `configuration._cs_df`, whose numeric columns
 //! NeuralForecast 3.3 writes to `configuration.safetensors`.
 
+use super::format::{malformed, FormatError};
 use crate::intervals::{Conformal, Method};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
@@ -30,7 +31,7 @@ pub(crate) fn read(config: &Value, tensors: Option<&[u8]>, h: usize) -> Calibrat
         None | Some(Value::Null) => Calibration::None,
         Some(pi) => match parse(pi, config.get("_cs_df"), tensors, h) {
             Ok(c) => Calibration::Conformal(c),
-            Err(e) => Calibration::Unreadable(e),
+            Err(e) => Calibration::Unreadable(e.to_string()),
         },
     }
 }
@@ -40,39 +41,43 @@ fn parse(
     cs: Option<&Value>,
     tensors: Option<&[u8]>,
     h: usize,
-) -> Result<Conformal, String> {
+) -> Result<Conformal, FormatError> {
     let field = |k: &str| {
         pi.get(k)
             .and_then(Value::as_u64)
             .filter(|v| *v > 0)
             .map(|v| v as usize)
-            .ok_or_else(|| format!("prediction_intervals.{k} is not a positive integer"))
+            .ok_or_else(|| malformed!("prediction_intervals.{k} is not a positive integer"))
     };
     let method = Method::parse(
         pi.get("method")
             .and_then(Value::as_str)
-            .ok_or("prediction_intervals.method is not a string")?,
+            .ok_or_else(|| malformed!("prediction_intervals.method is not a string"))?,
     )?;
     let (n_windows, step_size) = (field("n_windows")?, field("step_size")?);
     let cs = match cs {
         Some(v @ Value::Object(_)) if v.get(TAG).and_then(Value::as_str) == Some("dataframe") => v,
-        _ => return Err("_cs_df (the conformity scores) is missing or not a data frame".into()),
+        _ => {
+            return Err(malformed!(
+                "_cs_df (the conformity scores) is missing or not a data frame"
+            ))
+        }
     };
     let tensors = match tensors {
         Some(b) => Some(
             SafeTensors::deserialize(b)
-                .map_err(|e| format!("configuration.safetensors is unreadable: {e}"))?,
+                .map_err(|e| malformed!("configuration.safetensors is unreadable: {e}"))?,
         ),
         None => None,
     };
     let columns = cs
         .get("columns")
         .and_then(Value::as_array)
-        .ok_or("_cs_df has no columns")?;
+        .ok_or_else(|| malformed!("_cs_df has no columns"))?;
     let mut scores = Vec::new();
     for col in columns {
         let (Some(name), Some(series)) = (col.get(0).and_then(Value::as_str), col.get(1)) else {
-            return Err("_cs_df columns are not [name, series] pairs".into());
+            return Err(malformed!("_cs_df columns are not [name, series] pairs"));
         };
         // unique_id, ds and cutoff say where each score came from; the
         // model columns (floats) are the scores.
@@ -83,7 +88,8 @@ fn parse(
         let data = series.get("data").unwrap_or(series);
         scores.push((
             name.to_string(),
-            numbers(data, tensors.as_ref()).map_err(|e| format!("_cs_df column '{name}': {e}"))?,
+            numbers(data, tensors.as_ref())
+                .map_err(|e| malformed!("_cs_df column '{name}': {e}"))?,
         ));
     }
     let c = Conformal {
@@ -99,11 +105,14 @@ fn parse(
 }
 
 /// The values of an encoded array: a sidecar tensor, or inline values.
-fn numbers(v: &Value, tensors: Option<&SafeTensors>) -> Result<Vec<f64>, String> {
+fn numbers(v: &Value, tensors: Option<&SafeTensors>) -> Result<Vec<f64>, FormatError> {
     if let Some(list) = v.as_array() {
         return list
             .iter()
-            .map(|x| x.as_f64().ok_or_else(|| format!("holds {x}, not a number")))
+            .map(|x| {
+                x.as_f64()
+                    .ok_or_else(|| malformed!("holds {x}, not a number"))
+            })
             .collect();
     }
     match v.get(TAG).and_then(Value::as_str) {
@@ -111,11 +120,11 @@ fn numbers(v: &Value, tensors: Option<&SafeTensors>) -> Result<Vec<f64>, String>
             let key = v
                 .get("key")
                 .and_then(Value::as_str)
-                .ok_or("a tensor without a key")?;
+                .ok_or_else(|| malformed!("a tensor without a key"))?;
             let t = tensors
-                .ok_or("configuration.safetensors is missing")?
+                .ok_or_else(|| malformed!("configuration.safetensors is missing"))?
                 .tensor(key)
-                .map_err(|e| format!("tensor {key}: {e}"))?;
+                .map_err(|e| malformed!("tensor {key}: {e}"))?;
             let bytes = t.data();
             match t.dtype() {
                 Dtype::F64 => Ok(bytes
@@ -126,15 +135,17 @@ fn numbers(v: &Value, tensors: Option<&SafeTensors>) -> Result<Vec<f64>, String>
                     .chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
                     .collect()),
-                other => Err(format!("tensor {key} has dtype {other:?}, not a float")),
+                other => Err(malformed!("tensor {key} has dtype {other:?}, not a float")),
             }
         }
-        Some("array") | Some("index") => {
-            numbers(v.get("values").ok_or("an array without values")?, tensors)
-        }
+        Some("array") | Some("index") => numbers(
+            v.get("values")
+                .ok_or_else(|| malformed!("an array without values"))?,
+            tensors,
+        ),
         _ => match v.get("data") {
             Some(d) => numbers(d, tensors),
-            None => Err("not an encoded array".into()),
+            None => Err(malformed!("not an encoded array")),
         },
     }
 }

@@ -26,6 +26,7 @@
 //!   those, pandas' python `StringArray`, or a numpy unicode array.
 
 use super::conformal::Calibration;
+use super::format::{malformed, FormatError};
 use super::format_v1::Family;
 use super::pickle::{self, NdArray, Value as Py};
 use crate::intervals::{Conformal, Method, Style};
@@ -43,18 +44,19 @@ pub(crate) fn read(
         None | Some(serde_json::Value::Null) => Calibration::None,
         Some(_) => match parse(pickled, h, writer) {
             Ok(c) => Calibration::Conformal(c),
-            Err(e) => Calibration::Unreadable(e),
+            Err(e) => Calibration::Unreadable(e.to_string()),
         },
     }
 }
 
-fn parse(pickled: Option<&[u8]>, h: usize, writer: &str) -> Result<Conformal, String> {
-    let bytes = pickled.ok_or("configuration.pkl is missing")?;
-    let root = pickle::read(bytes, false)
-        .map_err(|e| format!("its conformity scores in configuration.pkl cannot be read: {e}"))?;
+fn parse(pickled: Option<&[u8]>, h: usize, writer: &str) -> Result<Conformal, FormatError> {
+    let bytes = pickled.ok_or_else(|| malformed!("configuration.pkl is missing"))?;
+    let root = pickle::read(bytes, false).map_err(|e| {
+        malformed!("its conformity scores in configuration.pkl cannot be read: {e}")
+    })?;
     let (method, n_windows, step_size) = settings(
         root.get("prediction_intervals")
-            .ok_or("configuration.pkl has no prediction_intervals")?,
+            .ok_or_else(|| malformed!("configuration.pkl has no prediction_intervals"))?,
     )?;
     // 1.x and 2.x computed intervals their own way (see `Style::Before3`).
     let style = if Family::of_writer(writer).is_some_and(|f| f <= Family::V2) {
@@ -64,9 +66,9 @@ fn parse(pickled: Option<&[u8]>, h: usize, writer: &str) -> Result<Conformal, St
     };
     let cs = root
         .get("_cs_df")
-        .ok_or("configuration.pkl has no _cs_df (the conformity scores)")?;
+        .ok_or_else(|| malformed!("configuration.pkl has no _cs_df (the conformity scores)"))?;
     let scores = frame_scores(cs).map_err(|e| {
-        format!("its conformity scores (configuration.pkl _cs_df, a pickled pandas DataFrame) cannot be read: {e}")
+        malformed!("its conformity scores (configuration.pkl _cs_df, a pickled pandas DataFrame) cannot be read: {e}")
     })?;
     let c = Conformal {
         method,
@@ -82,7 +84,7 @@ fn parse(pickled: Option<&[u8]>, h: usize, writer: &str) -> Result<Conformal, St
 
 /// `PredictionIntervals`' method, n_windows and step_size (1.x-3.0 had no
 /// step_size: their calibration windows were one step apart).
-fn settings(pi: &Py) -> Result<(Method, usize, usize), String> {
+fn settings(pi: &Py) -> Result<(Method, usize, usize), FormatError> {
     let state = match pi {
         Py::Object {
             class,
@@ -90,7 +92,7 @@ fn settings(pi: &Py) -> Result<(Method, usize, usize), String> {
             ..
         } if class.ends_with("PredictionIntervals") => state.as_ref(),
         other => {
-            return Err(format!(
+            return Err(malformed!(
                 "prediction_intervals is {}, not a PredictionIntervals with its settings",
                 describe(other)
             ))
@@ -99,7 +101,7 @@ fn settings(pi: &Py) -> Result<(Method, usize, usize), String> {
     let positive = |key: &str| match state.get(key) {
         Some(Py::Int(v)) if *v > 0 => Ok(Some(*v as usize)),
         None => Ok(None),
-        Some(other) => Err(format!(
+        Some(other) => Err(malformed!(
             "prediction_intervals.{key} is {}, not a positive integer",
             describe(other)
         )),
@@ -108,9 +110,10 @@ fn settings(pi: &Py) -> Result<(Method, usize, usize), String> {
         state
             .get("method")
             .and_then(Py::as_str)
-            .ok_or("prediction_intervals.method is not a string")?,
+            .ok_or_else(|| malformed!("prediction_intervals.method is not a string"))?,
     )?;
-    let n_windows = positive("n_windows")?.ok_or("prediction_intervals has no n_windows")?;
+    let n_windows = positive("n_windows")?
+        .ok_or_else(|| malformed!("prediction_intervals has no n_windows"))?;
     let step_size = positive("step_size")?.unwrap_or(1);
     Ok((method, n_windows, step_size))
 }
@@ -132,21 +135,24 @@ struct Block<'a> {
 
 /// Name and values of every float column of a pickled DataFrame, in column
 /// order.
-pub(crate) fn frame_scores(df: &Py) -> Result<Vec<(String, Vec<f64>)>, String> {
+pub(crate) fn frame_scores(df: &Py) -> Result<Vec<(String, Vec<f64>)>, FormatError> {
     let state = match df {
         Py::Object {
             class,
             state: Some(state),
             ..
         } if class.ends_with(".DataFrame") => state.as_ref(),
-        other => return Err(format!("it is {}, not a DataFrame", describe(other))),
+        other => return Err(malformed!("it is {}, not a DataFrame", describe(other))),
     };
     let mgr = state
         .get("_mgr")
         .or_else(|| state.get("_data"))
-        .ok_or("the DataFrame has no block manager (_mgr)")?;
+        .ok_or_else(|| malformed!("the DataFrame has no block manager (_mgr)"))?;
     let (axes, blocks) = manager(mgr)?;
-    let names = column_names(axes.first().ok_or("the block manager has no axes")?)?;
+    let names = column_names(
+        axes.first()
+            .ok_or_else(|| malformed!("the block manager has no axes"))?,
+    )?;
     let mut by_column: Vec<Option<Vec<f64>>> = vec![None; names.len()];
     for b in blocks {
         // Object, datetime and extension blocks (unique_id, ds, cutoff)
@@ -157,10 +163,10 @@ pub(crate) fn frame_scores(df: &Py) -> Result<Vec<(String, Vec<f64>)>, String> {
         let at = placement(b.placement, rows.len())?;
         for (i, row) in at.into_iter().zip(rows) {
             let slot = by_column.get_mut(i).ok_or_else(|| {
-                format!("a block is placed at column {i} of {} columns", names.len())
+                malformed!("a block is placed at column {i} of {} columns", names.len())
             })?;
             if slot.replace(row).is_some() {
-                return Err(format!("two blocks hold column {i}"));
+                return Err(malformed!("two blocks hold column {i}"));
             }
         }
     }
@@ -172,23 +178,23 @@ pub(crate) fn frame_scores(df: &Py) -> Result<Vec<(String, Vec<f64>)>, String> {
 }
 
 /// The items of a pickled list or tuple.
-fn list<'a>(v: &'a Py, what: &str) -> Result<Vec<&'a Py>, String> {
+fn list<'a>(v: &'a Py, what: &str) -> Result<Vec<&'a Py>, FormatError> {
     match v {
         Py::List(items) => Ok(items.iter().collect()),
-        other => Err(format!("{what} is {}, not a list", describe(other))),
+        other => Err(malformed!("{what} is {}, not a list", describe(other))),
     }
 }
 
 /// The axes (columns first) and blocks of a pickled `BlockManager`.
-fn manager(mgr: &Py) -> Result<(Vec<&Py>, Vec<Block<'_>>), String> {
+fn manager(mgr: &Py) -> Result<(Vec<&Py>, Vec<Block<'_>>), FormatError> {
     let Py::Object { class, args, state } = mgr else {
-        return Err(format!(
+        return Err(malformed!(
             "the DataFrame's data is {}, not a BlockManager",
             describe(mgr)
         ));
     };
     if !class.ends_with(".BlockManager") {
-        return Err(format!(
+        return Err(malformed!(
             "the DataFrame's data is a {class}, not a BlockManager"
         ));
     }
@@ -199,21 +205,27 @@ fn manager(mgr: &Py) -> Result<(Vec<&Py>, Vec<Block<'_>>), String> {
                 Py::List(parts) => parts.get(3).and_then(|e| e.get("0.14.1")),
                 _ => None,
             }
-            .ok_or("the block manager's state has no '0.14.1' entry")?;
+            .ok_or_else(|| malformed!("the block manager's state has no '0.14.1' entry"))?;
             let axes = list(
-                extra.get("axes").ok_or("the block manager has no axes")?,
+                extra
+                    .get("axes")
+                    .ok_or_else(|| malformed!("the block manager has no axes"))?,
                 "its axes",
             )?;
             let mut blocks = Vec::new();
             for b in list(
                 extra
                     .get("blocks")
-                    .ok_or("the block manager has no blocks")?,
+                    .ok_or_else(|| malformed!("the block manager has no blocks"))?,
                 "its blocks",
             )? {
                 blocks.push(Block {
-                    values: b.get("values").ok_or("a block without values")?,
-                    placement: b.get("mgr_locs").ok_or("a block without mgr_locs")?,
+                    values: b
+                        .get("values")
+                        .ok_or_else(|| malformed!("a block without values"))?,
+                    placement: b
+                        .get("mgr_locs")
+                        .ok_or_else(|| malformed!("a block without mgr_locs"))?,
                 });
             }
             Ok((axes, blocks))
@@ -221,7 +233,7 @@ fn manager(mgr: &Py) -> Result<(Vec<&Py>, Vec<Block<'_>>), String> {
         // pandas >= 1.3: BlockManager(blocks, axes) by REDUCE.
         None => {
             let [blocks, axes] = args.as_slice() else {
-                return Err(format!(
+                return Err(malformed!(
                     "BlockManager rebuilt from {} arguments, not (blocks, axes)",
                     args.len()
                 ));
@@ -231,11 +243,11 @@ fn manager(mgr: &Py) -> Result<(Vec<&Py>, Vec<Block<'_>>), String> {
                 match b {
                     Py::Object { class, args, .. } if class.ends_with("._unpickle_block") => {
                         let [values, placement, ..] = args.as_slice() else {
-                            return Err("_unpickle_block without (values, placement)".into());
+                            return Err(malformed!("_unpickle_block without (values, placement)"));
                         };
                         out.push(Block { values, placement });
                     }
-                    other => return Err(format!("a block is {}", describe(other))),
+                    other => return Err(malformed!("a block is {}", describe(other))),
                 }
             }
             Ok((list(axes, "its axes")?, out))
@@ -244,22 +256,22 @@ fn manager(mgr: &Py) -> Result<(Vec<&Py>, Vec<Block<'_>>), String> {
 }
 
 /// The labels of a column index, as text.
-fn column_names(index: &Py) -> Result<Vec<String>, String> {
+fn column_names(index: &Py) -> Result<Vec<String>, FormatError> {
     match index {
         // pandas.core.indexes.base._new_Index(cls, {'data': ..., 'name': ...})
         Py::Object { class, args, .. } if class.ends_with("._new_Index") => {
             let data = args
                 .get(1)
                 .and_then(|d| d.get("data"))
-                .ok_or("the column index has no data")?;
-            strings(data).map_err(|e| format!("column names: {e}"))
+                .ok_or_else(|| malformed!("the column index has no data"))?;
+            strings(data).map_err(|e| malformed!("column names: {e}"))
         }
-        other => Err(format!("the column index is {}", describe(other))),
+        other => Err(malformed!("the column index is {}", describe(other))),
     }
 }
 
 /// The items of a pickled array of text.
-fn strings(v: &Py) -> Result<Vec<String>, String> {
+fn strings(v: &Py) -> Result<Vec<String>, FormatError> {
     match v {
         // An object ndarray.
         Py::List(items) => items
@@ -267,7 +279,7 @@ fn strings(v: &Py) -> Result<Vec<String>, String> {
             .map(|x| match x {
                 Py::Str(s) => Ok(s.clone()),
                 Py::Int(i) => Ok(i.to_string()),
-                other => Err(format!("a label is {}", describe(other))),
+                other => Err(malformed!("a label is {}", describe(other))),
             })
             .collect(),
         Py::Array(a) => unicode_array(a),
@@ -279,38 +291,38 @@ fn strings(v: &Py) -> Result<Vec<String>, String> {
                 "ArrowStringArray" | "ArrowStringArrayNumpySemantics" | "ArrowExtensionArray" => {
                     let st = state
                         .as_deref()
-                        .ok_or("an arrow string array without state")?;
+                        .ok_or_else(|| malformed!("an arrow string array without state"))?;
                     arrow_strings(
                         st.get("_pa_array")
                             .or_else(|| st.get("_data"))
-                            .ok_or("an arrow string array without _pa_array")?,
+                            .ok_or_else(|| malformed!("an arrow string array without _pa_array"))?,
                     )
                 }
                 // pandas' python StringArray: (ndarray, dtype, attributes).
                 "__pyx_unpickle_NDArrayBacked" => match state.as_deref() {
                     Some(Py::List(parts)) if !parts.is_empty() => strings(&parts[0]),
-                    _ => Err(format!("{class} without its array")),
+                    _ => Err(malformed!("{class} without its array")),
                 },
                 "_restore_array" | "chunked_array" => arrow_strings(v),
-                _ => Err(format!("held as a {class} ({} arguments)", args.len())),
+                _ => Err(malformed!("held as a {class} ({} arguments)", args.len())),
             }
         }
-        other => Err(format!("held as {}", describe(other))),
+        other => Err(malformed!("held as {}", describe(other))),
     }
 }
 
 /// A numpy `U<n>` array: UTF-32 code units, NUL padded.
-fn unicode_array(a: &NdArray) -> Result<Vec<String>, String> {
+fn unicode_array(a: &NdArray) -> Result<Vec<String>, FormatError> {
     let big = a.dtype.starts_with('>');
     let bare = a.dtype.trim_start_matches(['<', '>', '=', '|']);
     let chars: usize = bare
         .strip_prefix('U')
         .and_then(|n| n.parse().ok())
         .filter(|n| *n > 0)
-        .ok_or_else(|| format!("an array of dtype {}, not text", a.dtype))?;
+        .ok_or_else(|| malformed!("an array of dtype {}, not text", a.dtype))?;
     let width = chars * 4;
     if !a.data.len().is_multiple_of(width) {
-        return Err("a unicode array of partial items".into());
+        return Err(malformed!("a unicode array of partial items"));
     }
     a.data
         .chunks_exact(width)
@@ -323,7 +335,10 @@ fn unicode_array(a: &NdArray) -> Result<Vec<String>, String> {
                 }
                 match u32::from_le_bytes(u) {
                     0 => break,
-                    cp => s.push(char::from_u32(cp).ok_or("a label that is not Unicode")?),
+                    cp => s.push(
+                        char::from_u32(cp)
+                            .ok_or_else(|| malformed!("a label that is not Unicode"))?,
+                    ),
                 }
             }
             Ok(s)
@@ -332,14 +347,14 @@ fn unicode_array(a: &NdArray) -> Result<Vec<String>, String> {
 }
 
 /// The strings of a pickled pyarrow string array (or chunked array).
-fn arrow_strings(v: &Py) -> Result<Vec<String>, String> {
+fn arrow_strings(v: &Py) -> Result<Vec<String>, FormatError> {
     let Py::Object { class, args, .. } = v else {
-        return Err(format!("an arrow array is {}", describe(v)));
+        return Err(malformed!("an arrow array is {}", describe(v)));
     };
     match class.as_str() {
         "pyarrow.lib.chunked_array" => {
             let Some(Py::List(chunks)) = args.first() else {
-                return Err("a chunked_array without chunks".into());
+                return Err(malformed!("a chunked_array without chunks"));
             };
             let mut out = Vec::new();
             for c in chunks {
@@ -351,13 +366,12 @@ fn arrow_strings(v: &Py) -> Result<Vec<String>, String> {
         // children, dictionary))
         "pyarrow.lib._restore_array" => {
             let Some(Py::List(parts)) = args.first() else {
-                return Err("_restore_array without its state".into());
+                return Err(malformed!("_restore_array without its state"));
             };
             let [ty, length, nulls, offset, Py::List(buffers), ..] = parts.as_slice() else {
-                return Err(
+                return Err(malformed!(
                     "_restore_array state is not (type, length, nulls, offset, buffers, ...)"
-                        .into(),
-                );
+                ));
             };
             let alias = match ty {
                 Py::Object { class, args, .. } if class == "pyarrow.lib.type_for_alias" => {
@@ -365,51 +379,57 @@ fn arrow_strings(v: &Py) -> Result<Vec<String>, String> {
                 }
                 _ => None,
             }
-            .ok_or_else(|| format!("an arrow array of type {}", describe(ty)))?;
+            .ok_or_else(|| malformed!("an arrow array of type {}", describe(ty)))?;
             let width = match alias {
                 "string" | "utf8" => 4,
                 "large_string" | "large_utf8" => 8,
-                other => return Err(format!("an arrow array of type {other}, not strings")),
+                other => return Err(malformed!("an arrow array of type {other}, not strings")),
             };
             let count = |v: &Py, what: &str| match v {
                 Py::Int(n) if *n >= 0 => Ok(*n as usize),
-                other => Err(format!("arrow {what} is {}", describe(other))),
+                other => Err(malformed!("arrow {what} is {}", describe(other))),
             };
             let (length, offset) = (count(length, "length")?, count(offset, "offset")?);
             if count(nulls, "null count")? != 0 {
-                return Err("an arrow array holding nulls".into());
+                return Err(malformed!("an arrow array holding nulls"));
             }
-            let offsets = buffer_bytes(buffers.get(1).ok_or("arrow strings without offsets")?)?;
+            let offsets = buffer_bytes(
+                buffers
+                    .get(1)
+                    .ok_or_else(|| malformed!("arrow strings without offsets"))?,
+            )?;
             let data = buffer_bytes(buffers.get(2).unwrap_or(&Py::None))?;
-            let at = |i: usize| -> Result<usize, String> {
+            let at = |i: usize| -> Result<usize, FormatError> {
                 let b = offsets
                     .get(i * width..(i + 1) * width)
-                    .ok_or("arrow offsets shorter than the array")?;
+                    .ok_or_else(|| malformed!("arrow offsets shorter than the array"))?;
                 let v = if width == 4 {
                     i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64
                 } else {
                     i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
                 };
-                usize::try_from(v).map_err(|_| "a negative arrow offset".to_string())
+                usize::try_from(v).map_err(|_| malformed!("a negative arrow offset"))
             };
-            let end = offset.checked_add(length).ok_or("arrow length overflows")?;
+            let end = offset
+                .checked_add(length)
+                .ok_or_else(|| malformed!("arrow length overflows"))?;
             (offset..end)
                 .map(|i| {
                     let bytes = data
                         .get(at(i)?..at(i + 1)?)
-                        .ok_or("arrow offsets beyond the data")?;
+                        .ok_or_else(|| malformed!("arrow offsets beyond the data"))?;
                     String::from_utf8(bytes.to_vec())
-                        .map_err(|_| "a label that is not UTF-8".into())
+                        .map_err(|_| malformed!("a label that is not UTF-8"))
                 })
                 .collect()
         }
-        other => Err(format!("an arrow array is a {other}")),
+        other => Err(malformed!("an arrow array is a {other}")),
     }
 }
 
 /// The bytes of a pickled arrow buffer: `py_buffer(bytearray(...))`, or
 /// none (an absent buffer is empty).
-fn buffer_bytes(v: &Py) -> Result<&[u8], String> {
+fn buffer_bytes(v: &Py) -> Result<&[u8], FormatError> {
     match v {
         Py::None => Ok(&[]),
         Py::Bytes(b) => Ok(b),
@@ -421,12 +441,12 @@ fn buffer_bytes(v: &Py) -> Result<&[u8], String> {
                 None => Ok(&[]),
             }
         }
-        other => Err(format!("an arrow buffer is {}", describe(other))),
+        other => Err(malformed!("an arrow buffer is {}", describe(other))),
     }
 }
 
 /// The rows (one per column) of a float block; `None` for any other block.
-fn float_rows(values: &Py) -> Result<Option<Vec<Vec<f64>>>, String> {
+fn float_rows(values: &Py) -> Result<Option<Vec<Vec<f64>>>, FormatError> {
     let Py::Array(a) = values else {
         return Ok(None);
     };
@@ -439,14 +459,14 @@ fn float_rows(values: &Py) -> Result<Option<Vec<Vec<f64>>>, String> {
     let (k, n) = match a.shape.as_slice() {
         [n] => (1, *n as usize),
         [k, n] => (*k as usize, *n as usize),
-        other => return Err(format!("a float block of shape {other:?}")),
+        other => return Err(malformed!("a float block of shape {other:?}")),
     };
     let want = k
         .checked_mul(n)
         .and_then(|c| c.checked_mul(width))
-        .ok_or("a float block too large")?;
+        .ok_or_else(|| malformed!("a float block too large"))?;
     if a.data.len() != want {
-        return Err(format!(
+        return Err(malformed!(
             "a float block of shape [{k}, {n}] holds {} bytes, not {want}",
             a.data.len()
         ));
@@ -482,21 +502,25 @@ fn float_rows(values: &Py) -> Result<Option<Vec<Vec<f64>>>, String> {
 
 /// The column positions of a block of `rows` columns: a `slice` or an index
 /// array (`BlockPlacement.indexer`).
-fn placement(p: &Py, rows: usize) -> Result<Vec<usize>, String> {
+fn placement(p: &Py, rows: usize) -> Result<Vec<usize>, FormatError> {
     let out: Vec<usize> = match p {
         Py::Object { class, args, .. } if class.ends_with(".slice") => {
             let part = |i: usize, default: Option<i64>| match args.get(i) {
                 Some(Py::Int(v)) => Ok(*v),
-                Some(Py::None) | None => default.ok_or("a block slice without a stop".to_string()),
-                Some(other) => Err(format!("a block slice bound is {}", describe(other))),
+                Some(Py::None) | None => {
+                    default.ok_or_else(|| malformed!("a block slice without a stop"))
+                }
+                Some(other) => Err(malformed!("a block slice bound is {}", describe(other))),
             };
             let (start, stop, step) = (part(0, Some(0))?, part(1, None)?, part(2, Some(1))?);
             if start < 0 || stop < start || step < 1 {
-                return Err(format!("a block placed at slice({start}, {stop}, {step})"));
+                return Err(malformed!(
+                    "a block placed at slice({start}, {stop}, {step})"
+                ));
             }
             let len = ((stop - start) as u64).div_ceil(step as u64);
             if len != rows as u64 {
-                return Err(format!(
+                return Err(malformed!(
                     "a block of {rows} columns placed at slice({start}, {stop}, {step})"
                 ));
             }
@@ -510,7 +534,7 @@ fn placement(p: &Py, rows: usize) -> Result<Vec<usize>, String> {
             let width = match a.dtype.trim_start_matches(['<', '>', '=', '|']) {
                 "i8" => 8,
                 "i4" => 4,
-                other => return Err(format!("a block placement of dtype {other}")),
+                other => return Err(malformed!("a block placement of dtype {other}")),
             };
             a.data
                 .chunks_exact(width)
@@ -526,7 +550,7 @@ fn placement(p: &Py, rows: usize) -> Result<Vec<usize>, String> {
                     } else {
                         i64::from_le_bytes(b)
                     };
-                    usize::try_from(v).map_err(|_| format!("a block placed at column {v}"))
+                    usize::try_from(v).map_err(|_| malformed!("a block placed at column {v}"))
                 })
                 .collect::<Result<_, _>>()?
         }
@@ -534,14 +558,14 @@ fn placement(p: &Py, rows: usize) -> Result<Vec<usize>, String> {
             .iter()
             .map(|x| match x {
                 Py::Int(v) if *v >= 0 => Ok(*v as usize),
-                other => Err(format!("a block placement holds {}", describe(other))),
+                other => Err(malformed!("a block placement holds {}", describe(other))),
             })
             .collect::<Result<_, _>>()?,
         Py::Int(v) if *v >= 0 => vec![*v as usize],
-        other => return Err(format!("a block placement is {}", describe(other))),
+        other => return Err(malformed!("a block placement is {}", describe(other))),
     };
     if out.len() != rows {
-        return Err(format!(
+        return Err(malformed!(
             "a block of {rows} columns placed at {} positions",
             out.len()
         ));

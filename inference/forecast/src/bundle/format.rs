@@ -1,8 +1,31 @@
 //! What a bundle's files say, in one shape for both on-disk formats: the
 //! rest of the loader never knows which format it read.
 
-use crate::tensors::TensorStore;
+use crate::intervals::CalibrationError;
+use crate::tensors::{TensorError, TensorStore};
 use serde_json::Value;
+
+/// Why a bundle's files do not hold what NeuralForecast writes there.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// A file is missing, or one of its entries is absent or of another kind.
+    #[error("{0}")]
+    Invalid(String),
+    /// The conformal calibration contradicts itself.
+    #[error(transparent)]
+    Calibration(#[from] CalibrationError),
+    /// The weights of a model file.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+}
+
+/// `FormatError::Invalid(format!(..))`.
+macro_rules! malformed {
+    ($($arg:tt)*) => {
+        $crate::bundle::format::FormatError::Invalid(format!($($arg)*))
+    };
+}
+pub(crate) use malformed;
 
 /// The on-disk format of a bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]

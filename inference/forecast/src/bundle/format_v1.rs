@@ -5,20 +5,20 @@
 //! holds, so the rest of the service cannot tell the formats apart.
 
 use super::checkpoint::Checkpoint;
-use super::format::{Format, Parsed, ParsedModel};
+use super::format::{malformed, Format, FormatError, Parsed, ParsedModel};
 use super::pickle::{self, Value as Py};
 use super::BundleFiles;
 use crate::models;
 use crate::tensors::TensorStore;
 use serde_json::{Map, Value};
 
-pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
+pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, FormatError> {
     // The conformity scores (`_cs_df`, a whole DataFrame) are left out here:
     // super::conformal_pickle reads them on their own, so a frame it cannot
     // read (or too large to expand) costs the intervals, not the bundle.
     let config = match files.get("configuration.pkl") {
         Some(b) => dict_pickle("configuration.pkl", b, &["_cs_df"])?,
-        None => return Err("configuration.pkl is missing".into()),
+        None => return Err(malformed!("configuration.pkl is missing")),
     };
     // Older releases wrote no alias map: the file name is then the class.
     let aliases = match files.get("alias_to_model.pkl") {
@@ -34,14 +34,14 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
             .trim_end_matches(".ckpt")
             .rsplit_once('_')
             .map(|(a, _)| a.to_string())
-            .ok_or_else(|| format!("{file}: not named <alias>_<n>.ckpt"))?;
+            .ok_or_else(|| malformed!("{file}: not named <alias>_<n>.ckpt"))?;
         let class_key = aliases
             .get(&alias)
             .and_then(Value::as_str)
             .unwrap_or(&alias)
             .to_string();
         let class = canonical_class(&class_key);
-        let mut ckpt = Checkpoint::read(bytes).map_err(|e| format!("{file}: {e}"))?;
+        let mut ckpt = Checkpoint::read(bytes).map_err(|e| malformed!("{file}: {e}"))?;
         if let Some(v) = ckpt
             .root
             .get("pytorch-lightning_version")
@@ -52,7 +52,7 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
         let mut hparams = match ckpt.root.get("hyper_parameters") {
             Some(hp @ Py::Dict(_)) => to_json(hp),
             _ => {
-                return Err(format!(
+                return Err(malformed!(
                     "{file}: the checkpoint has no hyper_parameters dict"
                 ))
             }
@@ -61,12 +61,12 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
         family = family.min(fam);
         writer_semantics(fam, &class, &mut hparams);
         let Some(Py::Dict(state)) = ckpt.root.get("state_dict").cloned() else {
-            return Err(format!("{file}: the checkpoint has no state_dict"));
+            return Err(malformed!("{file}: the checkpoint has no state_dict"));
         };
         let mut named = Vec::with_capacity(state.len());
         for (k, v) in &state {
             let (Py::Str(name), Py::Tensor(t)) = (k, v) else {
-                return Err(format!(
+                return Err(malformed!(
                     "{file}: state_dict maps a {} to a {}, not names to tensors",
                     k.kind(),
                     v.kind()
@@ -81,7 +81,7 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
             }
             let data = ckpt
                 .f32_values(name, t)
-                .map_err(|e| format!("{file}: {e}"))?;
+                .map_err(|e| malformed!("{file}: {e}"))?;
             let mut shape: Vec<usize> = t.size.iter().map(|d| *d as usize).collect();
             if t.dtype == pickle::StorageDtype::C64 {
                 shape.push(2);
@@ -89,7 +89,7 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
             named.push((name.clone(), shape, data));
         }
         writer_tensors(fam, &class, &mut named);
-        let store = TensorStore::from_f32(named).map_err(|e| format!("{file}: {e}"))?;
+        let store = TensorStore::from_f32(named).map_err(|e| malformed!("{file}: {e}"))?;
         models.push(ParsedModel {
             file: file.clone(),
             class,
@@ -99,7 +99,7 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
         });
     }
     if models.is_empty() {
-        return Err("no <alias>_<n>.ckpt model file".into());
+        return Err(malformed!("no <alias>_<n>.ckpt model file"));
     }
     let mut writer = family.name().to_string();
     if let Some(v) = lightning {
@@ -126,11 +126,11 @@ pub(crate) fn parse(files: &BundleFiles) -> Result<Parsed, String> {
 
 /// A sidecar pickle that must hold a dict, as JSON (without the values under
 /// the keys in `skip`).
-fn dict_pickle(file: &str, bytes: &[u8], skip: &[&str]) -> Result<Value, String> {
+fn dict_pickle(file: &str, bytes: &[u8], skip: &[&str]) -> Result<Value, FormatError> {
     match pickle::read_skipping(bytes, skip) {
         Ok(v @ Py::Dict(_)) => Ok(to_json(&v)),
-        Ok(other) => Err(format!("{file} holds a {}, not a dict", other.kind())),
-        Err(e) => Err(format!("{file} cannot be read: {e}")),
+        Ok(other) => Err(malformed!("{file} holds a {}, not a dict", other.kind())),
+        Err(e) => Err(malformed!("{file} cannot be read: {e}")),
     }
 }
 

@@ -39,6 +39,13 @@ pub struct Columns {
     pub target: String,
 }
 
+/// Why this service does not run one model of a bundle it serves (its class,
+/// an option, its loss): the bundle still loads, and `/models` and an
+/// `unsupported_model` answer give this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotServed(pub String);
+
 pub struct BundleModel {
     /// Column name in predictions (alias, or class name, with NeuralForecast's
     /// numeric suffix for repeats).
@@ -47,7 +54,7 @@ pub struct BundleModel {
     pub class: String,
     pub spec: Option<ModelSpec>,
     /// The forward pass, or why this service cannot run it.
-    pub net: Result<Arc<dyn Forecaster>, String>,
+    pub net: Result<Arc<dyn Forecaster>, NotServed>,
     /// Revin's learned terms for the target (scaler_type "revin" only).
     pub revin: Option<RevinAffine>,
     /// IQLoss / HuberIQLoss: the head that maps outputs for a quantile.
@@ -217,12 +224,11 @@ impl Bundle {
         } else if files.get("configuration.pkl").is_some() {
             format_v1::parse(&files)
         } else {
-            Err(
+            Err(format::malformed!(
                 "configuration.json is missing (and there is no configuration.pkl of a bundle written before NeuralForecast 3.3): not a NeuralForecast bundle"
-                    .to_string(),
-            )
+            ))
         }
-        .map_err(err)?;
+        .map_err(|e| err(e.to_string()))?;
         let cfg = &parsed.config;
         let h = cfg
             .get("h")
@@ -258,7 +264,7 @@ impl Bundle {
                 Some(Value::String(s)) => match LocalScalerKind::parse(s) {
                     Ok(k) => Ok(Some(k)),
                     Err(e) => {
-                        unsupported = Some(e);
+                        unsupported = Some(e.to_string());
                         Ok(None)
                     }
                 },
@@ -319,8 +325,8 @@ impl Bundle {
                     }
                     let net = match models::build(&spec, &store) {
                         Ok(n) => Ok(n),
-                        Err(models::BuildError::Unsupported(m)) => Err(m),
-                        Err(models::BuildError::Invalid(m)) => {
+                        Err(models::BuildError::Unsupported(m)) => Err(NotServed(m)),
+                        Err(m) => {
                             return Err(err(match &parsed.format {
                                 Format::Safetensors => format!("{file}: {m}"),
                                 // The checkpoint is intact (it was read), so its
@@ -347,24 +353,24 @@ impl Bundle {
                     spec.hparams = Value::Null;
                     (Some(spec), net)
                 }
-                Err(m) => (None, Err(format!("{class}: {m}"))),
+                Err(m) => (None, Err(NotServed(format!("{class}: {m}")))),
             };
             let mut net = net;
             if let Some(missing) = spec
                 .as_ref()
                 .and_then(|s| s.categorical.names().find(|c| vocab.get(c).is_none()))
             {
-                net = Err(format!(
+                net = Err(NotServed(format!(
                     "categorical '{missing}' has no vocabulary in configuration.json (categorical_vocab_)"
-                ));
+                )));
             }
             let implicit_quantile = match spec.as_ref().and_then(|s| s.implicit_quantile) {
                 Some(dim) => {
                     if net.as_ref().is_ok_and(|n| n.rolls_out()) {
-                        net = Err(format!(
+                        net = Err(NotServed(format!(
                             "{class} with loss {} and recurrent=True is not served: its quantile head maps every step the decoder feeds back",
                             spec.as_ref().map(|s| s.loss.as_str()).unwrap_or("?")
-                        ));
+                        )));
                     }
                     Some(
                         ImplicitQuantileHead::load(&store, dim)

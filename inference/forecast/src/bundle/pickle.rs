@@ -685,7 +685,7 @@ impl<'a> Vm<'a> {
                 };
                 let code = self.dtype_at(*dt, "numpy scalar without a dtype")?;
                 let bytes = self.bytes_at(*data, "numpy scalar without bytes")?;
-                scalar(&code, &bytes).or_else(|w| self.bad(w))
+                scalar(&code, &bytes, self.pos)
             }
             Known::CodecsEncode => {
                 let [text, enc] = argv.as_slice() else {
@@ -973,7 +973,9 @@ impl<'a> Vm<'a> {
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    let pairs = pairs(items).or_else(|w| self.bad(w))?;
+                    let Some(pairs) = pairs(items) else {
+                        return self.bad("odd number of items for a dict");
+                    };
                     self.push(Node::Dict(pairs))?
                 }
                 b's' => {
@@ -984,7 +986,9 @@ impl<'a> Vm<'a> {
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
-                    let pairs = pairs(items).or_else(|w| self.bad(w))?;
+                    let Some(pairs) = pairs(items) else {
+                        return self.bad("odd number of items for a dict");
+                    };
                     let d = self.top()?;
                     self.set_items(d, pairs)?;
                 }
@@ -1145,11 +1149,12 @@ impl<'a> Vm<'a> {
     }
 }
 
-fn pairs(items: Vec<Id>) -> Result<Vec<(Id, Id)>, String> {
+/// Key-value pairs, or None for an odd number of items.
+fn pairs(items: Vec<Id>) -> Option<Vec<(Id, Id)>> {
     if !items.len().is_multiple_of(2) {
-        return Err("odd number of items for a dict".into());
+        return None;
     }
-    Ok(items.chunks_exact(2).map(|c| (c[0], c[1])).collect())
+    Some(items.chunks_exact(2).map(|c| (c[0], c[1])).collect())
 }
 
 /// A little-endian two's complement integer of up to 8 bytes.
@@ -1167,15 +1172,16 @@ fn long_le(b: &[u8]) -> Option<i64> {
 }
 
 /// One numpy scalar from its dtype code and raw bytes.
-fn scalar(code: &str, b: &[u8]) -> Result<Node, String> {
+fn scalar(code: &str, b: &[u8], at: usize) -> Result<Node, PickleError> {
+    let bad = |what: String| PickleError::Malformed { at, what };
     let big = code.starts_with('>');
     let bare = code.trim_start_matches(['<', '>', '=', '|']);
-    let fixed = |n: usize| -> Result<Vec<u8>, String> {
+    let fixed = |n: usize| -> Result<Vec<u8>, PickleError> {
         if b.len() != n {
-            return Err(format!(
+            return Err(bad(format!(
                 "numpy scalar {code} has {} bytes, not {n}",
                 b.len()
-            ));
+            )));
         }
         let mut v = b.to_vec();
         if big {
@@ -1201,13 +1207,13 @@ fn scalar(code: &str, b: &[u8]) -> Result<Node, String> {
         }
         "u8" => Node::Int(
             i64::try_from(u64::from_le_bytes(arr8(fixed(8)?)))
-                .map_err(|_| "numpy u8 scalar above i64".to_string())?,
+                .map_err(|_| bad("numpy u8 scalar above i64".into()))?,
         ),
         "b1" | "?" => Node::Bool(fixed(1)?[0] != 0),
         s if s.starts_with('U') => {
             // UTF-32 code units, NUL padded.
             if !b.len().is_multiple_of(4) {
-                return Err("numpy unicode scalar is not whole code units".into());
+                return Err(bad("numpy unicode scalar is not whole code units".into()));
             }
             let mut out = String::new();
             for c in b.chunks_exact(4) {
@@ -1219,11 +1225,14 @@ fn scalar(code: &str, b: &[u8]) -> Result<Node, String> {
                 if cp == 0 {
                     break;
                 }
-                out.push(char::from_u32(cp).ok_or("numpy unicode scalar is not Unicode")?);
+                out.push(
+                    char::from_u32(cp)
+                        .ok_or_else(|| bad("numpy unicode scalar is not Unicode".into()))?,
+                );
             }
             Node::Str(out)
         }
-        other => return Err(format!("numpy scalar of dtype {other} is not read")),
+        other => return Err(bad(format!("numpy scalar of dtype {other} is not read"))),
     })
 }
 

@@ -3,6 +3,7 @@
 //! seen at fit numbered from 1 in sorted order; `nf.predict` maps a value
 //! through it (`df[col].map(vocab).fillna(0)`), so a value it never saw is 0.
 
+use super::format::{malformed, FormatError};
 use crate::contract::Cell;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -89,18 +90,18 @@ pub struct Vocabularies {
 impl Vocabularies {
     /// `categorical_vocab_`: `{col: {value: n}}`, or for non-string values
     /// the tagged form `{"__nf__": "mapping", "items": [[value, n], ...]}`.
-    pub fn from_config(cfg: &Value) -> Result<Vocabularies, String> {
+    pub fn from_config(cfg: &Value) -> Result<Vocabularies, FormatError> {
         let Some(all) = cfg.get("categorical_vocab_") else {
             return Ok(Vocabularies::default());
         };
         let all = match all {
             Value::Null => return Ok(Vocabularies::default()),
             Value::Object(m) => m,
-            _ => return Err("categorical_vocab_ must be an object".into()),
+            _ => return Err(malformed!("categorical_vocab_ must be an object")),
         };
         let mut cols = Vec::with_capacity(all.len());
         for (col, v) in all {
-            let bad = || format!("categorical_vocab_.{col} is not a value -> number mapping");
+            let bad = || malformed!("categorical_vocab_.{col} is not a value -> number mapping");
             let pairs: Vec<(Key, &Value)> = match v {
                 Value::Object(m) if m.get("__nf__").and_then(Value::as_str) == Some("mapping") => m
                     .get("items")

@@ -74,13 +74,6 @@ impl Model for Autoformer {
             decoder_layers: hp.decoder_layers,
         };
         let ac = AutoCorrelation { factor: hp.factor };
-        Ok(DecompForecaster::load(
-            store,
-            spec,
-            seq,
-            shape,
-            |_, _| Ok(ac),
-            |_, _| Ok((ac, ac)),
-        )?)
+        DecompForecaster::load(store, spec, seq, shape, |_, _| Ok(ac), |_, _| Ok((ac, ac)))
     }
 }

@@ -7,6 +7,7 @@
 //! time, the forward TCN's horizon part joined, and a Linear per step.
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::gelu;
 use crate::nn::conv1d::{Conv1d, ConvShape};
 use crate::nn::exog::{steps, ExogWidths, Inputs};
@@ -34,7 +35,7 @@ impl TcnStack {
         hidden: usize,
         layers: usize,
         backward: bool,
-    ) -> Result<TcnStack, String> {
+    ) -> Result<TcnStack, BuildError> {
         (0..layers)
             .map(|i| {
                 let dilation = 1usize << i;
@@ -61,7 +62,7 @@ impl TcnStack {
     }
 
     /// x [B, T, hidden] -> sum of the cells' skip outputs [B, T, hidden].
-    fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+    fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
         let c = x.dim().2;
         let mut h = x.to_owned();
         let mut out = Array3::<f32>::zeros(x.raw_dim());
@@ -148,28 +149,28 @@ impl Model for BiTcn {
 }
 
 impl Forecaster for BiTcn {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let l = self.input_size;
         let inp = Inputs::check(batch, l, self.h, self.exog)?;
         let x = inp.window_steps(self.exclude_insample_y)?;
         let fwd = match (&self.futr, inp.futr) {
             (Some((lin, net)), Some(f)) => Some(net.forward(per_step(f, lin)?.view())?),
             (None, None) => None,
-            _ => return Err("future exogenous block and model disagree".into()),
+            _ => return Err(shape!("future exogenous block and model disagree")),
         };
         let mut x = self
             .bwd
             .forward(per_step(x.view(), &self.lin_hist)?.view())?;
         if let Some(f) = &fwd {
             x = ndarray::concatenate(Axis(2), &[x.view(), steps(f.view(), ..l)])
-                .map_err(|e| format!("forward TCN does not join: {e}"))?;
+                .map_err(|e| ForwardError::array("forward TCN does not join", e))?;
         }
         let mut t = over_time(x.view(), &self.temporal_lin1)?;
         t.mapv_inplace(gelu);
         let mut t = over_time(t.view(), &self.temporal_lin2)?;
         if let Some(f) = &fwd {
             t = ndarray::concatenate(Axis(2), &[t.view(), steps(f.view(), l..)])
-                .map_err(|e| format!("forward TCN does not join: {e}"))?;
+                .map_err(|e| ForwardError::array("forward TCN does not join", e))?;
         }
         per_step(t.view(), &self.output_lin)
     }

@@ -7,6 +7,7 @@
 //! only.
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::relu_inplace;
 use crate::nn::attention::softmax_inplace;
 use crate::nn::batch_norm::BatchNorm1d;
@@ -96,7 +97,7 @@ impl Model for DeepNpts {
                     .transpose()?;
                 Ok((lin, bn))
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, BuildError>>()?;
         Ok(DeepNpts {
             layers,
             out: Linear::load(
@@ -114,7 +115,7 @@ impl Model for DeepNpts {
 }
 
 impl Forecaster for DeepNpts {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let (l, h) = (self.input_size, self.h);
         let x = Inputs::check(batch, l, h, self.widths)?;
         let b = x.y.nrows();
@@ -151,7 +152,8 @@ impl Forecaster for DeepNpts {
             if let Some(bn) = bn {
                 for mut row in input.rows_mut() {
                     bn.forward_inplace(
-                        row.as_slice_mut().ok_or("activations are not contiguous")?,
+                        row.as_slice_mut()
+                            .ok_or_else(|| shape!("activations are not contiguous"))?,
                     )?;
                 }
             }

@@ -12,6 +12,7 @@
 //! in 3.3.0.
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::sigmoid;
 use crate::nn::exog::{ExogWidths, Inputs};
 use crate::nn::mlp_decoder::{ContextDecoder, DecoderShape};
@@ -90,7 +91,7 @@ fn transposed(
     name: &str,
     rows: usize,
     cols: usize,
-) -> Result<Array2<f32>, String> {
+) -> Result<Array2<f32>, BuildError> {
     Ok(store
         .array2(name, rows, cols)?
         .t()
@@ -99,7 +100,12 @@ fn transposed(
 }
 
 impl ResLstm {
-    fn load(store: &TensorStore, p: &str, input: usize, hidden: usize) -> Result<ResLstm, String> {
+    fn load(
+        store: &TensorStore,
+        p: &str,
+        input: usize,
+        hidden: usize,
+    ) -> Result<ResLstm, BuildError> {
         let g = 3 * hidden;
         Ok(ResLstm {
             hidden,
@@ -119,7 +125,7 @@ impl ResLstm {
         })
     }
 
-    fn run(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+    fn run(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
         let (n, t, c) = x.dim();
         let hs = self.hidden;
         let flat = flatten(x, n * t, c)?;
@@ -128,7 +134,7 @@ impl ResLstm {
         let residual = match &self.w_ir_t {
             Some(w) => flat.dot(w),
             None if c == hs => flat,
-            None => return Err(format!("ResLSTM input of {c} channels, hidden {hs}")),
+            None => return Err(shape!("ResLSTM input of {c} channels, hidden {hs}")),
         };
         let mut h = Array2::<f32>::zeros((n, hs));
         let mut cst = Array2::<f32>::zeros((n, hs));
@@ -160,11 +166,11 @@ impl ResLstm {
     }
 }
 
-fn flatten(x: ArrayView3<f32>, rows: usize, cols: usize) -> Result<Array2<f32>, String> {
+fn flatten(x: ArrayView3<f32>, rows: usize, cols: usize) -> Result<Array2<f32>, ForwardError> {
     x.as_standard_layout()
         .into_owned()
         .into_shape_with_order((rows, cols))
-        .map_err(|e| format!("sequence does not flatten: {e}"))
+        .map_err(|e| ForwardError::array("sequence does not flatten", e))
 }
 
 impl Cell {
@@ -208,7 +214,7 @@ impl Cell {
     }
 
     /// x [n, steps, in] from a zero state -> [n, steps, hidden].
-    fn run(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+    fn run(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
         match self {
             Cell::Torch(layer) => {
                 let mut st = layer.zero_state(x.dim().0);
@@ -222,7 +228,7 @@ impl Cell {
 impl DilatedLayer {
     /// `DRNN.drnn_layer`: [B, T, C] -> r*B subsequences of ceil(T/r) steps
     /// (batch index j*B + b holds steps j, j+r, ...), run, interleaved back.
-    fn run(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+    fn run(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
         let (b, t, c) = x.dim();
         let r = self.rate;
         let td = t.div_ceil(r);
@@ -319,7 +325,7 @@ impl Model for DilatedRnn {
 }
 
 impl Forecaster for DilatedRnn {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let inp = Inputs::check(batch, self.input_size, self.h, self.exog)?;
         let mut x = inp.window_steps(self.exclude_insample_y)?;
         for (g, group) in self.groups.iter().enumerate() {
@@ -327,7 +333,7 @@ impl Forecaster for DilatedRnn {
             for layer in group {
                 out = Some(layer.run(out.as_ref().map_or(x.view(), |a| a.view()))?);
             }
-            let mut out = out.ok_or("an empty dilation group")?;
+            let mut out = out.ok_or_else(|| shape!("an empty dilation group"))?;
             if g > 0 {
                 out += &x;
             }
@@ -354,14 +360,14 @@ mod tests {
         for (cell, why) in [("AttentiveLSTM", "3.3.0"), ("Transformer", "not supported")] {
             match super::super::build(&spec(cell), &TensorStore::default()) {
                 Err(BuildError::Unsupported(m)) => assert!(m.contains(why), "{m}"),
-                Err(BuildError::Invalid(m)) => panic!("{cell}: invalid {m}"),
+                Err(m) => panic!("{cell}: invalid {m}"),
                 Ok(_) => panic!("{cell} loaded without tensors"),
             }
         }
         // A supported cell without its tensors is an invalid file, not an unsupported one.
         assert!(matches!(
             super::super::build(&spec("GRU"), &TensorStore::default()),
-            Err(BuildError::Invalid(_))
+            Err(BuildError::Tensor(crate::tensors::TensorError::Missing(_)))
         ));
     }
 }

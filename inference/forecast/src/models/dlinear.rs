@@ -2,6 +2,7 @@
 //! one linear map for the trend and one for the remainder, summed.
 
 use super::{require_no_exog, to_horizon, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::ForwardError;
 use crate::nn::decomp::series_decomp;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
@@ -63,7 +64,7 @@ impl Model for DLinear {
 }
 
 impl Forecaster for DLinear {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let (season, trend) = series_decomp(batch.insample_y.view(), self.kernel);
         let y = self.trend.forward(trend.view())? + self.season.forward(season.view())?;
         to_horizon(y, self.h, self.outputs)

@@ -93,11 +93,11 @@ impl Model for FedFormer {
             decoder_layers: hp.decoder_layers,
         };
         let (modes, select) = (hp.modes, hp.mode_select.as_str());
-        let modes_of = |len| frequency_modes(len, modes, select).map_err(BuildError::Unsupported);
+        let modes_of = |len| frequency_modes(len, modes, select);
         let enc_modes = modes_of(seq.input_size)?;
         let dec_modes = modes_of(seq.input_size / 2 + seq.h)?;
         let e = hidden / heads;
-        Ok(DecompForecaster::load(
+        DecompForecaster::load(
             store,
             spec,
             seq,
@@ -130,6 +130,6 @@ impl Model for FedFormer {
                     )?,
                 ))
             },
-        )?)
+        )
     }
 }

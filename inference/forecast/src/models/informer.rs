@@ -13,6 +13,7 @@
 //! transpose (`HeadLayout::Stacked`).
 
 use super::{require_futr_exog_only, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::attention::{HeadLayout, MultiHeadAttention};
 use crate::nn::batch_norm::BatchNorm1d;
@@ -36,7 +37,7 @@ pub fn keeps_every_query(factor: usize, queries: usize) -> bool {
 struct ProbSparse(MultiHeadAttention);
 
 impl TokenMixer for ProbSparse {
-    fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         self.0.attend_with(x, x, false, HeadLayout::Stacked)
     }
 }
@@ -49,7 +50,7 @@ struct Distil {
 }
 
 impl Distil {
-    fn load(store: &TensorStore, prefix: &str, hidden: usize) -> Result<Distil, String> {
+    fn load(store: &TensorStore, prefix: &str, hidden: usize) -> Result<Distil, BuildError> {
         let shape = ConvShape {
             in_channels: hidden,
             out_channels: hidden,
@@ -66,16 +67,18 @@ impl Distil {
     }
 
     /// Steps out for `len` in: the conv adds 2 (padding 2 each side), the pool halves.
-    fn out_len(&self, len: usize) -> Result<usize, String> {
+    fn out_len(&self, len: usize) -> Result<usize, ForwardError> {
         self.pool.out_len(len + 2)
     }
 
     /// x [steps, hidden] -> [out_len(steps), hidden].
-    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let padded = circular_pad(x.insert_axis(Axis(0)), 2)?;
         let mut y = self.conv.forward(padded.view())?;
         for mut step in y.index_axis_mut(Axis(0), 0).axis_iter_mut(Axis(0)) {
-            let s = step.as_slice_mut().ok_or("conv output is not contiguous")?;
+            let s = step
+                .as_slice_mut()
+                .ok_or_else(|| shape!("conv output is not contiguous"))?;
             self.norm.forward_inplace(s)?;
         }
         Activation::ELU.apply_inplace(&mut y);
@@ -213,7 +216,7 @@ impl Model for Informer {
 
 impl Informer {
     /// `TransEncoder` with conv layers: attention layer, distil, ..., last attention layer, norm.
-    fn encode(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    fn encode(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut x = x.to_owned();
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x.view())?;
@@ -227,7 +230,7 @@ impl Informer {
 }
 
 impl Forecaster for Informer {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         self.seq2seq.forward(batch, |e| self.encode(e))
     }
 }

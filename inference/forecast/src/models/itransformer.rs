@@ -9,6 +9,7 @@ use super::{
     channels_first, check_series, insample_y, n_series, require_futr_exog_only, series_rows,
     BuildError, Forecaster, Layout, Model, WindowBatch,
 };
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::linear::Linear;
@@ -94,7 +95,7 @@ impl Model for ITransformer {
 }
 
 impl Forecaster for ITransformer {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let n = self.n_series;
         check_series(batch, n)?;
         // The window [time, series], normalised per series.
@@ -105,12 +106,12 @@ impl Forecaster for ITransformer {
             let fx = batch
                 .futr_exog
                 .as_ref()
-                .ok_or("iTransformer needs futr_exog")?;
+                .ok_or_else(|| shape!("iTransformer needs futr_exog"))?;
             // [F, L + h, N] -> one token per (series, channel), series-major.
             let fx = channels_first(fx, n)?;
             let (nf, t, _) = fx.dim();
             if t != self.input_size + self.h {
-                return Err(format!(
+                return Err(shape!(
                     "futr_exog has {t} steps, not {}",
                     self.input_size + self.h
                 ));
@@ -118,7 +119,7 @@ impl Forecaster for ITransformer {
             let rows = Array2::from_shape_fn((n * nf, t), |(k, s)| fx[[k % nf, s, k / nf]]);
             let futr_tokens = embed.forward(rows.view())?;
             tokens = ndarray::concatenate(Axis(0), &[tokens.view(), futr_tokens.view()])
-                .map_err(|e| format!("iTransformer tokens do not concatenate: {e}"))?;
+                .map_err(|e| ForwardError::array("iTransformer tokens do not concatenate", e))?;
         }
         let encoded = self.encoder.forward(tokens.view())?;
         // Series tokens -> [h * outputs, series].

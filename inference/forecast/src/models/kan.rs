@@ -3,6 +3,7 @@
 //! Kolmogorov-Arnold layers (no activation between them) to `h * outputs`.
 
 use super::{flat_inputs, to_horizon, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::ForwardError;
 use crate::nn::kan::KanLinear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
@@ -111,7 +112,7 @@ impl Model for Kan {
 }
 
 impl Forecaster for Kan {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let mut x = flat_inputs(batch, self.exclude_insample_y)?;
         for layer in &self.layers {
             x = layer.forward(x.view())?;

@@ -2,6 +2,7 @@
 //! flattened, `num_layers` Linear+ReLU, then a linear head to the horizon.
 
 use super::{flat_inputs, to_horizon, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::ForwardError;
 use crate::nn::activation::relu_inplace;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
@@ -75,7 +76,7 @@ impl Model for Mlp {
 }
 
 impl Forecaster for Mlp {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let mut x = flat_inputs(batch, self.exclude_insample_y)?;
         for layer in &self.layers {
             x = layer.forward(x.view())?;

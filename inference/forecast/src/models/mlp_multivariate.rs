@@ -8,6 +8,7 @@ use super::{
     channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::relu_inplace;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
@@ -83,7 +84,7 @@ impl Model for MlpMultivariate {
 }
 
 impl Forecaster for MlpMultivariate {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let n = self.n_series;
         check_series(batch, n)?;
         // [series, time] -> torch's [time, series], flattened.
@@ -97,13 +98,13 @@ impl Forecaster for MlpMultivariate {
         }
         if let Some(sx) = &batch.stat_exog {
             if sx.nrows() != n {
-                return Err(format!("stat_exog holds {} series, not {n}", sx.nrows()));
+                return Err(shape!("stat_exog holds {} series, not {n}", sx.nrows()));
             }
             x.extend(sx.as_standard_layout().iter());
         }
         let width = x.len();
         let mut x = Array2::from_shape_vec((1, width), x)
-            .map_err(|e| format!("MLPMultivariate input: {e}"))?;
+            .map_err(|e| ForwardError::array("MLPMultivariate input", e))?;
         for layer in &self.layers {
             x = layer.forward(x.view())?;
             relu_inplace(&mut x);

@@ -40,6 +40,7 @@ pub mod xlinear;
 pub(crate) use crate::forecaster::{
     channels_first, check_series, flat_inputs, insample_y, n_series, series_rows, to_horizon,
 };
+use crate::forecaster::{invalid, ForwardError};
 pub use crate::forecaster::{BuildError, Forecaster, Layout, WindowBatch};
 use crate::nn::categorical::CategoricalEmbeddings;
 use crate::nn::scalers::RevinAffine;
@@ -203,7 +204,7 @@ struct Embedded {
 }
 
 impl Forecaster for Embedded {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         self.net.forward(&self.embeddings.apply(batch)?)
     }
 
@@ -219,7 +220,7 @@ impl Forecaster for Embedded {
         self.net.rolls_out()
     }
 
-    fn forward_rollout(&self, batch: &WindowBatch, h: usize) -> Result<Array3<f32>, String> {
+    fn forward_rollout(&self, batch: &WindowBatch, h: usize) -> Result<Array3<f32>, ForwardError> {
         self.net.forward_rollout(&self.embeddings.apply(batch)?, h)
     }
 }
@@ -259,7 +260,7 @@ fn build_net(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster
 }
 
 /// Revin's learned terms of the target channel, when the model uses revin.
-pub fn revin_affine(store: &TensorStore) -> Result<Option<RevinAffine>, String> {
+pub fn revin_affine(store: &TensorStore) -> Result<Option<RevinAffine>, BuildError> {
     if !store.contains("scaler.revin_bias") {
         return Ok(None);
     }
@@ -271,7 +272,7 @@ pub fn revin_affine(store: &TensorStore) -> Result<Option<RevinAffine>, String> 
             bias: *b,
             weight: *w,
         })),
-        _ => Err("revin tensors are empty".into()),
+        _ => Err(invalid!("revin tensors are empty")),
     }
 }
 

@@ -5,6 +5,7 @@
 //! refuses `dropout_prob_theta > 0` for NBEATS (NotImplementedError).
 
 use super::{require_no_exog, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::ForwardError;
 use crate::nn::block_mlp::BlockMlpConfig;
 use crate::nn::residual_stack::{nbeats_stack, ResidualStack};
 use crate::spec::ModelSpec;
@@ -71,7 +72,7 @@ impl Model for NBeats {
 }
 
 impl Forecaster for NBeats {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         self.stack.forward(batch)
     }
 }

@@ -5,6 +5,7 @@
 //! every quantile of a multi-quantile loss.
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::ForwardError;
 use crate::nn::block_mlp::BlockMlpConfig;
 use crate::nn::residual_stack::{nbeats_stack, ResidualStack};
 use crate::spec::ModelSpec;
@@ -80,7 +81,7 @@ impl Model for NBeatsX {
 }
 
 impl Forecaster for NBeatsX {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         self.stack.forward(batch)
     }
 }

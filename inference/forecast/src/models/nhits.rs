@@ -5,6 +5,7 @@
 //! to the horizon (`interpolation_mode`: linear, nearest, cubic).
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::ForwardError;
 use crate::nn::basis::Basis;
 use crate::nn::block_mlp::{BlockMlp, BlockMlpConfig};
 use crate::nn::interpolate::{InterpMode, Resize};
@@ -126,7 +127,7 @@ impl Model for NHits {
 }
 
 impl Forecaster for NHits {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         self.stack.forward(batch)
     }
 }

@@ -2,6 +2,7 @@
 //! linear map to the horizon, add it back.
 
 use super::{require_no_exog, to_horizon, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::ForwardError;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
@@ -40,7 +41,7 @@ impl Model for NLinear {
 }
 
 impl Forecaster for NLinear {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let x = &batch.insample_y;
         let last = x.column(x.ncols() - 1).to_owned().insert_axis(Axis(1));
         let norm = x - &last;

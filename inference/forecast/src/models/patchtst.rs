@@ -6,6 +6,7 @@
 //! over the patches) to `h * outputs`, RevIN undone on all of them.
 
 use super::{insample_y, require_no_exog, to_horizon, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::instance_norm::InstanceNorm;
 use crate::nn::linear::Linear;
@@ -151,11 +152,11 @@ impl Model for PatchTst {
 }
 
 impl Forecaster for PatchTst {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let y = insample_y(batch, self.exclude_insample_y);
         let (b, l) = y.dim();
         if l != self.input_size {
-            return Err(format!(
+            return Err(shape!(
                 "PatchTST expects {} insample steps, got {l}",
                 self.input_size
             ));

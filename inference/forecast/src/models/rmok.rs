@@ -7,6 +7,7 @@ use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::attention::softmax_inplace;
 use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::kan::{JacobiKan, TaylorKan, WaveKan, Wavelet};
@@ -85,7 +86,7 @@ impl Model for RMoK {
 }
 
 impl Forecaster for RMoK {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let n = self.n_series;
         check_series(batch, n)?;
         // RevIN on the window [time, series]; the experts read each series' row.
@@ -94,7 +95,10 @@ impl Forecaster for RMoK {
         let x = w.t();
         let mut score = self.gate.forward(x)?;
         for mut row in score.rows_mut() {
-            softmax_inplace(row.as_slice_mut().ok_or("gate scores are not contiguous")?);
+            softmax_inplace(
+                row.as_slice_mut()
+                    .ok_or_else(|| shape!("gate scores are not contiguous"))?,
+            );
         }
         let experts = [
             self.taylor.forward(x)?,

@@ -7,6 +7,7 @@ use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
+use crate::forecaster::ForwardError;
 use crate::nn::activation::Activation;
 use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::linear::Linear;
@@ -73,7 +74,7 @@ impl Softs {
         spec: &ModelSpec,
         hp: &SoftsHparams,
         store: &TensorStore,
-        stad: impl Fn(&str, usize, usize, usize) -> Result<Stad, String>,
+        stad: impl Fn(&str, usize, usize, usize) -> Result<Stad, BuildError>,
     ) -> Result<Softs, BuildError> {
         require_no_exog(spec)?;
         let n = n_series(spec)?;
@@ -103,7 +104,7 @@ impl Softs {
 }
 
 impl Forecaster for Softs {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let n = self.n_series;
         check_series(batch, n)?;
         // The window [time, series], normalised per series.

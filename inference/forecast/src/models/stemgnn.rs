@@ -12,6 +12,7 @@ use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::{sigmoid, Activation};
 use crate::nn::attention::softmax_inplace;
 use crate::nn::feed_forward::FeedForward;
@@ -33,7 +34,12 @@ struct Glu {
 }
 
 impl Glu {
-    fn load(store: &TensorStore, prefix: &str, input: usize, output: usize) -> Result<Glu, String> {
+    fn load(
+        store: &TensorStore,
+        prefix: &str,
+        input: usize,
+        output: usize,
+    ) -> Result<Glu, BuildError> {
         let lin =
             |side: &str| Linear::load(store, &format!("{prefix}.{side}"), input, output, true);
         Ok(Glu {
@@ -42,7 +48,7 @@ impl Glu {
         })
     }
 
-    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut y = self.left.forward(x)?;
         y.zip_mut_with(&self.right.forward(x)?, |l, r| *l *= sigmoid(*r));
         Ok(y)
@@ -69,7 +75,7 @@ impl StockBlock {
         time_step: usize,
         multi: usize,
         first: bool,
-    ) -> Result<StockBlock, String> {
+    ) -> Result<StockBlock, BuildError> {
         let (l, ml) = (time_step, multi * time_step);
         let w = store.array_dyn(&format!("{prefix}.weight"), &[1, ORDERS, 1, ml, ml])?;
         let weight = (0..ORDERS)
@@ -91,7 +97,7 @@ impl StockBlock {
             forecast_result: lin("forecast_result", ml, l)?,
             backcast: first
                 .then(|| {
-                    Ok::<_, String>((lin("backcast", ml, l)?, lin("backcast_short_cut", l, l)?))
+                    Ok::<_, BuildError>((lin("backcast", ml, l)?, lin("backcast_short_cut", l, l)?))
                 })
                 .transpose()?,
             time_step,
@@ -103,10 +109,10 @@ impl StockBlock {
         &self,
         x: ArrayView2<f32>,
         cheb: &[Array2<f32>],
-    ) -> Result<(Array2<f32>, Option<Array2<f32>>), String> {
+    ) -> Result<(Array2<f32>, Option<Array2<f32>>), ForwardError> {
         let (n, l) = x.dim();
         if l != self.time_step {
-            return Err(format!(
+            return Err(shape!(
                 "stock block expects {} steps, got {l}",
                 self.time_step
             ));
@@ -227,8 +233,9 @@ impl Model for StemGnn {
             proj: 0,
             bias: true,
         };
-        let vector =
-            |name: &str| -> Result<Vec<f32>, String> { Ok(store.get(name, &[n, 1])?.data.clone()) };
+        let vector = |name: &str| -> Result<Vec<f32>, BuildError> {
+            Ok(store.get(name, &[n, 1])?.data.clone())
+        };
         Ok(StemGnn {
             gru: RecurrentLayer::load(store, "GRU", "_l0", CellKind::Gru, shape)?,
             weight_key: vector("weight_key")?,
@@ -256,7 +263,7 @@ impl Model for StemGnn {
 impl StemGnn {
     /// `latent_correlation_layer`: the Chebyshev terms [0, L, 2L² - 0, 2L·T2 - L]
     /// of the normalised Laplacian of the learned graph.
-    fn graph(&self, x: ArrayView2<f32>) -> Result<Vec<Array2<f32>>, String> {
+    fn graph(&self, x: ArrayView2<f32>) -> Result<Vec<Array2<f32>>, ForwardError> {
         let n = self.n_series;
         // The series are the GRU's steps: [1, series, L] -> [series, hidden = series].
         let seq = x.insert_axis(Axis(0));
@@ -279,7 +286,7 @@ impl StemGnn {
         for mut row in att.rows_mut() {
             softmax_inplace(
                 row.as_slice_mut()
-                    .ok_or("graph attention is not contiguous")?,
+                    .ok_or_else(|| shape!("graph attention is not contiguous"))?,
             );
         }
         let degree: Vec<f32> = att.rows().into_iter().map(|r| r.sum()).collect();
@@ -300,14 +307,14 @@ impl StemGnn {
 }
 
 impl Forecaster for StemGnn {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let n = self.n_series;
         check_series(batch, n)?;
         // Rows [series, L].
         let x = insample_y(batch, self.exclude_insample_y);
         let cheb = self.graph(x.view())?;
         let (f0, back) = self.blocks[0].forward(x.view(), &cheb)?;
-        let back = back.ok_or("the first stock block has no backcast")?;
+        let back = back.ok_or_else(|| shape!("the first stock block has no backcast"))?;
         let (f1, _) = self.blocks[1].forward(back.view(), &cheb)?;
         let y = self.fc.forward((f0 + f1).view())?;
         series_rows(

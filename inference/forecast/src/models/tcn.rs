@@ -4,6 +4,7 @@
 //! horizon (`context_adapter`), then the MLP decoder on `[hidden | futr[L:]]`.
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::ForwardError;
 use crate::nn::activation::Activation;
 use crate::nn::conv1d::{Conv1d, ConvShape};
 use crate::nn::exog::{ExogWidths, Inputs};
@@ -87,8 +88,7 @@ impl Model for Tcn {
         }
         Ok(Tcn {
             convs,
-            activation: Activation::parse(hp.encoder_activation.as_str())
-                .map_err(BuildError::Unsupported)?,
+            activation: Activation::parse(hp.encoder_activation.as_str())?,
             head: ContextDecoder::load(
                 store,
                 spec,
@@ -108,7 +108,7 @@ impl Model for Tcn {
 }
 
 impl Forecaster for Tcn {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let inp = Inputs::check(batch, self.input_size, self.h, self.exog)?;
         let mut x = inp.window_steps(self.exclude_insample_y)?;
         for conv in &self.convs {

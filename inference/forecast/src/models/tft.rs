@@ -14,6 +14,7 @@
 //! `input_size + h` steps, as its single future input (as NeuralForecast does).
 
 use super::{insample_y, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::grn::{grn_activation, Context, Glu, Grn, GrnShape, TFT_LN_EPS};
 use crate::nn::interpretable_attention::InterpretableAttention;
@@ -35,7 +36,12 @@ struct Embedding {
 }
 
 impl Embedding {
-    fn load(store: &TensorStore, name: &str, n: usize, hidden: usize) -> Result<Embedding, String> {
+    fn load(
+        store: &TensorStore,
+        name: &str,
+        n: usize,
+        hidden: usize,
+    ) -> Result<Embedding, BuildError> {
         Ok(Embedding {
             vectors: store.array2(&format!("embedding.{name}_vectors"), n, hidden)?,
             bias: store.array2(&format!("embedding.{name}_bias"), n, hidden)?,
@@ -150,7 +156,7 @@ impl Model for Tft {
         if n_layers == 0 {
             return Err(BuildError::Invalid("TFT needs n_rnn_layers >= 1".into()));
         }
-        let act = grn_activation(hp.grn_activation.as_str()).map_err(BuildError::Unsupported)?;
+        let act = grn_activation(hp.grn_activation.as_str())?;
         let (n_futr, n_hist, n_stat) = (
             spec.exog_widths().futr,
             spec.exog_widths().hist,
@@ -170,7 +176,7 @@ impl Model for Tft {
                 act,
             )
         };
-        let ln = |prefix: &str| -> Result<LayerNorm, String> {
+        let ln = |prefix: &str| -> Result<LayerNorm, BuildError> {
             Ok(LayerNorm::load(store, prefix, &[hidden])?.with_eps(TFT_LN_EPS))
         };
         let static_encoder = if n_stat > 0 {
@@ -270,7 +276,11 @@ impl Model for Tft {
 
 impl Tft {
     /// Contexts and initial states from the static exog, or zeros without.
-    fn static_contexts(&self, batch: &WindowBatch, b: usize) -> Result<StaticContexts, String> {
+    fn static_contexts(
+        &self,
+        batch: &WindowBatch,
+        b: usize,
+    ) -> Result<StaticContexts, ForwardError> {
         let hd = self.hidden;
         let mut states = self.history_rnn.zero_state(b);
         let (Some(enc), Some(emb)) = (&self.static_encoder, &self.stat_emb) else {
@@ -280,9 +290,12 @@ impl Tft {
                 states,
             });
         };
-        let stat = batch.stat_exog.as_ref().ok_or("TFT needs stat_exog")?;
+        let stat = batch
+            .stat_exog
+            .as_ref()
+            .ok_or_else(|| shape!("TFT needs stat_exog"))?;
         if stat.dim() != (b, self.n_stat) {
-            return Err(format!(
+            return Err(shape!(
                 "stat_exog is {:?}, TFT needs {:?}",
                 stat.dim(),
                 (b, self.n_stat)
@@ -291,10 +304,10 @@ impl Tft {
         let s_inp =
             Array3::from_shape_fn((b, self.n_stat, hd), |(i, v, j)| emb.at(stat[[i, v]], v, j));
         let selected = enc.vsn.forward(s_inp.view(), None)?;
-        let ctx = |i: usize| -> Result<Array2<f32>, String> {
+        let ctx = |i: usize| -> Result<Array2<f32>, ForwardError> {
             enc.contexts
                 .get(i)
-                .ok_or_else(|| format!("static context GRN {i} is missing"))?
+                .ok_or_else(|| shape!("static context GRN {i} is missing"))?
                 .forward(selected.view(), None)
         };
         // One state for every layer, or one per layer.
@@ -314,19 +327,19 @@ impl Tft {
 }
 
 /// Rows [batch * steps, hidden] as [batch, steps, hidden].
-fn per_batch(x: Array2<f32>, b: usize, steps: usize) -> Result<Array3<f32>, String> {
+fn per_batch(x: Array2<f32>, b: usize, steps: usize) -> Result<Array3<f32>, ForwardError> {
     let hd = x.ncols();
     c_order(x)
         .into_shape_with_order((b, steps, hd))
-        .map_err(|e| format!("TFT features do not reshape: {e}"))
+        .map_err(|e| ForwardError::array("TFT features do not reshape", e))
 }
 
 /// [batch, steps, hidden] as rows [batch * steps, hidden].
-fn rows(x: Array3<f32>) -> Result<Array2<f32>, String> {
+fn rows(x: Array3<f32>) -> Result<Array2<f32>, ForwardError> {
     let (b, t, hd) = x.dim();
     c_order(x)
         .into_shape_with_order((b * t, hd))
-        .map_err(|e| format!("TFT features do not flatten: {e}"))
+        .map_err(|e| ForwardError::array("TFT features do not flatten", e))
 }
 
 /// The rows of steps `from..steps` of every batch.
@@ -338,11 +351,11 @@ fn tail_rows(x: ArrayView2<f32>, steps: usize, from: usize) -> Array2<f32> {
 }
 
 impl Forecaster for Tft {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let (b, l) = batch.insample_y.dim();
         let (h, hd) = (self.h, self.hidden);
         if l != self.input_size {
-            return Err(format!(
+            return Err(shape!(
                 "TFT expects {} insample steps, got {l}",
                 self.input_size
             ));
@@ -355,7 +368,7 @@ impl Forecaster for Tft {
             (0, _) => Array3::from_shape_fn((b, t, 1), |(i, _, _)| y[[i, l - 1]]),
             (n, Some(f)) if f.dim() == (b, t, n) => f.clone(),
             (n, other) => {
-                return Err(format!(
+                return Err(shape!(
                     "TFT needs futr_exog [{b}, {t}, {n}], got {:?}",
                     other.as_ref().map(|f| f.dim())
                 ))
@@ -366,7 +379,7 @@ impl Forecaster for Tft {
             (None, _) => None,
             (Some(emb), Some(x)) if x.dim() == (b, l, self.n_hist) => Some((emb, x)),
             (Some(_), other) => {
-                return Err(format!(
+                return Err(shape!(
                     "TFT needs hist_exog [{b}, {l}, {}], got {:?}",
                     self.n_hist,
                     other.as_ref().map(|x| x.dim())
@@ -406,7 +419,7 @@ impl Forecaster for Tft {
         let decoded = self.future_rnn.run(futr_features.view(), &mut states)?;
         let cat = |a: &Array3<f32>, c: &Array3<f32>| {
             concatenate(Axis(1), &[a.view(), c.view()])
-                .map_err(|e| format!("TFT sequences do not concatenate: {e}"))
+                .map_err(|e| ForwardError::array("TFT sequences do not concatenate", e))
         };
         let embedded = rows(cat(&hist_features, &futr_features)?)?;
         let temporal = rows(cat(&encoded, &decoded)?)?;
@@ -439,7 +452,7 @@ impl Forecaster for Tft {
         self.decoder_ln.forward_inplace(&mut x)?;
         let out = c_order(self.output.forward(x.view())?);
         out.into_shape_with_order((b, h, self.outputs))
-            .map_err(|e| format!("TFT output does not reshape: {e}"))
+            .map_err(|e| ForwardError::array("TFT output does not reshape", e))
     }
 }
 

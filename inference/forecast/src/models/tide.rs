@@ -5,6 +5,7 @@
 //! global skip from y is added at the end.
 
 use super::{insample_y, to_horizon, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::relu_inplace;
 use crate::nn::layer_norm::LayerNorm;
 use crate::nn::linear::Linear;
@@ -29,7 +30,7 @@ impl MlpResidual {
         hidden: usize,
         output: usize,
         layernorm: bool,
-    ) -> Result<MlpResidual, String> {
+    ) -> Result<MlpResidual, BuildError> {
         let lin = |name: &str, i: usize, o: usize| {
             Linear::load(store, &format!("{prefix}.{name}"), i, o, true)
         };
@@ -50,7 +51,7 @@ impl MlpResidual {
     }
 
     /// x [rows, input] -> [rows, output].
-    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut y = self.lin1.forward(x)?;
         relu_inplace(&mut y);
         let mut y = self.lin2.forward(y.view())? + self.skip.forward(x)?;
@@ -183,40 +184,46 @@ impl Model for Tide {
 }
 
 /// A per-step block over x [batch, steps, channels]: [batch, steps, out].
-fn per_step(block: &MlpResidual, x: &Array3<f32>) -> Result<Array3<f32>, String> {
+fn per_step(block: &MlpResidual, x: &Array3<f32>) -> Result<Array3<f32>, ForwardError> {
     let (b, t, c) = x.dim();
     let rows = x
         .as_standard_layout()
         .into_owned()
         .into_shape_with_order((b * t, c))
-        .map_err(|e| format!("exogenous block does not flatten: {e}"))?;
+        .map_err(|e| ForwardError::array("exogenous block does not flatten", e))?;
     let y = block.forward(rows.view())?;
     let out = y.ncols();
     y.into_shape_with_order((b, t, out))
-        .map_err(|e| format!("projection does not reshape: {e}"))
+        .map_err(|e| ForwardError::array("projection does not reshape", e))
 }
 
-fn flat_rows(x: &Array3<f32>) -> Result<Array2<f32>, String> {
+fn flat_rows(x: &Array3<f32>) -> Result<Array2<f32>, ForwardError> {
     let (b, t, c) = x.dim();
     x.as_standard_layout()
         .into_owned()
         .into_shape_with_order((b, t * c))
-        .map_err(|e| format!("projection does not flatten: {e}"))
+        .map_err(|e| ForwardError::array("projection does not flatten", e))
 }
 
 impl Forecaster for Tide {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let y = insample_y(batch, self.exclude_insample_y);
         let (b, h) = (y.nrows(), self.h);
         let skip = to_horizon(self.global_skip.forward(y.view())?, h, self.outputs)?;
         let mut parts = vec![y];
         if let Some(p) = &self.hist_projection {
-            let hx = batch.hist_exog.as_ref().ok_or("TiDE needs hist_exog")?;
+            let hx = batch
+                .hist_exog
+                .as_ref()
+                .ok_or_else(|| shape!("TiDE needs hist_exog"))?;
             parts.push(flat_rows(&per_step(p, hx)?)?);
         }
         let futr = match &self.futr_projection {
             Some(p) => {
-                let fx = batch.futr_exog.as_ref().ok_or("TiDE needs futr_exog")?;
+                let fx = batch
+                    .futr_exog
+                    .as_ref()
+                    .ok_or_else(|| shape!("TiDE needs futr_exog"))?;
                 let proj = per_step(p, fx)?;
                 parts.push(flat_rows(&proj)?);
                 Some(proj)
@@ -228,18 +235,18 @@ impl Forecaster for Tide {
         }
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         let mut x = ndarray::concatenate(Axis(1), &views)
-            .map_err(|e| format!("TiDE inputs do not concatenate: {e}"))?;
+            .map_err(|e| ForwardError::array("TiDE inputs do not concatenate", e))?;
         for block in self.encoder.iter().chain(&self.decoder) {
             x = block.forward(x.view())?;
         }
         // [batch, h * decoder_output_dim] -> one row per (series, step).
         let mut x = x
             .into_shape_with_order((b * h, self.decoder_output_dim))
-            .map_err(|e| format!("decoder output does not reshape: {e}"))?;
+            .map_err(|e| ForwardError::array("decoder output does not reshape", e))?;
         if let Some(proj) = futr {
             let (_, steps, _) = proj.dim();
             if steps != self.input_size + h {
-                return Err(format!(
+                return Err(shape!(
                     "futr_exog has {steps} steps, TiDE needs {}",
                     self.input_size + h
                 ));
@@ -249,14 +256,15 @@ impl Forecaster for Tide {
                 .as_standard_layout()
                 .into_owned()
                 .into_shape_with_order((b * h, self.temporal_width))
-                .map_err(|e| format!("future projection does not reshape: {e}"))?;
-            x = ndarray::concatenate(Axis(1), &[x.view(), horizon.view()])
-                .map_err(|e| format!("temporal decoder inputs do not concatenate: {e}"))?;
+                .map_err(|e| ForwardError::array("future projection does not reshape", e))?;
+            x = ndarray::concatenate(Axis(1), &[x.view(), horizon.view()]).map_err(|e| {
+                ForwardError::array("temporal decoder inputs do not concatenate", e)
+            })?;
         }
         let out = self.temporal_decoder.forward(x.view())?;
         let out = out
             .into_shape_with_order((b, h, self.outputs))
-            .map_err(|e| format!("temporal decoder output does not reshape: {e}"))?;
+            .map_err(|e| ForwardError::array("temporal decoder output does not reshape", e))?;
         Ok(out + skip)
     }
 }

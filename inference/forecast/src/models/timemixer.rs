@@ -17,6 +17,7 @@ use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::decomp::series_decomp;
 use crate::nn::embedding::TokenEmbedding;
@@ -42,7 +43,7 @@ enum Decomp {
 
 impl Decomp {
     /// x [batch, time, d] -> (season, trend).
-    fn split(self, x: &Array3<f32>) -> Result<(Array3<f32>, Array3<f32>), String> {
+    fn split(self, x: &Array3<f32>) -> Result<(Array3<f32>, Array3<f32>), ForwardError> {
         match self {
             Decomp::MovingAvg(kernel) => {
                 let mut season = Array3::zeros(x.raw_dim());
@@ -62,16 +63,16 @@ impl Decomp {
 /// `DFT_series_decomp`: rfft of every [d] row; amplitudes of batch 0 set to 0;
 /// bins at or below the smallest top-k amplitude over the whole batch cleared;
 /// the season is the irfft of what is left.
-fn dft_split(x: &Array3<f32>, top_k: usize) -> Result<(Array3<f32>, Array3<f32>), String> {
+fn dft_split(x: &Array3<f32>, top_k: usize) -> Result<(Array3<f32>, Array3<f32>), ForwardError> {
     let (b, t, d) = x.dim();
     let bins = d / 2 + 1;
     if top_k == 0 || top_k > bins {
-        return Err(format!("top_k {top_k} does not fit {bins} frequency bins"));
+        return Err(shape!("top_k {top_k} does not fit {bins} frequency bins"));
     }
     let rows = x.as_standard_layout();
     let rows = rows
         .as_slice()
-        .ok_or("decomposition input is not contiguous")?;
+        .ok_or_else(|| shape!("decomposition input is not contiguous"))?;
     let mut spectra: Vec<_> = rows.chunks_exact(d.max(1)).map(rfft).collect();
     let amp = |i: usize, k: usize, s: &[crate::nn::fft::Complex]| {
         if i / t.max(1) == 0 {
@@ -96,13 +97,13 @@ fn dft_split(x: &Array3<f32>, top_k: usize) -> Result<(Array3<f32>, Array3<f32>)
         season.extend(irfft(s, d));
     }
     let season = Array3::from_shape_vec((b, t, d), season)
-        .map_err(|e| format!("season does not reshape: {e}"))?;
+        .map_err(|e| ForwardError::array("season does not reshape", e))?;
     let trend = x - &season;
     Ok((season, trend))
 }
 
 /// A Linear or feed-forward over the time axis of x [batch, time, d].
-fn time_ff(ff: &FeedForward, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+fn time_ff(ff: &FeedForward, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
     let y = ff.forward3(x.permuted_axes([0, 2, 1]))?;
     Ok(y.permuted_axes([0, 2, 1]).as_standard_layout().into_owned())
 }
@@ -121,7 +122,7 @@ struct MixingBlock {
 }
 
 impl MixingBlock {
-    fn forward(&self, xs: &[Array3<f32>]) -> Result<Vec<Array3<f32>>, String> {
+    fn forward(&self, xs: &[Array3<f32>]) -> Result<Vec<Array3<f32>>, ForwardError> {
         let mut seasons = Vec::with_capacity(xs.len());
         let mut trends = Vec::with_capacity(xs.len());
         for x in xs {
@@ -295,7 +296,7 @@ impl Model for TimeMixer {
                                 (lens[i], lens[i + 1], lens[i + 1]),
                             )
                         })
-                        .collect::<Result<_, String>>()?,
+                        .collect::<Result<_, BuildError>>()?,
                     up: (0..layers)
                         .map(|k| {
                             let i = layers - 1 - k;
@@ -304,13 +305,13 @@ impl Model for TimeMixer {
                                 (lens[i + 1], lens[i], lens[i]),
                             )
                         })
-                        .collect::<Result<_, String>>()?,
+                        .collect::<Result<_, BuildError>>()?,
                     out_cross: ci
                         .then(|| ff(&format!("{p}.out_cross_layer"), (d_model, d_ff, d_model)))
                         .transpose()?,
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, BuildError>>()?;
         let residual = if ci {
             Vec::new()
         } else {
@@ -322,7 +323,7 @@ impl Model for TimeMixer {
                         Linear::load(store, &format!("regression_layers.{i}"), t, h, true)?,
                     ))
                 })
-                .collect::<Result<_, String>>()?
+                .collect::<Result<_, BuildError>>()?
         };
         Ok(TimeMixer {
             norms: (0..=layers)
@@ -366,10 +367,13 @@ impl Model for TimeMixer {
 impl TimeMixer {
     /// The scales [time_i, series], each normalised by its own RevIN; the
     /// statistics of scale 0 undo the output.
-    fn scales(&self, x: Array2<f32>) -> Result<(Vec<Array2<f32>>, Option<InstanceStats>), String> {
+    fn scales(
+        &self,
+        x: Array2<f32>,
+    ) -> Result<(Vec<Array2<f32>>, Option<InstanceStats>), ForwardError> {
         let mut raw = vec![x];
         for _ in 1..self.norms.len() {
-            let last = raw.last().ok_or("no scale to pool")?;
+            let last = raw.last().ok_or_else(|| shape!("no scale to pool"))?;
             let pooled = self.pool.forward_rows(last.t())?;
             raw.push(pooled.t().as_standard_layout().into_owned());
         }
@@ -389,7 +393,7 @@ impl TimeMixer {
 }
 
 impl Forecaster for TimeMixer {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let (n, h) = (self.n_series, self.h);
         check_series(batch, n)?;
         let window = insample_y(batch, self.exclude_insample_y)
@@ -436,8 +440,11 @@ impl Forecaster for TimeMixer {
                 // [series, h, 1] -> [h, series].
                 proj.index_axis(Axis(2), 0).t().to_owned()
             } else {
-                let (res, reg) = self.residual.get(i).ok_or("missing residual layers")?;
-                let trend = trends.get(i).ok_or("missing trend")?;
+                let (res, reg) = self
+                    .residual
+                    .get(i)
+                    .ok_or_else(|| shape!("missing residual layers"))?;
+                let trend = trends.get(i).ok_or_else(|| shape!("missing trend"))?;
                 let r = reg.forward(res.forward(trend.t())?.view())?;
                 proj.index_axis(Axis(0), 0).to_owned() + r.t()
             };
@@ -446,7 +453,7 @@ impl Forecaster for TimeMixer {
                 None => out,
             });
         }
-        let mut y = y.ok_or("TimeMixer has no scales")?;
+        let mut y = y.ok_or_else(|| shape!("TimeMixer has no scales"))?;
         if let (true, Some(stats)) = (self.use_norm, &stats) {
             self.norms[0].denormalize(&mut y, stats)?;
         }

@@ -14,6 +14,7 @@
 //! `inference_windows_batch_size` windows; `topk` keeps torch's tie order.
 
 use super::{require_futr_exog_only, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::attention::softmax_inplace;
 use crate::nn::conv2d::Conv2d;
@@ -45,7 +46,7 @@ impl TimesBlock {
         conv_hidden: usize,
         kernels: usize,
         top_k: usize,
-    ) -> Result<TimesBlock, String> {
+    ) -> Result<TimesBlock, BuildError> {
         let inception = |pos: usize, cin: usize, cout: usize| {
             let convs = (0..kernels)
                 .map(|i| {
@@ -68,7 +69,7 @@ impl TimesBlock {
     }
 
     /// x [batch, T, d] -> [batch, T, d].
-    fn forward(&self, x: &Array3<f32>) -> Result<Array3<f32>, String> {
+    fn forward(&self, x: &Array3<f32>) -> Result<Array3<f32>, ForwardError> {
         let (b, t, d) = x.dim();
         // |rfft| over time per (window, channel): amp[w][f * d + c].
         let bins = t / 2 + 1;
@@ -107,7 +108,9 @@ impl TimesBlock {
         let mut acc = Array3::<f32>::zeros((b, t, d));
         for (i, &f) in top.iter().enumerate() {
             if f == 0 {
-                return Err("TimesNet picked frequency 0: top_k exceeds the spectrum".into());
+                return Err(shape!(
+                    "TimesNet picked frequency 0: top_k exceeds the spectrum"
+                ));
             }
             let period = t / f;
             let length = t.div_ceil(period) * period;
@@ -123,7 +126,7 @@ impl TimesBlock {
                 let y = self.inception2.forward(y.view())?;
                 let y = y
                     .into_shape_with_order((length, d))
-                    .map_err(|e| format!("period image does not unfold: {e}"))?;
+                    .map_err(|e| ForwardError::array("period image does not unfold", e))?;
                 let wi = weights[w][i];
                 let mut dst = acc.index_axis_mut(Axis(0), w);
                 dst.zip_mut_with(&y.slice_axis(Axis(0), Slice::from(..t)), |a, v| {
@@ -267,7 +270,11 @@ impl TimesNet {
     }
 
     /// One batch: y [b, L], marks [b, L, futr] -> [b, h, outputs].
-    fn run(&self, y: Array3<f32>, marks: Option<ArrayView3<f32>>) -> Result<Array3<f32>, String> {
+    fn run(
+        &self,
+        y: Array3<f32>,
+        marks: Option<ArrayView3<f32>>,
+    ) -> Result<Array3<f32>, ForwardError> {
         let emb = self.embedding.forward(y.view(), marks)?;
         let mut enc = over_time(emb.view(), &self.predict_linear)?
             .as_standard_layout()
@@ -283,7 +290,7 @@ impl TimesNet {
 }
 
 impl Forecaster for TimesNet {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let (l, h) = (self.input_size, self.h);
         let inputs = Inputs::check(batch, l, h, self.widths)?;
         let y = if self.exclude_insample_y {
@@ -303,6 +310,6 @@ impl Forecaster for TimesNet {
         }
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         ndarray::concatenate(Axis(0), &views)
-            .map_err(|e| format!("TimesNet batches do not concatenate: {e}"))
+            .map_err(|e| ForwardError::array("TimesNet batches do not concatenate", e))
     }
 }

@@ -12,6 +12,7 @@ use super::{
     channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::attention::MultiHeadAttention;
 use crate::nn::embedding::PositionalEmbedding;
@@ -40,7 +41,7 @@ impl XerLayer {
         hidden: usize,
         heads: usize,
         d_ff: usize,
-    ) -> Result<XerLayer, String> {
+    ) -> Result<XerLayer, BuildError> {
         let attn = |name: &str| {
             MultiHeadAttention::load(store, &format!("{prefix}.{name}"), hidden, heads)
         };
@@ -67,7 +68,7 @@ impl XerLayer {
         &self,
         seqs: Vec<Array2<f32>>,
         cross: ArrayView2<f32>,
-    ) -> Result<Vec<Array2<f32>>, String> {
+    ) -> Result<Vec<Array2<f32>>, ForwardError> {
         let mut seqs = seqs
             .into_iter()
             .map(|x| {
@@ -75,14 +76,14 @@ impl XerLayer {
                 self.norm1.forward_inplace(&mut x)?;
                 Ok(x)
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, ForwardError>>()?;
         // The global tokens of all series query the exogenous tokens together.
         let last = |x: &Array2<f32>| x.nrows().saturating_sub(1);
         let glb = ndarray::stack(
             Axis(0),
             &seqs.iter().map(|x| x.row(last(x))).collect::<Vec<_>>(),
         )
-        .map_err(|e| format!("global tokens do not stack: {e}"))?;
+        .map_err(|e| ForwardError::array("global tokens do not stack", e))?;
         let mut glb = &glb + &self.cross_attention.attend(glb.view(), cross, false)?;
         self.norm2.forward_inplace(&mut glb)?;
         for (x, g) in seqs.iter_mut().zip(glb.rows()) {
@@ -189,7 +190,7 @@ impl Model for TimeXer {
             )?,
             glb_token: glb
                 .into_shape_with_order((n, hidden))
-                .map_err(|e| format!("glb_token: {e}"))?,
+                .map_err(|e| invalid!("glb_token: {e}"))?,
             ex_embedding: Linear::load(store, "ex_embedding.value_embedding", l, hidden, true)?,
             layers: (0..e_layers)
                 .map(|i| XerLayer::load(store, &format!("encoder.layers.{i}"), hidden, heads, d_ff))
@@ -217,16 +218,23 @@ impl TimeXer {
     /// Rows [series + hist * series + series * stat, input_size]: the
     /// normalised series, each (hist channel, series) and each static value
     /// held over the window, in torch's token order.
-    fn exog_tokens(&self, x: &Array2<f32>, batch: &WindowBatch) -> Result<Array2<f32>, String> {
+    fn exog_tokens(
+        &self,
+        x: &Array2<f32>,
+        batch: &WindowBatch,
+    ) -> Result<Array2<f32>, ForwardError> {
         let (n, l) = (self.n_series, self.input_size);
         let mut rows = vec![x.t().to_owned()];
         if self.n_hist > 0 {
-            let hx = batch.hist_exog.as_ref().ok_or("TimeXer needs hist_exog")?;
+            let hx = batch
+                .hist_exog
+                .as_ref()
+                .ok_or_else(|| shape!("TimeXer needs hist_exog"))?;
             // [X, L, N] -> rows x * N + n.
             let hx = channels_first(hx, n)?;
             let (c, t, _) = hx.dim();
             if (c, t) != (self.n_hist, l) {
-                return Err(format!(
+                return Err(shape!(
                     "hist_exog is [{c}, {t}], not [{}, {l}]",
                     self.n_hist
                 ));
@@ -236,9 +244,12 @@ impl TimeXer {
             }));
         }
         if self.n_stat > 0 {
-            let sx = batch.stat_exog.as_ref().ok_or("TimeXer needs stat_exog")?;
+            let sx = batch
+                .stat_exog
+                .as_ref()
+                .ok_or_else(|| shape!("TimeXer needs stat_exog"))?;
             if sx.dim() != (n, self.n_stat) {
-                return Err(format!(
+                return Err(shape!(
                     "stat_exog is {:?}, not [{n}, {}]",
                     sx.dim(),
                     self.n_stat
@@ -248,16 +259,17 @@ impl TimeXer {
             rows.push(Array2::from_shape_fn((flat.len(), l), |(k, _)| flat[k]));
         }
         let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
-        concatenate(Axis(0), &views).map_err(|e| format!("exogenous tokens do not stack: {e}"))
+        concatenate(Axis(0), &views)
+            .map_err(|e| ForwardError::array("exogenous tokens do not stack", e))
     }
 }
 
 impl Forecaster for TimeXer {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let n = self.n_series;
         check_series(batch, n)?;
         if batch.insample_y.ncols() != self.input_size {
-            return Err(format!(
+            return Err(shape!(
                 "the window has {} steps, not {}",
                 batch.insample_y.ncols(),
                 self.input_size
@@ -285,9 +297,9 @@ impl Forecaster for TimeXer {
                         self.glb_token.slice_axis(Axis(0), Slice::from(s..s + 1)),
                     ],
                 )
-                .map_err(|e| format!("patch tokens do not concatenate: {e}"))
+                .map_err(|e| ForwardError::array("patch tokens do not concatenate", e))
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, ForwardError>>()?;
         for layer in &self.layers {
             seqs = layer.forward(seqs, cross.view())?;
         }
@@ -300,7 +312,7 @@ impl Forecaster for TimeXer {
             flat.row_mut(s).assign(
                 &t.as_standard_layout()
                     .into_shape_with_order(width)
-                    .map_err(|e| format!("encoder output does not flatten: {e}"))?,
+                    .map_err(|e| ForwardError::array("encoder output does not flatten", e))?,
             );
         }
         let head = self.head.forward(flat.view())?;

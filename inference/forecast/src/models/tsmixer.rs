@@ -7,6 +7,7 @@ use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
+use crate::forecaster::ForwardError;
 use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
 use crate::nn::linear::Linear;
 use crate::nn::mixing::{Flavor, MixingLayer};
@@ -93,7 +94,7 @@ impl Model for TsMixer {
 }
 
 impl Forecaster for TsMixer {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         check_series(batch, self.n_series)?;
         // [series, time] -> the window [time, series].
         let y = insample_y(batch, self.exclude_insample_y);

@@ -10,6 +10,7 @@ use super::{
     channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
+use crate::forecaster::{shape, ForwardError};
 use crate::nn::instance_norm::InstanceNorm;
 use crate::nn::linear::Linear;
 use crate::nn::mixing::{ExogMixingLayer, FeatureMixing, Flavor, MixingLayer};
@@ -92,7 +93,7 @@ impl Model for TsMixerx {
         let joined = ff * (1 + usize::from(nf > 0) + usize::from(ns > 0));
         let blocks = (0..n_block)
             .map(|i| ExogMixingLayer::load(store, &format!("mixing_block.{i}"), h, n * ns, ff))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, BuildError>>()?;
         let outputs = spec.n_outputs();
         Ok(TsMixerx {
             revin,
@@ -121,7 +122,7 @@ impl Model for TsMixerx {
 }
 
 impl Forecaster for TsMixerx {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let (n, l, h) = (self.n_series, self.input_size, self.h);
         check_series(batch, n)?;
         let mut y = insample_y(batch, self.exclude_insample_y);
@@ -151,7 +152,7 @@ impl Forecaster for TsMixerx {
         for block in hist.iter().chain(&futr) {
             let (c, t, _) = block.dim();
             if t < l {
-                return Err(format!("an exogenous block has {t} steps, not {l}"));
+                return Err(shape!("an exogenous block has {t} steps, not {l}"));
             }
             for ci in 0..c {
                 rows.extend(
@@ -165,15 +166,17 @@ impl Forecaster for TsMixerx {
         }
         let channels = rows.len() / (n * l).max(1);
         let rows = Array2::from_shape_vec((channels * n, l), rows)
-            .map_err(|e| format!("TSMixerx window does not reshape: {e}"))?;
+            .map_err(|e| ForwardError::array("TSMixerx window does not reshape", e))?;
         // [C * N, h] -> [h, C * N].
         let projected = self.temporal_projection.forward(rows.view())?;
         let mut parts = vec![self.mixer_hist.forward(projected.t())?];
         if let Some(mixer) = &self.mixer_futr {
-            let fx = futr.as_ref().ok_or("TSMixerx needs futr_exog")?;
+            let fx = futr
+                .as_ref()
+                .ok_or_else(|| shape!("TSMixerx needs futr_exog"))?;
             let (nf, t, _) = fx.dim();
             if t != l + h {
-                return Err(format!("futr_exog has {t} steps, not {}", l + h));
+                return Err(shape!("futr_exog has {t} steps, not {}", l + h));
             }
             // [F, h, N] -> [h, F * N].
             let horizon = Array2::from_shape_fn((h, nf * n), |(s, k)| fx[[k / n, l + s, k % n]]);
@@ -181,9 +184,12 @@ impl Forecaster for TsMixerx {
         }
         let stat = match &self.mixer_stat {
             Some(mixer) => {
-                let sx = batch.stat_exog.as_ref().ok_or("TSMixerx needs stat_exog")?;
+                let sx = batch
+                    .stat_exog
+                    .as_ref()
+                    .ok_or_else(|| shape!("TSMixerx needs stat_exog"))?;
                 if sx.nrows() != n {
-                    return Err(format!("stat_exog holds {} series, not {n}", sx.nrows()));
+                    return Err(shape!("stat_exog holds {} series, not {n}", sx.nrows()));
                 }
                 // [N, S] flattened, repeated for every horizon step.
                 let flat: Vec<f32> = sx.as_standard_layout().iter().copied().collect();
@@ -196,7 +202,7 @@ impl Forecaster for TsMixerx {
         };
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         let x = ndarray::concatenate(Axis(1), &views)
-            .map_err(|e| format!("TSMixerx features do not concatenate: {e}"))?;
+            .map_err(|e| ForwardError::array("TSMixerx features do not concatenate", e))?;
         let mut x = self.first_mixing.forward(x.view())?;
         for block in &self.blocks {
             x = block.forward(x.view(), stat.as_ref().map(|s| s.view()))?;
@@ -206,7 +212,7 @@ impl Forecaster for TsMixerx {
         if let (Some(norm), Some(stats)) = (&self.revin, &stats) {
             let mut steps = y
                 .into_shape_with_order((h * self.outputs, n))
-                .map_err(|e| format!("TSMixerx output does not reshape: {e}"))?;
+                .map_err(|e| ForwardError::array("TSMixerx output does not reshape", e))?;
             norm.denormalize(&mut steps, stats)?;
             y = steps;
         }

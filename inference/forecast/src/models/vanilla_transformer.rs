@@ -6,6 +6,7 @@
 //! unmasked, and cross-attention) map them to the outputs of the last `h` steps.
 
 use super::{require_futr_exog_only, BuildError, Forecaster, Model, WindowBatch};
+use crate::forecaster::ForwardError;
 use crate::nn::attention::HeadLayout;
 use crate::nn::seq2seq::{Seq2Seq, TransSeq2Seq};
 use crate::nn::transformer::{DecoderAttention, TransEncoder, TransEncoderLayer, TransShape};
@@ -89,7 +90,7 @@ impl Model for VanillaTransformer {
 }
 
 impl Forecaster for VanillaTransformer {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         self.seq2seq.forward(batch, |e| self.encoder.forward(e))
     }
 }

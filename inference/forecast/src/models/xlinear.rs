@@ -10,6 +10,7 @@ use super::{
     channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::{sigmoid, Activation};
 use crate::nn::feed_forward::FeedForward;
 use crate::nn::instance_norm::{denormalized_output, normalized_window, InstanceNorm};
@@ -23,7 +24,12 @@ use serde::Deserialize;
 struct Gate(FeedForward);
 
 impl Gate {
-    fn load(store: &TensorStore, prefix: &str, width: usize, ff: usize) -> Result<Gate, String> {
+    fn load(
+        store: &TensorStore,
+        prefix: &str,
+        width: usize,
+        ff: usize,
+    ) -> Result<Gate, BuildError> {
         let block = FeedForward::load(
             store,
             &format!("{prefix}.weight"),
@@ -34,7 +40,7 @@ impl Gate {
         Ok(Gate(block))
     }
 
-    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut w = self.0.forward(x)?;
         w.zip_mut_with(&x, |w, x| *w = x * sigmoid(*w));
         Ok(w)
@@ -120,7 +126,7 @@ impl Model for XLinear {
             glob_token: store
                 .array_dyn("glob_token", &[1, n, hidden])?
                 .into_shape_with_order((n, hidden))
-                .map_err(|e| format!("glob_token: {e}"))?,
+                .map_err(|e| invalid!("glob_token: {e}"))?,
             temporal_gate: Gate::load(store, "temporal_gating", 2 * hidden, hp.temporal_ff)?,
             channel_gate: Gate::load(store, "channel_gating", 2 * n, hp.channel_ff)?,
             hist_projection: projection("hist_exog_projection", nh * l)?,
@@ -139,11 +145,11 @@ impl Model for XLinear {
 
 /// An exogenous block [series, time, channels] as rows [series, channels * time]
 /// (torch's `permute(0, 3, 1, 2).reshape(batch, n_series, -1)`).
-fn series_major(x: &Array3<f32>, n: usize, steps: usize) -> Result<Array2<f32>, String> {
+fn series_major(x: &Array3<f32>, n: usize, steps: usize) -> Result<Array2<f32>, ForwardError> {
     let x = channels_first(x, n)?;
     let (c, t, _) = x.dim();
     if t != steps {
-        return Err(format!("an exogenous block has {t} steps, not {steps}"));
+        return Err(shape!("an exogenous block has {t} steps, not {steps}"));
     }
     Ok(Array2::from_shape_fn((n, c * t), |(s, k)| {
         x[[k / t, k % t, s]]
@@ -151,38 +157,47 @@ fn series_major(x: &Array3<f32>, n: usize, steps: usize) -> Result<Array2<f32>, 
 }
 
 impl Forecaster for XLinear {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let (n, hid, l) = (self.n_series, self.hidden, self.input_size);
         check_series(batch, n)?;
         let y = insample_y(batch, self.exclude_insample_y);
         let (w, stats) = normalized_window(self.norm.as_ref(), y.view())?;
         let emb = self.projection.forward(w.t())?;
         let joined = concatenate(Axis(1), &[emb.view(), self.glob_token.view()])
-            .map_err(|e| format!("tokens do not join the global tokens: {e}"))?;
+            .map_err(|e| ForwardError::array("tokens do not join the global tokens", e))?;
         let en = self.temporal_gate.forward(joined.view())?;
         let origin = en.slice_axis(Axis(1), Slice::from(..hid));
         let glob = en.slice_axis(Axis(1), Slice::from(hid..));
         // The channel gate reads [hidden, 2 * series]: tokens, then gated globals.
         let ex = concatenate(Axis(0), &[emb.view(), glob])
-            .map_err(|e| format!("channel gate inputs do not join: {e}"))?;
+            .map_err(|e| ForwardError::array("channel gate inputs do not join", e))?;
         let ex = self.channel_gate.forward(ex.t())?;
         let glob = ex.slice_axis(Axis(1), Slice::from(n..));
         let mut parts: Vec<Array2<f32>> = vec![origin.to_owned(), glob.t().to_owned()];
         if let Some(p) = &self.hist_projection {
-            let hx = batch.hist_exog.as_ref().ok_or("XLinear needs hist_exog")?;
+            let hx = batch
+                .hist_exog
+                .as_ref()
+                .ok_or_else(|| shape!("XLinear needs hist_exog"))?;
             parts.push(p.forward(series_major(hx, n, l)?.view())?);
         }
         if let Some(p) = &self.futr_projection {
-            let fx = batch.futr_exog.as_ref().ok_or("XLinear needs futr_exog")?;
+            let fx = batch
+                .futr_exog
+                .as_ref()
+                .ok_or_else(|| shape!("XLinear needs futr_exog"))?;
             parts.push(p.forward(series_major(fx, n, l + self.h)?.view())?);
         }
         if let Some(p) = &self.stat_projection {
-            let sx = batch.stat_exog.as_ref().ok_or("XLinear needs stat_exog")?;
+            let sx = batch
+                .stat_exog
+                .as_ref()
+                .ok_or_else(|| shape!("XLinear needs stat_exog"))?;
             parts.push(p.forward(sx.view())?);
         }
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         let en = concatenate(Axis(1), &views)
-            .map_err(|e| format!("XLinear features do not join: {e}"))?;
+            .map_err(|e| ForwardError::array("XLinear features do not join", e))?;
         let head = self.head.forward(en.view())?;
         let y = denormalized_output(self.norm.as_ref(), stats.as_ref(), head.view())?;
         series_rows(&y, self.h, n, self.outputs)

@@ -1,5 +1,6 @@
 //! Element-wise activations, applied in place.
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use ndarray::{ArrayBase, DataMut, Dimension};
 
 pub fn relu_inplace<S: DataMut<Elem = f32>, D: Dimension>(x: &mut ArrayBase<S, D>) {
@@ -35,7 +36,7 @@ pub enum Activation {
 impl Activation {
     /// The class name as NeuralForecast stores it; names with learned weights
     /// or a changed width (PReLU, GLU) or required arguments (Threshold) are refused.
-    pub fn parse(name: &str) -> Result<Activation, String> {
+    pub fn parse(name: &str) -> Result<Activation, BuildError> {
         use Activation::*;
         Ok(match name {
             "ReLU" => ReLU,
@@ -57,7 +58,11 @@ impl Activation {
             "Hardtanh" => Hardtanh,
             "Hardswish" => Hardswish,
             "Identity" => Identity,
-            other => return Err(format!("activation '{other}' is not supported")),
+            other => {
+                return Err(BuildError::Unsupported(format!(
+                    "activation '{other}' is not supported"
+                )))
+            }
         })
     }
 
@@ -162,18 +167,18 @@ pub struct PRelu {
 }
 
 impl PRelu {
-    pub fn load(store: &crate::tensors::TensorStore, prefix: &str) -> Result<PRelu, String> {
+    pub fn load(store: &crate::tensors::TensorStore, prefix: &str) -> Result<PRelu, BuildError> {
         let name = format!("{prefix}.weight");
         let shape = store.shape_of(&name)?.to_vec();
         let slope = store.get(&name, &shape)?.data.clone();
         if shape.len() != 1 || slope.is_empty() {
-            return Err(format!("tensor '{name}' must be a non-empty vector"));
+            return Err(invalid!("tensor '{name}' must be a non-empty vector"));
         }
         Ok(PRelu { slope })
     }
 
     /// x: [batch, features].
-    pub fn apply_inplace(&self, x: &mut ndarray::Array2<f32>) -> Result<(), String> {
+    pub fn apply_inplace(&self, x: &mut ndarray::Array2<f32>) -> Result<(), ForwardError> {
         match self.slope.as_slice() {
             [a] => x.mapv_inplace(|v| leaky(v, *a)),
             s if s.len() == x.ncols() => {
@@ -182,7 +187,7 @@ impl PRelu {
                 }
             }
             s => {
-                return Err(format!(
+                return Err(shape!(
                     "PReLU has {} slopes for {} features",
                     s.len(),
                     x.ncols()
@@ -219,7 +224,7 @@ mod tests {
         assert!(close(Activation::SELU.apply(-1.0), -1.111_330_7));
         assert!(close(Activation::Mish.apply(1.0), 0.865_098_4));
         assert!(close(Activation::LogSigmoid.apply(-2.0), -2.126_928));
-        assert_eq!(Activation::parse("ReLU"), Ok(Activation::ReLU));
+        assert_eq!(Activation::parse("ReLU").ok(), Some(Activation::ReLU));
         assert!(Activation::parse("PReLU").is_err());
     }
 }

@@ -5,6 +5,7 @@
 //! Dropout is off in eval mode. Queries may attend to another sequence
 //! (decoder cross-attention) and may be causally masked.
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::nn::linear::Linear;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2, Axis, Slice};
@@ -28,7 +29,7 @@ pub fn scaled_dot_product(
     k: ArrayView2<f32>,
     v: ArrayView2<f32>,
     scale: f32,
-) -> Result<Array2<f32>, String> {
+) -> Result<Array2<f32>, ForwardError> {
     scaled_dot_product_masked(q, k, v, scale, None)
 }
 
@@ -41,9 +42,9 @@ pub fn scaled_dot_product_masked(
     v: ArrayView2<f32>,
     scale: f32,
     causal: Option<usize>,
-) -> Result<Array2<f32>, String> {
+) -> Result<Array2<f32>, ForwardError> {
     if k.nrows() != v.nrows() {
-        return Err(format!(
+        return Err(shape!(
             "attention keys {:?} and values {:?} do not agree",
             k.dim(),
             v.dim()
@@ -59,9 +60,9 @@ pub fn scaled_scores(
     q: ArrayView2<f32>,
     k: ArrayView2<f32>,
     scale: f32,
-) -> Result<Array2<f32>, String> {
+) -> Result<Array2<f32>, ForwardError> {
     if q.ncols() != k.ncols() {
-        return Err(format!(
+        return Err(shape!(
             "attention shapes do not agree: q {:?}, k {:?}",
             q.dim(),
             k.dim()
@@ -75,11 +76,11 @@ pub fn scaled_scores(
 
 /// Softmax of every row of the scores, after the causal mask of
 /// `scaled_dot_product_masked` when given.
-pub fn softmax_rows(scores: &mut Array2<f32>, causal: Option<usize>) -> Result<(), String> {
+pub fn softmax_rows(scores: &mut Array2<f32>, causal: Option<usize>) -> Result<(), ForwardError> {
     for (i, mut row) in scores.axis_iter_mut(Axis(0)).enumerate() {
         let r = row
             .as_slice_mut()
-            .ok_or("attention scores are not contiguous")?;
+            .ok_or_else(|| shape!("attention scores are not contiguous"))?;
         if let Some(offset) = causal {
             r.iter_mut()
                 .skip(i + offset + 1)
@@ -118,9 +119,9 @@ impl MultiHeadAttention {
         prefix: &str,
         hidden: usize,
         heads: usize,
-    ) -> Result<MultiHeadAttention, String> {
+    ) -> Result<MultiHeadAttention, BuildError> {
         if heads == 0 || hidden / heads == 0 {
-            return Err(format!(
+            return Err(invalid!(
                 "{heads} heads do not fit a hidden size of {hidden}"
             ));
         }
@@ -138,7 +139,7 @@ impl MultiHeadAttention {
     }
 
     /// Self-attention over the tokens of x [tokens, hidden].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         self.attend(x, x, false)
     }
 
@@ -149,7 +150,7 @@ impl MultiHeadAttention {
         x: ArrayView2<f32>,
         memory: ArrayView2<f32>,
         causal: bool,
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         self.attend_with(x, memory, causal, HeadLayout::Interleaved)
     }
 
@@ -160,7 +161,7 @@ impl MultiHeadAttention {
         memory: ArrayView2<f32>,
         causal: bool,
         layout: HeadLayout,
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         let q = self.query.forward(x)?;
         let k = self.key.forward(memory)?;
         let v = self.value.forward(memory)?;
@@ -182,7 +183,7 @@ impl MultiHeadAttention {
                     // Head h fills flat positions [h * L * e, (h + 1) * L * e).
                     let flat = heads_out
                         .as_slice_mut()
-                        .ok_or("attention output is not contiguous")?;
+                        .ok_or_else(|| shape!("attention output is not contiguous"))?;
                     let n = o.len();
                     for (dst, src) in flat[h * n..(h + 1) * n].iter_mut().zip(o.iter()) {
                         *dst = *src;

@@ -10,6 +10,7 @@
 use super::attention::softmax_inplace;
 use super::decomp_transformer::Correlation;
 use super::fft::{irfft, rfft, Complex};
+use crate::forecaster::{shape, ForwardError};
 use ndarray::{Array2, ArrayView2};
 
 #[derive(Debug, Clone, Copy)]
@@ -31,11 +32,11 @@ impl Correlation for AutoCorrelation {
         k: ArrayView2<f32>,
         v: ArrayView2<f32>,
         heads: usize,
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         let (l, width) = q.dim();
         let s = k.nrows();
         if k.ncols() != width || v.dim() != k.dim() || heads == 0 || width % heads != 0 {
-            return Err(format!(
+            return Err(shape!(
                 "auto-correlation shapes do not agree: q {:?}, k {:?}, v {:?}, {heads} heads",
                 q.dim(),
                 k.dim(),
@@ -76,7 +77,7 @@ impl Correlation for AutoCorrelation {
             .collect();
         let top_k = self.top_k(l);
         if top_k > n {
-            return Err(format!("auto-correlation keeps {top_k} of {n} lags"));
+            return Err(shape!("auto-correlation keeps {top_k} of {n} lags"));
         }
         // topk: largest first.
         let mut order: Vec<usize> = (0..n).collect();

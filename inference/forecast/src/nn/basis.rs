@@ -5,6 +5,7 @@
 //! `_IdentityBasis`, whose forecast knots are interpolated to the horizon.
 
 use super::interpolate::Resize;
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Slice};
 
@@ -48,7 +49,7 @@ impl Basis {
         h: usize,
         outputs: usize,
         exog_channels: usize,
-    ) -> Result<Basis, String> {
+    ) -> Result<Basis, BuildError> {
         match stack_type {
             "identity" => Ok(Basis::Identity {
                 input_size,
@@ -61,7 +62,7 @@ impl Basis {
                 let p = *store
                     .shape_of(&f)?
                     .first()
-                    .ok_or_else(|| format!("tensor '{f}' has no rows"))?;
+                    .ok_or_else(|| invalid!("tensor '{f}' has no rows"))?;
                 Ok(Basis::Fixed {
                     backcast_basis: store.array2(&b, p, input_size)?,
                     forecast_basis: store.array2(&f, p, h)?,
@@ -72,7 +73,7 @@ impl Basis {
                 channels: exog_channels,
                 h,
             }),
-            other => Err(format!("stack type '{other}' is not known")),
+            other => Err(invalid!("stack type '{other}' is not known")),
         }
     }
 
@@ -105,10 +106,10 @@ impl Basis {
         &self,
         theta: ArrayView2<f32>,
         exog: Option<ArrayView3<f32>>,
-    ) -> Result<(Array2<f32>, Array3<f32>), String> {
+    ) -> Result<(Array2<f32>, Array3<f32>), ForwardError> {
         let b = theta.nrows();
         if theta.ncols() != self.n_theta() {
-            return Err(format!(
+            return Err(shape!(
                 "basis expects theta of width {}, got {}",
                 self.n_theta(),
                 theta.ncols()
@@ -148,10 +149,10 @@ impl Basis {
                 Ok((backcast, forecast))
             }
             Basis::Exogenous { channels, h } => {
-                let x = exog.ok_or("the exogenous basis needs exogenous inputs")?;
+                let x = exog.ok_or_else(|| shape!("the exogenous basis needs exogenous inputs"))?;
                 let (xb, t, c) = x.dim();
                 if xb != b || c != *channels || t < *h {
-                    return Err(format!(
+                    return Err(shape!(
                         "exogenous basis built for {channels} channels got [{xb}, {t}, {c}]"
                     ));
                 }

@@ -2,6 +2,7 @@
 //! torch's CPU kernel folds them, `y = x * alpha + beta` with
 //! `alpha = weight / sqrt(running_var + eps)` and `beta = bias - running_mean * alpha`.
 
+use crate::forecaster::{shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 
 #[derive(Debug, Clone)]
@@ -17,8 +18,8 @@ impl BatchNorm1d {
         prefix: &str,
         num_features: usize,
         eps: f32,
-    ) -> Result<BatchNorm1d, String> {
-        let get = |name: &str| -> Result<&[f32], String> {
+    ) -> Result<BatchNorm1d, BuildError> {
+        let get = |name: &str| -> Result<&[f32], BuildError> {
             Ok(store
                 .get(&format!("{prefix}.{name}"), &[num_features])?
                 .data
@@ -49,9 +50,9 @@ impl BatchNorm1d {
     }
 
     /// Normalises one sample, its features in torch's order.
-    pub fn forward_inplace(&self, x: &mut [f32]) -> Result<(), String> {
+    pub fn forward_inplace(&self, x: &mut [f32]) -> Result<(), ForwardError> {
         if x.len() != self.num_features() {
-            return Err(format!(
+            return Err(shape!(
                 "batch norm expects {} features, got {}",
                 self.num_features(),
                 x.len()

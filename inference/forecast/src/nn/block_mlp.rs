@@ -7,6 +7,7 @@
 
 use super::activation::{Activation, PRelu};
 use super::linear::Linear;
+use crate::forecaster::{invalid, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2};
 
@@ -25,16 +26,18 @@ impl BlockMlpConfig {
         mlp_units: &[Vec<usize>],
         activation: &str,
         dropout_prob_theta: f64,
-    ) -> Result<BlockMlpConfig, String> {
+    ) -> Result<BlockMlpConfig, BuildError> {
         let units = mlp_units
             .iter()
             .map(|r| match r.as_slice() {
                 [a, b] if *a > 0 && *b > 0 => Ok((*a, *b)),
-                _ => Err("mlp_units must list [in, out] pairs of positive integers"),
+                _ => Err(invalid!(
+                    "mlp_units must list [in, out] pairs of positive integers"
+                )),
             })
             .collect::<Result<Vec<_>, _>>()?;
         if units.is_empty() {
-            return Err("mlp_units is empty".into());
+            return Err(invalid!("mlp_units is empty"));
         }
         Ok(BlockMlpConfig {
             units,
@@ -66,7 +69,7 @@ impl BlockMlp {
         cfg: &BlockMlpConfig,
         in_features: usize,
         n_theta: usize,
-    ) -> Result<BlockMlp, String> {
+    ) -> Result<BlockMlp, BuildError> {
         let (first_out, _) = cfg.units[0];
         let first = Linear::load(store, &format!("{prefix}.0"), in_features, first_out, true)?;
         let step = if cfg.dropout { 3 } else { 2 };
@@ -74,7 +77,7 @@ impl BlockMlp {
         let mut width = first_out;
         for (i, &(a, b)) in cfg.units.iter().enumerate() {
             if a != width {
-                return Err(format!(
+                return Err(invalid!(
                     "mlp_units[{i}] takes {a} inputs but the layer before gives {width}"
                 ));
             }
@@ -90,7 +93,8 @@ impl BlockMlp {
         let activation = if cfg.activation == "PReLU" {
             BlockActivation::PRelu(PRelu::load(store, &format!("{prefix}.2"))?)
         } else {
-            BlockActivation::Fixed(Activation::parse(&cfg.activation)?)
+            // An unknown name here refuses the bundle, as it always has.
+            BlockActivation::Fixed(Activation::parse(&cfg.activation).map_err(|e| invalid!("{e}"))?)
         };
         let out_idx = 1 + cfg.units.len() * step;
         let out = Linear::load(store, &format!("{prefix}.{out_idx}"), width, n_theta, true)?;
@@ -107,7 +111,7 @@ impl BlockMlp {
     }
 
     /// x: [batch, in_features] -> theta [batch, n_theta].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut h = self.first.forward(x)?;
         for layer in &self.hidden {
             h = layer.forward(h.view())?;

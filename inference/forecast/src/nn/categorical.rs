@@ -8,7 +8,7 @@
 //! Applied once to the batch before any model's forward pass, so every model
 //! that takes categoricals gets them the same way.
 
-use crate::forecaster::WindowBatch;
+use crate::forecaster::{invalid, shape, BuildError, ForwardError, WindowBatch};
 use crate::spec::{CatFeature, ModelSpec};
 use crate::tensors::TensorStore;
 use ndarray::{Array1, Array2, Array3, Axis, Slice};
@@ -36,7 +36,7 @@ impl Block {
         prefix: &str,
         n_in: usize,
         cats: &[CatFeature],
-    ) -> Result<Option<Block>, String> {
+    ) -> Result<Option<Block>, BuildError> {
         if cats.is_empty() {
             return Ok(None);
         }
@@ -46,7 +46,7 @@ impl Block {
             let oov = weight
                 .slice_axis(Axis(0), Slice::from(1..))
                 .mean_axis(Axis(0))
-                .ok_or_else(|| format!("{prefix}.{i}.weight has no learned rows"))?;
+                .ok_or_else(|| invalid!("{prefix}.{i}.weight has no learned rows"))?;
             tables.push(Table {
                 pos: c.pos,
                 weight,
@@ -67,7 +67,7 @@ impl Block {
 
     /// One step's raw values (categoricals as their vocabulary index) into
     /// `out` (`n_out` wide).
-    fn embed_into(&self, x: &[f32], out: &mut [f32]) -> Result<(), String> {
+    fn embed_into(&self, x: &[f32], out: &mut [f32]) -> Result<(), ForwardError> {
         for (o, &c) in out.iter_mut().zip(&self.continuous) {
             *o = x.get(c).copied().unwrap_or(0.0);
         }
@@ -81,12 +81,12 @@ impl Block {
                 i if i > 0 && (i as usize) < t.weight.nrows() => {
                     t.weight.row(i as usize).to_slice()
                 }
-                _ => return Err(format!("category index {v} outside the embedding table")),
+                _ => return Err(shape!("category index {v} outside the embedding table")),
             }
-            .ok_or("embedding table is not contiguous")?;
+            .ok_or_else(|| shape!("embedding table is not contiguous"))?;
             let dst = out
                 .get_mut(k..k + row.len())
-                .ok_or("embedding output is narrower than its tables")?;
+                .ok_or_else(|| shape!("embedding output is narrower than its tables"))?;
             dst.copy_from_slice(row);
             k += row.len();
         }
@@ -95,10 +95,10 @@ impl Block {
 
     /// Every row of `x` (`n_in` wide, contiguous) embedded into `out`
     /// (`n_out` wide).
-    fn embed_rows(&self, x: &[f32], out: &mut [f32], what: &str) -> Result<(), String> {
+    fn embed_rows(&self, x: &[f32], out: &mut [f32], what: &str) -> Result<(), ForwardError> {
         let (n_in, n_out) = (self.n_in.max(1), self.n_out.max(1));
         if !x.len().is_multiple_of(n_in) || x.len() / n_in * n_out != out.len() {
-            return Err(format!(
+            return Err(shape!(
                 "{what} block has {} values, not rows of the model's {} columns",
                 x.len(),
                 self.n_in
@@ -110,10 +110,10 @@ impl Block {
         Ok(())
     }
 
-    fn embed3(&self, x: &Array3<f32>) -> Result<Array3<f32>, String> {
+    fn embed3(&self, x: &Array3<f32>) -> Result<Array3<f32>, ForwardError> {
         let (b, t, n) = x.dim();
         if n != self.n_in {
-            return Err(format!(
+            return Err(shape!(
                 "exogenous block has {n} columns, the model lists {}",
                 self.n_in
             ));
@@ -121,18 +121,19 @@ impl Block {
         let mut out = Array3::<f32>::zeros((b, t, self.n_out));
         let src = x.as_standard_layout();
         self.embed_rows(
-            src.as_slice().ok_or("exogenous block is not contiguous")?,
+            src.as_slice()
+                .ok_or_else(|| shape!("exogenous block is not contiguous"))?,
             out.as_slice_mut()
-                .ok_or("embedding output is not contiguous")?,
+                .ok_or_else(|| shape!("embedding output is not contiguous"))?,
             "exogenous",
         )?;
         Ok(out)
     }
 
-    fn embed2(&self, x: &Array2<f32>) -> Result<Array2<f32>, String> {
+    fn embed2(&self, x: &Array2<f32>) -> Result<Array2<f32>, ForwardError> {
         let (b, n) = x.dim();
         if n != self.n_in {
-            return Err(format!(
+            return Err(shape!(
                 "static block has {n} columns, the model lists {}",
                 self.n_in
             ));
@@ -140,9 +141,10 @@ impl Block {
         let mut out = Array2::<f32>::zeros((b, self.n_out));
         let src = x.as_standard_layout();
         self.embed_rows(
-            src.as_slice().ok_or("static block is not contiguous")?,
+            src.as_slice()
+                .ok_or_else(|| shape!("static block is not contiguous"))?,
             out.as_slice_mut()
-                .ok_or("embedding output is not contiguous")?,
+                .ok_or_else(|| shape!("embedding output is not contiguous"))?,
             "static",
         )?;
         Ok(out)
@@ -160,7 +162,7 @@ pub struct CategoricalEmbeddings {
 
 impl CategoricalEmbeddings {
     /// `None` when the model has no categorical column.
-    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Option<Self>, String> {
+    pub fn load(spec: &ModelSpec, store: &TensorStore) -> Result<Option<Self>, BuildError> {
         let c = &spec.categorical;
         if c.is_empty() {
             return Ok(None);
@@ -184,7 +186,7 @@ impl CategoricalEmbeddings {
 
     /// The batch as the network reads it: categorical indices replaced by
     /// their embeddings.
-    pub fn apply(&self, batch: &WindowBatch) -> Result<WindowBatch, String> {
+    pub fn apply(&self, batch: &WindowBatch) -> Result<WindowBatch, ForwardError> {
         let three = |block: &Option<Block>, x: &Option<Array3<f32>>| match (block, x) {
             (Some(b), Some(x)) => b.embed3(x).map(Some),
             (_, x) => Ok(x.clone()),

@@ -5,6 +5,7 @@
 //! the chomped outputs are exactly the ones that only see the past.
 //! `padding_mode="circular"` is `circular_pad` followed by no padding.
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array1, Array2, Array3, ArrayView3, Axis};
 
@@ -47,7 +48,7 @@ impl ConvShape {
 
 impl Conv1d {
     /// Loads `<prefix>.weight` [out, in, kernel] and `<prefix>.bias` [out].
-    pub fn load(store: &TensorStore, prefix: &str, shape: ConvShape) -> Result<Conv1d, String> {
+    pub fn load(store: &TensorStore, prefix: &str, shape: ConvShape) -> Result<Conv1d, BuildError> {
         Self::load_with_bias(store, prefix, shape, true)
     }
 
@@ -56,7 +57,7 @@ impl Conv1d {
         store: &TensorStore,
         prefix: &str,
         shape: ConvShape,
-    ) -> Result<Conv1d, String> {
+    ) -> Result<Conv1d, BuildError> {
         Self::load_with_bias(store, prefix, shape, false)
     }
 
@@ -65,7 +66,7 @@ impl Conv1d {
         prefix: &str,
         shape: ConvShape,
         bias: bool,
-    ) -> Result<Conv1d, String> {
+    ) -> Result<Conv1d, BuildError> {
         let ConvShape {
             in_channels: cin,
             out_channels: cout,
@@ -73,7 +74,7 @@ impl Conv1d {
             ..
         } = shape;
         if kernel == 0 || shape.dilation == 0 {
-            return Err(format!("{prefix}: kernel and dilation must be positive"));
+            return Err(invalid!("{prefix}: kernel and dilation must be positive"));
         }
         let w = store.array_dyn(&format!("{prefix}.weight"), &[cout, cin, kernel])?;
         let bias = bias
@@ -96,10 +97,10 @@ impl Conv1d {
     }
 
     /// x [batch, time, in] -> [batch, time + pads - dilation * (kernel - 1), out].
-    pub fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+    pub fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
         let (b, t, c) = x.dim();
         if c != self.in_channels {
-            return Err(format!(
+            return Err(shape!(
                 "conv1d expects {} channels, got {c}",
                 self.in_channels
             ));
@@ -107,7 +108,7 @@ impl Conv1d {
         let span = self.dilation * (self.kernel - 1);
         let padded = t + self.pad_left + self.pad_right;
         if padded <= span {
-            return Err(format!(
+            return Err(shape!(
                 "conv1d input of {t} steps is shorter than the kernel span {}",
                 span + 1
             ));
@@ -137,16 +138,16 @@ impl Conv1d {
         }
         super::temporal::c_order(y)
             .into_shape_with_order((b, t_out, self.out_channels()))
-            .map_err(|e| format!("conv1d output does not reshape: {e}"))
+            .map_err(|e| ForwardError::array("conv1d output does not reshape", e))
     }
 }
 
 /// x [batch, time, channels] wrapped around by `pad` steps on each side
 /// (`padding_mode="circular"`): [x[t-pad..], x, x[..pad]].
-pub fn circular_pad(x: ArrayView3<f32>, pad: usize) -> Result<Array3<f32>, String> {
+pub fn circular_pad(x: ArrayView3<f32>, pad: usize) -> Result<Array3<f32>, ForwardError> {
     let (b, t, c) = x.dim();
     if pad > t {
-        return Err(format!(
+        return Err(shape!(
             "circular padding of {pad} exceeds a sequence of {t} steps"
         ));
     }

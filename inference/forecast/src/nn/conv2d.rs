@@ -5,6 +5,7 @@
 //! of one image add up, so their mean is one convolution whose kernel is the
 //! mean of the zero-padded kernels (`Conv2d::mean`).
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array1, Array2, Array3, ArrayView3, Axis};
 
@@ -26,9 +27,9 @@ impl Conv2d {
         in_channels: usize,
         out_channels: usize,
         kernel: usize,
-    ) -> Result<Conv2d, String> {
+    ) -> Result<Conv2d, BuildError> {
         if kernel.is_multiple_of(2) {
-            return Err(format!("{prefix}: only odd kernels pad to the same size"));
+            return Err(invalid!("{prefix}: only odd kernels pad to the same size"));
         }
         let w = store.array_dyn(
             &format!("{prefix}.weight"),
@@ -47,15 +48,17 @@ impl Conv2d {
     }
 
     /// The convolution equal to the mean of `convs` (same channels, odd kernels).
-    pub fn mean(convs: &[Conv2d]) -> Result<Conv2d, String> {
-        let first = convs.first().ok_or("no convolutions to average")?;
+    pub fn mean(convs: &[Conv2d]) -> Result<Conv2d, BuildError> {
+        let first = convs
+            .first()
+            .ok_or_else(|| invalid!("no convolutions to average"))?;
         let (cin, cout) = (first.in_channels, first.w.ncols());
         let k = convs.iter().map(|c| c.kernel).max().unwrap_or(1);
         let mut w = Array2::<f32>::zeros((k * k * cin, cout));
         let mut bias = Array1::<f32>::zeros(cout);
         for c in convs {
             if (c.in_channels, c.w.ncols()) != (cin, cout) {
-                return Err("averaged convolutions differ in channels".into());
+                return Err(invalid!("averaged convolutions differ in channels"));
             }
             let off = (k - c.kernel) / 2;
             for (r, row) in c.w.rows().into_iter().enumerate() {
@@ -78,10 +81,10 @@ impl Conv2d {
     }
 
     /// x [height, width, in] -> [height, width, out].
-    pub fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+    pub fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
         let (h, wd, c) = x.dim();
         if c != self.in_channels {
-            return Err(format!(
+            return Err(shape!(
                 "conv2d expects {} channels, got {c}",
                 self.in_channels
             ));
@@ -113,7 +116,7 @@ impl Conv2d {
         }
         super::temporal::c_order(y)
             .into_shape_with_order((h, wd, self.w.ncols()))
-            .map_err(|e| format!("conv2d output does not reshape: {e}"))
+            .map_err(|e| ForwardError::array("conv2d output does not reshape", e))
     }
 }
 

@@ -17,7 +17,9 @@ use super::decomp::series_decomp;
 use super::layer_norm::LayerNorm;
 use super::linear::Linear;
 use super::seq2seq::{Embeddings, Seq2Seq};
-use crate::forecaster::{insample_y, Forecaster, WindowBatch};
+use crate::forecaster::{
+    insample_y, invalid, shape, BuildError, Forecaster, ForwardError, WindowBatch,
+};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, Axis};
@@ -31,7 +33,7 @@ pub trait Correlation {
         k: ArrayView2<f32>,
         v: ArrayView2<f32>,
         heads: usize,
-    ) -> Result<Array2<f32>, String>;
+    ) -> Result<Array2<f32>, ForwardError>;
 }
 
 /// `AutoCorrelationLayer`: q/k/v projections, the inner correlation, the output projection.
@@ -53,9 +55,9 @@ impl<C: Correlation> CorrelationLayer<C> {
         inner: C,
         hidden: usize,
         heads: usize,
-    ) -> Result<CorrelationLayer<C>, String> {
+    ) -> Result<CorrelationLayer<C>, BuildError> {
         if heads == 0 || hidden / heads == 0 {
-            return Err(format!(
+            return Err(invalid!(
                 "{heads} heads do not fit a hidden size of {hidden}"
             ));
         }
@@ -78,7 +80,7 @@ impl<C: Correlation> CorrelationLayer<C> {
         &self,
         x: ArrayView2<f32>,
         memory: ArrayView2<f32>,
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         let q = self.query.forward(x)?;
         let k = self.key.forward(memory)?;
         let v = self.value.forward(memory)?;
@@ -97,9 +99,9 @@ impl<C: Correlation> CorrelationLayer<C> {
 pub fn seasonal_trend(
     x: ArrayView2<f32>,
     kernel: usize,
-) -> Result<(Array2<f32>, Array2<f32>), String> {
+) -> Result<(Array2<f32>, Array2<f32>), ForwardError> {
     if x.nrows() == 0 {
-        return Err("cannot decompose an empty sequence".into());
+        return Err(shape!("cannot decompose an empty sequence"));
     }
     let (res, trend) = series_decomp(x.t(), kernel);
     Ok((
@@ -117,17 +119,21 @@ pub struct SeasonalNorm {
 
 impl SeasonalNorm {
     /// `<prefix>.layernorm`.
-    pub fn load(store: &TensorStore, prefix: &str, hidden: usize) -> Result<SeasonalNorm, String> {
+    pub fn load(
+        store: &TensorStore,
+        prefix: &str,
+        hidden: usize,
+    ) -> Result<SeasonalNorm, BuildError> {
         Ok(SeasonalNorm {
             norm: LayerNorm::load(store, &format!("{prefix}.layernorm"), &[hidden])?,
         })
     }
 
-    pub fn forward_inplace(&self, x: &mut Array2<f32>) -> Result<(), String> {
+    pub fn forward_inplace(&self, x: &mut Array2<f32>) -> Result<(), ForwardError> {
         self.norm.forward_inplace(x)?;
         let mean = x
             .mean_axis(Axis(0))
-            .ok_or("cannot normalise an empty sequence")?;
+            .ok_or_else(|| shape!("cannot normalise an empty sequence"))?;
         *x -= &mean;
         Ok(())
     }
@@ -141,11 +147,11 @@ struct ConvFeedForward {
     activation: Activation,
 }
 
-fn conv1x1(store: &TensorStore, name: &str, i: usize, o: usize) -> Result<Linear, String> {
+fn conv1x1(store: &TensorStore, name: &str, i: usize, o: usize) -> Result<Linear, BuildError> {
     let w = store.array_dyn(name, &[o, i, 1])?;
     let w = w
         .into_shape_with_order((o, i))
-        .map_err(|e| format!("{name}: {e}"))?;
+        .map_err(|e| invalid!("{name}: {e}"))?;
     Linear::from_weight(w, None)
 }
 
@@ -156,7 +162,7 @@ impl ConvFeedForward {
         hidden: usize,
         ff_hidden: usize,
         activation: Activation,
-    ) -> Result<ConvFeedForward, String> {
+    ) -> Result<ConvFeedForward, BuildError> {
         Ok(ConvFeedForward {
             conv1: conv1x1(store, &format!("{prefix}.conv1.weight"), hidden, ff_hidden)?,
             conv2: conv1x1(store, &format!("{prefix}.conv2.weight"), ff_hidden, hidden)?,
@@ -164,7 +170,7 @@ impl ConvFeedForward {
         })
     }
 
-    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut y = self.conv1.forward(x)?;
         self.activation.apply_inplace(&mut y);
         self.conv2.forward(y.view())
@@ -199,7 +205,7 @@ impl<C: Correlation> DecompEncoderLayer<C> {
         prefix: &str,
         inner: C,
         s: DecompShape,
-    ) -> Result<DecompEncoderLayer<C>, String> {
+    ) -> Result<DecompEncoderLayer<C>, BuildError> {
         Ok(DecompEncoderLayer {
             attention: CorrelationLayer::load(
                 store,
@@ -213,7 +219,7 @@ impl<C: Correlation> DecompEncoderLayer<C> {
         })
     }
 
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let x = &x + &self.attention.forward(x, x)?;
         let (x, _) = seasonal_trend(x.view(), self.moving_avg)?;
         let y = &x + &self.ff.forward(x.view())?;
@@ -235,10 +241,10 @@ impl<C: Correlation> DecompEncoder<C> {
         prefix: &str,
         n_layers: usize,
         s: DecompShape,
-        inner: impl Fn(usize, &str) -> Result<C, String>,
-    ) -> Result<DecompEncoder<C>, String> {
+        inner: impl Fn(usize, &str) -> Result<C, BuildError>,
+    ) -> Result<DecompEncoder<C>, BuildError> {
         if n_layers == 0 {
-            return Err("an encoder needs at least one layer".into());
+            return Err(invalid!("an encoder needs at least one layer"));
         }
         let layers = (0..n_layers)
             .map(|i| {
@@ -252,7 +258,7 @@ impl<C: Correlation> DecompEncoder<C> {
         })
     }
 
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut x = x.to_owned();
         for layer in &self.layers {
             x = layer.forward(x.view())?;
@@ -280,7 +286,7 @@ impl<S: Correlation, X: Correlation> DecompDecoderLayer<S, X> {
         &self,
         x: ArrayView2<f32>,
         memory: ArrayView2<f32>,
-    ) -> Result<(Array2<f32>, Array2<f32>), String> {
+    ) -> Result<(Array2<f32>, Array2<f32>), ForwardError> {
         let x = &x + &self.self_attention.forward(x, x)?;
         let (x, trend1) = seasonal_trend(x.view(), self.moving_avg)?;
         let x = &x + &self.cross_attention.forward(x.view(), memory)?;
@@ -314,13 +320,13 @@ impl<S: Correlation, X: Correlation> DecompDecoder<S, X> {
         n_layers: usize,
         outputs: usize,
         s: DecompShape,
-        inner: impl Fn(usize, &str) -> Result<(S, X), String>,
-    ) -> Result<DecompDecoder<S, X>, String> {
+        inner: impl Fn(usize, &str) -> Result<(S, X), BuildError>,
+    ) -> Result<DecompDecoder<S, X>, BuildError> {
         if n_layers == 0 {
-            return Err("a decoder needs at least one layer".into());
+            return Err(invalid!("a decoder needs at least one layer"));
         }
         let layers = (0..n_layers)
-            .map(|i| -> Result<DecompDecoderLayer<S, X>, String> {
+            .map(|i| -> Result<DecompDecoderLayer<S, X>, BuildError> {
                 let p = format!("{prefix}.layers.{i}");
                 let (self_inner, cross_inner) = inner(i, &p)?;
                 let shape = ConvShape {
@@ -372,7 +378,7 @@ impl<S: Correlation, X: Correlation> DecompDecoder<S, X> {
         x: ArrayView2<f32>,
         memory: ArrayView2<f32>,
         trend_init: &[f32],
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         let mut x = x.to_owned();
         let mut trend: Option<Array2<f32>> = None;
         for layer in &self.layers {
@@ -382,7 +388,7 @@ impl<S: Correlation, X: Correlation> DecompDecoder<S, X> {
             trend = Some(match trend {
                 None => {
                     if trend_init.len() != residual.nrows() {
-                        return Err("the initial trend does not cover the decoder steps".into());
+                        return Err(shape!("the initial trend does not cover the decoder steps"));
                     }
                     let mut t = residual;
                     for (mut row, t0) in t.axis_iter_mut(Axis(0)).zip(trend_init) {
@@ -395,7 +401,7 @@ impl<S: Correlation, X: Correlation> DecompDecoder<S, X> {
         }
         self.norm.forward_inplace(&mut x)?;
         let seasonal = self.projection.forward(x.view())?;
-        let trend = trend.ok_or("a decoder needs at least one layer")?;
+        let trend = trend.ok_or_else(|| shape!("a decoder needs at least one layer"))?;
         Ok(trend + seasonal)
     }
 }
@@ -423,9 +429,9 @@ impl<E: Correlation, S: Correlation, X: Correlation> DecompForecaster<E, S, X> {
         spec: &ModelSpec,
         seq: Seq2Seq,
         shape: DecompShape,
-        enc_inner: impl Fn(usize, &str) -> Result<E, String>,
-        dec_inner: impl Fn(usize, &str) -> Result<(S, X), String>,
-    ) -> Result<DecompForecaster<E, S, X>, String> {
+        enc_inner: impl Fn(usize, &str) -> Result<E, BuildError>,
+        dec_inner: impl Fn(usize, &str) -> Result<(S, X), BuildError>,
+    ) -> Result<DecompForecaster<E, S, X>, BuildError> {
         Ok(DecompForecaster {
             embeddings: seq.embeddings(store, shape.hidden, false)?,
             encoder: DecompEncoder::load(store, "encoder", shape.encoder_layers, shape, enc_inner)?,
@@ -446,9 +452,9 @@ impl<E: Correlation, S: Correlation, X: Correlation> DecompForecaster<E, S, X> {
 }
 
 /// The decomposition window: odd, as torch's shapes only agree then.
-pub fn moving_avg_window(kernel: usize) -> Result<usize, String> {
+pub fn moving_avg_window(kernel: usize) -> Result<usize, ForwardError> {
     if kernel.is_multiple_of(2) {
-        return Err(format!(
+        return Err(shape!(
             "MovingAvg_window {kernel} is even: the trend would be one step short"
         ));
     }
@@ -461,7 +467,7 @@ where
     S: Correlation + Send + Sync,
     X: Correlation + Send + Sync,
 {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         self.seq.insample(batch)?;
         let y = insample_y(batch, self.exclude_insample_y);
         let (season, trend) = series_decomp(y.view(), self.moving_avg);

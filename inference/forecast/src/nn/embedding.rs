@@ -5,6 +5,7 @@
 //! `TimeFeatureEmbedding` (a bias-free Linear over exogenous features) and
 //! `DataEmbedding`, their sum.
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::nn::conv1d::{Conv1d, ConvShape};
 use crate::nn::linear::Linear;
 use crate::nn::temporal::per_step;
@@ -25,7 +26,7 @@ impl TokenEmbedding {
         prefix: &str,
         c_in: usize,
         hidden: usize,
-    ) -> Result<TokenEmbedding, String> {
+    ) -> Result<TokenEmbedding, BuildError> {
         let shape = ConvShape {
             in_channels: c_in,
             out_channels: hidden,
@@ -40,10 +41,10 @@ impl TokenEmbedding {
     }
 
     /// x [batch, time, c_in] -> [batch, time, hidden].
-    pub fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+    pub fn forward(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
         let (b, t, c) = x.dim();
         if t == 0 {
-            return Err("token embedding of an empty sequence".into());
+            return Err(shape!("token embedding of an empty sequence"));
         }
         // padding_mode="circular", padding=1: [x[t-1], x, x[0]].
         let mut padded = Array3::<f32>::zeros((b, t + 2, c));
@@ -76,7 +77,7 @@ impl PositionalEmbedding {
         prefix: &str,
         hidden: usize,
         keep: usize,
-    ) -> Result<PositionalEmbedding, String> {
+    ) -> Result<PositionalEmbedding, BuildError> {
         Self::load_table(store, &format!("{prefix}.pe"), hidden, keep)
     }
 
@@ -86,15 +87,15 @@ impl PositionalEmbedding {
         name: &str,
         hidden: usize,
         keep: usize,
-    ) -> Result<PositionalEmbedding, String> {
+    ) -> Result<PositionalEmbedding, BuildError> {
         let max_len = match store.shape_of(name)? {
             [1, m, _] => *m,
-            other => return Err(format!("tensor '{name}' has shape {other:?}")),
+            other => return Err(invalid!("tensor '{name}' has shape {other:?}")),
         };
         let pe = store
             .array_dyn(name, &[1, max_len, hidden])?
             .into_shape_with_order((max_len, hidden))
-            .map_err(|e| format!("{name}: {e}"))?;
+            .map_err(|e| invalid!("{name}: {e}"))?;
         let pe = pe
             .slice_axis(Axis(0), Slice::from(..keep.min(max_len)))
             .to_owned();
@@ -102,9 +103,9 @@ impl PositionalEmbedding {
     }
 
     /// The first `len` rows [len, hidden].
-    pub fn rows(&self, len: usize) -> Result<ArrayView2<'_, f32>, String> {
+    pub fn rows(&self, len: usize) -> Result<ArrayView2<'_, f32>, ForwardError> {
         if len > self.pe.nrows() {
-            return Err(format!(
+            return Err(shape!(
                 "{len} positions exceed the table of {}",
                 self.pe.nrows()
             ));
@@ -113,7 +114,7 @@ impl PositionalEmbedding {
     }
 
     /// Adds the table to every sequence of x [batch, time, hidden].
-    pub fn add_to(&self, x: &mut Array3<f32>) -> Result<(), String> {
+    pub fn add_to(&self, x: &mut Array3<f32>) -> Result<(), ForwardError> {
         let rows = self.rows(x.dim().1)?;
         for mut seq in x.outer_iter_mut() {
             seq += &rows;
@@ -141,7 +142,7 @@ impl DataEmbedding {
         exog: usize,
         hidden: usize,
         positions: Option<usize>,
-    ) -> Result<DataEmbedding, String> {
+    ) -> Result<DataEmbedding, BuildError> {
         Ok(DataEmbedding {
             value: TokenEmbedding::load(store, &format!("{prefix}.value_embedding"), c_in, hidden)?,
             position: positions
@@ -173,14 +174,14 @@ impl DataEmbedding {
         &self,
         x: ArrayView3<f32>,
         marks: Option<ArrayView3<f32>>,
-    ) -> Result<Array3<f32>, String> {
+    ) -> Result<Array3<f32>, ForwardError> {
         let mut y = self.value.forward(x)?;
         if let Some(pe) = &self.position {
             pe.add_to(&mut y)?;
         }
         match (&self.temporal, marks) {
             (Some(lin), Some(m)) => y += &per_step(m, lin)?,
-            (Some(_), None) => return Err("the embedding needs the exogenous features".into()),
+            (Some(_), None) => return Err(shape!("the embedding needs the exogenous features")),
             (None, _) => {}
         }
         Ok(y)

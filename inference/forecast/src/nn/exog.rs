@@ -2,7 +2,7 @@
 //! GRU, DilatedRNN, TCN, BiTCN): channels `[y | hist exog | static exog
 //! repeated over time | futr exog]`, in that order.
 
-use crate::forecaster::WindowBatch;
+use crate::forecaster::{shape, ForwardError, WindowBatch};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Slice};
 
 /// y [batch, steps]; hist and futr [batch, steps, _] (already cut to `steps`);
@@ -12,7 +12,7 @@ pub fn step_inputs(
     hist: Option<ArrayView3<f32>>,
     stat: Option<ArrayView2<f32>>,
     futr: Option<ArrayView3<f32>>,
-) -> Result<Array3<f32>, String> {
+) -> Result<Array3<f32>, ForwardError> {
     let (b, t) = y.dim();
     let nh = hist.map_or(0, |a| a.dim().2);
     let ns = stat.map_or(0, |a| a.ncols());
@@ -23,7 +23,7 @@ pub fn step_inputs(
     ] {
         if let Some((db, dt, _)) = d {
             if (db, dt) != (b, t) {
-                return Err(format!(
+                return Err(shape!(
                     "{name} exogenous block is [{db}, {dt}, _], the window is [{b}, {t}]"
                 ));
             }
@@ -31,7 +31,7 @@ pub fn step_inputs(
     }
     if let Some(st) = stat {
         if st.nrows() != b {
-            return Err(format!(
+            return Err(shape!(
                 "static exogenous block has {} rows for {b} windows",
                 st.nrows()
             ));
@@ -49,7 +49,7 @@ pub fn step_inputs(
                 .slice_axis_mut(Axis(1), Slice::from(1 + nh..1 + nh + ns))
                 .assign(
                     &row.broadcast((t, ns))
-                        .ok_or("static row does not broadcast")?,
+                        .ok_or_else(|| shape!("static row does not broadcast"))?,
                 );
         }
     }
@@ -98,13 +98,13 @@ fn check_block(
     got: Option<Vec<usize>>,
     want: Vec<usize>,
     width: usize,
-) -> Result<(), String> {
+) -> Result<(), ForwardError> {
     match got {
         None if width == 0 => Ok(()),
-        None => Err(format!("the model needs {width} {name} exogenous columns")),
-        Some(_) if width == 0 => Err(format!("the model takes no {name} exogenous variables")),
+        None => Err(shape!("the model needs {width} {name} exogenous columns")),
+        Some(_) if width == 0 => Err(shape!("the model takes no {name} exogenous variables")),
         Some(g) if g == want => Ok(()),
-        Some(g) => Err(format!(
+        Some(g) => Err(shape!(
             "{name} exogenous block is {g:?}, the model needs {want:?}"
         )),
     }
@@ -116,10 +116,10 @@ impl<'a> Inputs<'a> {
         window: usize,
         h: usize,
         w: ExogWidths,
-    ) -> Result<Inputs<'a>, String> {
+    ) -> Result<Inputs<'a>, ForwardError> {
         let (b, l) = batch.insample_y.dim();
         if l != window {
-            return Err(format!("window has {l} steps, the model reads {window}"));
+            return Err(shape!("window has {l} steps, the model reads {window}"));
         }
         check_block(
             "hist",
@@ -149,7 +149,7 @@ impl<'a> Inputs<'a> {
 
     /// The encoder input over the window, `[y | hist | stat | futr[:L]]`,
     /// y zeroed for a model trained with `exclude_insample_y`.
-    pub fn window_steps(&self, exclude_insample_y: bool) -> Result<Array3<f32>, String> {
+    pub fn window_steps(&self, exclude_insample_y: bool) -> Result<Array3<f32>, ForwardError> {
         let zeros;
         let y = if exclude_insample_y {
             zeros = Array2::<f32>::zeros(self.y.raw_dim());

@@ -3,6 +3,7 @@
 //! StemGNN's head and XLinear's gates. The Sequential positions of the two
 //! Linears name the keys (`.0`/`.2`, or `.0`/`.3` with a Dropout between).
 
+use crate::forecaster::{BuildError, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::linear::Linear;
 use crate::nn::temporal::c_order;
@@ -24,7 +25,7 @@ impl FeedForward {
         positions: (usize, usize),
         (input, hidden, output): (usize, usize, usize),
         activation: Activation,
-    ) -> Result<FeedForward, String> {
+    ) -> Result<FeedForward, BuildError> {
         Ok(FeedForward {
             first: Linear::load(
                 store,
@@ -45,24 +46,24 @@ impl FeedForward {
     }
 
     /// x [rows, in] -> [rows, out].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut y = self.first.forward(x)?;
         self.activation.apply_inplace(&mut y);
         self.second.forward(y.view())
     }
 
     /// The block on the last axis of x [a, b, in] -> [a, b, out].
-    pub fn forward3(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+    pub fn forward3(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
         let (a, b, c) = x.dim();
         let rows = x
             .as_standard_layout()
             .into_owned()
             .into_shape_with_order((a * b, c))
-            .map_err(|e| format!("feed-forward input does not reshape: {e}"))?;
+            .map_err(|e| ForwardError::array("feed-forward input does not reshape", e))?;
         let y = self.forward(rows.view())?;
         let out = y.ncols();
         c_order(y)
             .into_shape_with_order((a, b, out))
-            .map_err(|e| format!("feed-forward output does not reshape: {e}"))
+            .map_err(|e| ForwardError::array("feed-forward output does not reshape", e))
     }
 }

@@ -17,6 +17,7 @@
 
 use super::decomp_transformer::Correlation;
 use super::fft::{irfft, rfft, Complex};
+use crate::forecaster::{shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2};
 
@@ -25,15 +26,15 @@ pub fn frequency_modes(
     seq_len: usize,
     modes: usize,
     mode_select: &str,
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>, BuildError> {
     let half = seq_len / 2;
     let m = modes.min(half);
     if mode_select == "random" && m < half {
-        return Err(format!(
+        return Err(BuildError::Unsupported(format!(
             "mode_select 'random' picks {m} of {half} frequency modes at random when the model is \
              built and does not save them: the loaded model's forecasts are random (served with \
              mode_select 'low' or modes >= {half})"
-        ));
+        )));
     }
     Ok((0..m).collect())
 }
@@ -102,7 +103,7 @@ impl Weights {
         heads: usize,
         e: usize,
         modes: usize,
-    ) -> Result<Weights, String> {
+    ) -> Result<Weights, BuildError> {
         let t = store.get(name, &[heads, e, e, modes, 2])?;
         Ok(Weights {
             data: t
@@ -136,9 +137,9 @@ fn to_steps(spectra: &[Vec<Complex>], steps: usize) -> Array2<f32> {
     Array2::from_shape_fn((steps, width), |(l, j)| flat[l * width + j])
 }
 
-fn check(q: ArrayView2<f32>, heads: usize, e: usize, index: &[usize]) -> Result<(), String> {
+fn check(q: ArrayView2<f32>, heads: usize, e: usize, index: &[usize]) -> Result<(), ForwardError> {
     if q.ncols() != heads * e {
-        return Err(format!(
+        return Err(shape!(
             "Fourier block expects {} channels, got {}",
             heads * e,
             q.ncols()
@@ -146,7 +147,7 @@ fn check(q: ArrayView2<f32>, heads: usize, e: usize, index: &[usize]) -> Result<
     }
     let bins = q.nrows() / 2 + 1;
     match index.iter().find(|i| **i >= bins) {
-        Some(i) => Err(format!(
+        Some(i) => Err(shape!(
             "frequency mode {i} is past the {bins} bins of {} steps",
             q.nrows()
         )),
@@ -169,7 +170,7 @@ impl FourierBlock {
         heads: usize,
         e: usize,
         index: Vec<usize>,
-    ) -> Result<FourierBlock, String> {
+    ) -> Result<FourierBlock, BuildError> {
         Ok(FourierBlock {
             weights: Weights::load(store, &format!("{prefix}.weights1"), heads, e, index.len())?,
             index,
@@ -185,10 +186,10 @@ impl Correlation for FourierBlock {
         _k: ArrayView2<f32>,
         _v: ArrayView2<f32>,
         heads: usize,
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         let (h_n, e) = (self.heads, self.weights.e_in);
         if heads != h_n {
-            return Err(format!("Fourier block of {h_n} heads run with {heads}"));
+            return Err(shape!("Fourier block of {h_n} heads run with {heads}"));
         }
         check(q, h_n, e, &self.index)?;
         let steps = q.nrows();
@@ -229,7 +230,7 @@ impl FourierCrossAttention {
         e: usize,
         index_q: Vec<usize>,
         index_kv: Vec<usize>,
-    ) -> Result<FourierCrossAttention, String> {
+    ) -> Result<FourierCrossAttention, BuildError> {
         let hidden = (heads * e) as f32;
         Ok(FourierCrossAttention {
             weights: Weights::load(
@@ -254,10 +255,10 @@ impl Correlation for FourierCrossAttention {
         k: ArrayView2<f32>,
         _v: ArrayView2<f32>,
         heads: usize,
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         let (h_n, e) = (self.heads, self.weights.e_in);
         if heads != h_n {
-            return Err(format!(
+            return Err(shape!(
                 "Fourier cross-attention of {h_n} heads run with {heads}"
             ));
         }
@@ -316,8 +317,11 @@ mod tests {
 
     #[test]
     fn modes_are_the_lowest_or_all() {
-        assert_eq!(frequency_modes(14, 64, "random"), Ok((0..7).collect()));
-        assert_eq!(frequency_modes(16, 3, "low"), Ok(vec![0, 1, 2]));
+        assert_eq!(
+            frequency_modes(14, 64, "random").ok(),
+            Some((0..7).collect())
+        );
+        assert_eq!(frequency_modes(16, 3, "low").ok(), Some(vec![0, 1, 2]));
         assert!(frequency_modes(16, 3, "random").is_err());
     }
 

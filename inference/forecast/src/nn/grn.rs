@@ -13,6 +13,7 @@ use super::activation::{sigmoid, Activation};
 use super::layer_norm::LayerNorm;
 use super::linear::Linear;
 use super::temporal::c_order;
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -20,13 +21,15 @@ use ndarray::{Array2, ArrayView2, Axis};
 pub const TFT_LN_EPS: f32 = 1e-3;
 
 /// `GRN`'s `get_activation_fn`: the names it maps, ELU for any other.
-pub fn grn_activation(name: &str) -> Result<Activation, String> {
+pub fn grn_activation(name: &str) -> Result<Activation, BuildError> {
     match name {
         "ReLU" | "Softplus" | "Tanh" | "SELU" | "LeakyReLU" | "Sigmoid" | "ELU" | "GELU" => {
             Activation::parse(name)
         }
         // F.glu halves the width, so lin_i cannot take its output: such a model never ran.
-        "GLU" => Err("grn_activation GLU halves the GRN width; such a TFT cannot run".into()),
+        "GLU" => Err(BuildError::Unsupported(
+            "grn_activation GLU halves the GRN width; such a TFT cannot run".into(),
+        )),
         _ => Ok(Activation::ELU),
     }
 }
@@ -43,14 +46,14 @@ impl Glu {
         prefix: &str,
         input: usize,
         output: usize,
-    ) -> Result<Glu, String> {
+    ) -> Result<Glu, BuildError> {
         Ok(Glu {
             lin: Linear::load(store, &format!("{prefix}.lin"), input, 2 * output, true)?,
         })
     }
 
     /// x [rows, in] -> [rows, out].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let y = c_order(self.lin.forward(x)?);
         let out = y.ncols() / 2;
         Ok(Array2::from_shape_fn((y.nrows(), out), |(r, j)| {
@@ -93,7 +96,7 @@ impl Grn {
         prefix: &str,
         shape: GrnShape,
         activation: Activation,
-    ) -> Result<Grn, String> {
+    ) -> Result<Grn, BuildError> {
         let GrnShape {
             input,
             hidden,
@@ -103,7 +106,7 @@ impl Grn {
         let p = |name: &str| format!("{prefix}.{name}");
         let out = output.unwrap_or(hidden);
         if output.is_none() && input != hidden {
-            return Err(format!(
+            return Err(invalid!(
                 "{prefix}: a GRN without out_proj needs input width {input} = hidden {hidden}"
             ));
         }
@@ -128,14 +131,21 @@ impl Grn {
     }
 
     /// a [rows, input] -> [rows, output].
-    pub fn forward(&self, a: ArrayView2<f32>, c: Option<Context>) -> Result<Array2<f32>, String> {
+    pub fn forward(
+        &self,
+        a: ArrayView2<f32>,
+        c: Option<Context>,
+    ) -> Result<Array2<f32>, ForwardError> {
         let mut x = c_order(self.lin_a.forward(a)?);
         if let Some(ctx) = c {
-            let lin_c = self.lin_c.as_ref().ok_or("this GRN takes no context")?;
+            let lin_c = self
+                .lin_c
+                .as_ref()
+                .ok_or_else(|| shape!("this GRN takes no context"))?;
             let cc = lin_c.forward(ctx.values)?;
             let per = ctx.rows_per_batch;
             if per == 0 || cc.nrows() * per != x.nrows() {
-                return Err(format!(
+                return Err(shape!(
                     "a context of {} rows does not cover {} inputs",
                     cc.nrows(),
                     x.nrows()
@@ -221,7 +231,7 @@ pub(crate) mod tests {
                 })
             )
             .is_err());
-        assert_eq!(grn_activation("Foo"), Ok(Activation::ELU));
+        assert_eq!(grn_activation("Foo").ok(), Some(Activation::ELU));
         assert!(grn_activation("GLU").is_err());
     }
 }

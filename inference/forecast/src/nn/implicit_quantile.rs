@@ -7,6 +7,7 @@
 
 use super::activation::PRelu;
 use super::linear::Linear;
+use crate::forecaster::{shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::Array2;
 
@@ -22,7 +23,10 @@ pub struct ImplicitQuantileHead {
 
 impl ImplicitQuantileHead {
     /// `loss.quantile_layer.output_layer.{0,1,2}` and `loss.output_layer.{0,1}`.
-    pub fn load(store: &TensorStore, embedding_dim: usize) -> Result<ImplicitQuantileHead, String> {
+    pub fn load(
+        store: &TensorStore,
+        embedding_dim: usize,
+    ) -> Result<ImplicitQuantileHead, BuildError> {
         let q = "loss.quantile_layer.output_layer";
         Ok(ImplicitQuantileHead {
             embedding_dim,
@@ -35,7 +39,7 @@ impl ImplicitQuantileHead {
     }
 
     /// `e` for quantile `q`, in float32 as torch computes it.
-    pub fn embed(&self, q: f32) -> Result<f32, String> {
+    pub fn embed(&self, q: f32) -> Result<f32, ForwardError> {
         let pi = std::f32::consts::PI;
         let cos =
             Array2::from_shape_fn((1, self.embedding_dim), |(_, k)| (q * k as f32 * pi).cos());
@@ -44,11 +48,11 @@ impl ImplicitQuantileHead {
         let e = self.tau_out.forward(hidden.view())?;
         e.first()
             .copied()
-            .ok_or_else(|| "empty quantile embedding".to_string())
+            .ok_or_else(|| shape!("empty quantile embedding"))
     }
 
     /// The mapped outputs, in place: `values` are network outputs for `e`.
-    pub fn apply(&self, values: &mut [f32], e: f32) -> Result<(), String> {
+    pub fn apply(&self, values: &mut [f32], e: f32) -> Result<(), ForwardError> {
         let x = Array2::from_shape_fn((values.len(), 1), |(i, _)| values[i] * (1.0 + e));
         let mut y = self.out.forward(x.view())?;
         self.out_act.apply_inplace(&mut y)?;

@@ -7,6 +7,7 @@
 //! Statistics run over every step of the window, zero padding included, as
 //! in PyTorch (these are not the masked temporal scalers of `scalers.rs`).
 
+use crate::forecaster::{shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -54,8 +55,8 @@ impl InstanceNorm {
         store: &TensorStore,
         prefix: &str,
         n_series: usize,
-    ) -> Result<InstanceNorm, String> {
-        let get = |name: &str| -> Result<Vec<f32>, String> {
+    ) -> Result<InstanceNorm, BuildError> {
+        let get = |name: &str| -> Result<Vec<f32>, BuildError> {
             Ok(store
                 .get(&format!("{prefix}.{name}"), &[1, 1, n_series])?
                 .data
@@ -74,7 +75,7 @@ impl InstanceNorm {
         store: &TensorStore,
         prefix: &str,
         n_series: usize,
-    ) -> Result<InstanceNorm, String> {
+    ) -> Result<InstanceNorm, BuildError> {
         let get = |name: &str| store.array1(&format!("{prefix}.{name}"), n_series);
         Ok(InstanceNorm {
             affine: Some((get("affine_weight")?.to_vec(), get("affine_bias")?.to_vec())),
@@ -93,9 +94,9 @@ impl InstanceNorm {
         }
     }
 
-    fn check(&self, x: &Array2<f32>) -> Result<(), String> {
+    fn check(&self, x: &Array2<f32>) -> Result<(), ForwardError> {
         match &self.affine {
-            Some((w, _)) if w.len() != x.ncols() => Err(format!(
+            Some((w, _)) if w.len() != x.ncols() => Err(shape!(
                 "instance norm learned {} series, the window has {}",
                 w.len(),
                 x.ncols()
@@ -105,7 +106,7 @@ impl InstanceNorm {
     }
 
     /// Normalises x [time, series] in place, column by column.
-    pub fn normalize(&self, x: &mut Array2<f32>) -> Result<InstanceStats, String> {
+    pub fn normalize(&self, x: &mut Array2<f32>) -> Result<InstanceStats, ForwardError> {
         self.check(x)?;
         let (mut mean, mut std) = (Vec::new(), Vec::new());
         for (j, mut col) in x.axis_iter_mut(Axis(1)).enumerate() {
@@ -128,10 +129,14 @@ impl InstanceNorm {
     }
 
     /// Undoes `normalize` on an output [steps, series].
-    pub fn denormalize(&self, x: &mut Array2<f32>, stats: &InstanceStats) -> Result<(), String> {
+    pub fn denormalize(
+        &self,
+        x: &mut Array2<f32>,
+        stats: &InstanceStats,
+    ) -> Result<(), ForwardError> {
         self.check(x)?;
         if stats.mean.len() != x.ncols() {
-            return Err(format!(
+            return Err(shape!(
                 "instance statistics of {} series for an output of {}",
                 stats.mean.len(),
                 x.ncols()
@@ -155,7 +160,7 @@ impl InstanceNorm {
 pub fn normalized_window(
     norm: Option<&InstanceNorm>,
     rows: ArrayView2<f32>,
-) -> Result<(Array2<f32>, Option<InstanceStats>), String> {
+) -> Result<(Array2<f32>, Option<InstanceStats>), ForwardError> {
     let mut x = rows.t().as_standard_layout().into_owned();
     let stats = norm.map(|norm| norm.normalize(&mut x)).transpose()?;
     Ok((x, stats))
@@ -167,7 +172,7 @@ pub fn denormalized_output(
     norm: Option<&InstanceNorm>,
     stats: Option<&InstanceStats>,
     rows: ArrayView2<f32>,
-) -> Result<Array2<f32>, String> {
+) -> Result<Array2<f32>, ForwardError> {
     let mut y = rows.t().as_standard_layout().into_owned();
     if let (Some(norm), Some(stats)) = (norm, stats) {
         norm.denormalize(&mut y, stats)?;

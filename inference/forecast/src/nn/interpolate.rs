@@ -2,6 +2,7 @@
 //! and no `scale_factor`, computed in f32 the way torch's CPU kernels do, with
 //! the source taps and weights precomputed once per (input, output) length.
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use ndarray::ArrayView1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,12 +19,12 @@ pub enum InterpMode {
 impl InterpMode {
     /// NeuralForecast's `interpolation_mode`: "linear", "nearest", or any name
     /// containing "cubic".
-    pub fn parse(name: &str) -> Result<InterpMode, String> {
+    pub fn parse(name: &str) -> Result<InterpMode, BuildError> {
         match name {
             "linear" => Ok(InterpMode::Linear),
             "nearest" => Ok(InterpMode::Nearest),
             n if n.contains("cubic") => Ok(InterpMode::Cubic),
-            other => Err(format!(
+            other => Err(invalid!(
                 "interpolation_mode '{other}' is not linear, nearest or cubic"
             )),
         }
@@ -67,9 +68,9 @@ fn index_and_lambda(real: f32, in_len: usize) -> (i64, f32) {
 }
 
 impl Resize {
-    pub fn new(mode: InterpMode, in_len: usize, out_len: usize) -> Result<Resize, String> {
+    pub fn new(mode: InterpMode, in_len: usize, out_len: usize) -> Result<Resize, BuildError> {
         if in_len == 0 || out_len == 0 {
-            return Err(format!("cannot interpolate {in_len} points to {out_len}"));
+            return Err(invalid!("cannot interpolate {in_len} points to {out_len}"));
         }
         let scale = in_len as f32 / out_len as f32;
         let last = in_len - 1;
@@ -136,9 +137,9 @@ impl Resize {
         &self,
         src: ArrayView1<f32>,
         mut dst: impl FnMut(usize, f32),
-    ) -> Result<(), String> {
+    ) -> Result<(), ForwardError> {
         if src.len() != self.in_len {
-            return Err(format!(
+            return Err(shape!(
                 "interpolation built for {} points got {}",
                 self.in_len,
                 src.len()
@@ -279,7 +280,7 @@ mod tests {
         assert!(Resize::new(InterpMode::Linear, 0, 3).is_err());
         let r = Resize::new(InterpMode::Linear, 3, 6).unwrap();
         assert!(r.apply(array![1.0f32, 2.0].view(), |_, _| ()).is_err());
-        assert_eq!(InterpMode::parse("bicubic"), Ok(InterpMode::Cubic));
+        assert_eq!(InterpMode::parse("bicubic").ok(), Some(InterpMode::Cubic));
         assert!(InterpMode::parse("area").is_err());
     }
 }

@@ -6,6 +6,7 @@
 
 use super::attention::scaled_dot_product_masked;
 use super::linear::Linear;
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2, Axis, Slice};
 
@@ -25,9 +26,9 @@ impl InterpretableAttention {
         prefix: &str,
         hidden: usize,
         heads: usize,
-    ) -> Result<InterpretableAttention, String> {
+    ) -> Result<InterpretableAttention, BuildError> {
         if heads == 0 || !hidden.is_multiple_of(heads) {
-            return Err(format!(
+            return Err(invalid!(
                 "{heads} heads do not divide a hidden size of {hidden}"
             ));
         }
@@ -48,10 +49,10 @@ impl InterpretableAttention {
 
     /// Causal self-attention over the steps of one sequence x [steps, hidden];
     /// returns the outputs of steps `from..` only (TFT keeps the horizon).
-    pub fn forward(&self, x: ArrayView2<f32>, from: usize) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>, from: usize) -> Result<Array2<f32>, ForwardError> {
         let t = x.nrows();
         if from > t {
-            return Err(format!("attention output from step {from} of {t}"));
+            return Err(shape!("attention output from step {from} of {t}"));
         }
         let qkv = self.qkv.forward(x)?;
         let (e, m) = (self.d_head, self.heads);

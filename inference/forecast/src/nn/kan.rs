@@ -5,6 +5,7 @@
 //! `JacobiKANLayer` (Jacobi polynomials of tanh(x)) and `WaveKANLayer`
 //! (wavelets, then an eval-mode BatchNorm1d).
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::batch_norm::BatchNorm1d;
 use crate::nn::linear::Linear;
@@ -34,9 +35,9 @@ impl KanLinear {
         grid_size: usize,
         spline_order: usize,
         standalone_scale: bool,
-    ) -> Result<KanLinear, String> {
+    ) -> Result<KanLinear, BuildError> {
         if grid_size == 0 {
-            return Err(format!("{prefix}: grid_size must be at least 1"));
+            return Err(invalid!("{prefix}: grid_size must be at least 1"));
         }
         let n_bases = grid_size + spline_order;
         let points = grid_size + 2 * spline_order + 1;
@@ -47,7 +48,7 @@ impl KanLinear {
         )?;
         let mut w = w
             .into_shape_with_order((out_features, in_features * n_bases))
-            .map_err(|e| format!("{prefix}.spline_weight: {e}"))?;
+            .map_err(|e| invalid!("{prefix}.spline_weight: {e}"))?;
         if standalone_scale {
             // `scaled_spline_weight`, the same f32 products torch forms per call.
             let s = store.array2(
@@ -85,10 +86,10 @@ impl KanLinear {
     }
 
     /// x [batch, in] -> [batch, out].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let (b, i) = x.dim();
         if i != self.grid.nrows() {
-            return Err(format!(
+            return Err(shape!(
                 "KAN layer expects {} inputs, got {i}",
                 self.grid.nrows()
             ));
@@ -122,9 +123,9 @@ fn powi_like_torch(x: f32, i: usize) -> f32 {
     }
 }
 
-fn check_width(x: &ArrayView2<f32>, want: usize, what: &str) -> Result<(), String> {
+fn check_width(x: &ArrayView2<f32>, want: usize, what: &str) -> Result<(), ForwardError> {
     if x.ncols() != want {
-        return Err(format!("{what} expects {want} inputs, got {}", x.ncols()));
+        return Err(shape!("{what} expects {want} inputs, got {}", x.ncols()));
     }
     Ok(())
 }
@@ -146,11 +147,11 @@ impl TaylorKan {
         output: usize,
         order: usize,
         bias: bool,
-    ) -> Result<TaylorKan, String> {
+    ) -> Result<TaylorKan, BuildError> {
         let coeffs = store
             .array_dyn(&format!("{prefix}.coeffs"), &[output, input, order])?
             .into_dimensionality()
-            .map_err(|e| format!("{prefix}.coeffs: {e}"))?;
+            .map_err(|e| invalid!("{prefix}.coeffs: {e}"))?;
         let bias = bias
             .then(|| {
                 store
@@ -162,7 +163,7 @@ impl TaylorKan {
     }
 
     /// x [batch, in] -> [batch, out]; one term per power, summed over the inputs.
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let (out, input, order) = self.coeffs.dim();
         check_width(&x, input, "Taylor KAN layer")?;
         let mut y = Array2::<f32>::zeros((x.nrows(), out));
@@ -204,7 +205,7 @@ impl JacobiKan {
         input: usize,
         output: usize,
         degree: usize,
-    ) -> Result<JacobiKan, String> {
+    ) -> Result<JacobiKan, BuildError> {
         let c = store.array_dyn(
             &format!("{prefix}.jacobi_coeffs"),
             &[input, output, degree + 1],
@@ -240,7 +241,7 @@ impl JacobiKan {
     }
 
     /// x [batch, in] -> [batch, out].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let k = self.degree + 1;
         check_width(&x, self.weight.in_features() / k, "Jacobi KAN layer")?;
         let mut basis = Array2::<f32>::zeros((x.nrows(), x.ncols() * k));
@@ -268,14 +269,14 @@ pub enum Wavelet {
 }
 
 impl Wavelet {
-    pub fn parse(name: &str) -> Result<Wavelet, String> {
+    pub fn parse(name: &str) -> Result<Wavelet, BuildError> {
         Ok(match name {
             "mexican_hat" => Wavelet::MexicanHat,
             "morlet" => Wavelet::Morlet,
             "dog" => Wavelet::Dog,
             "meyer" => Wavelet::Meyer,
             "shannon" => Wavelet::Shannon,
-            other => return Err(format!("wavelet_function '{other}' is not supported")),
+            other => return Err(invalid!("wavelet_function '{other}' is not supported")),
         })
     }
 
@@ -340,7 +341,7 @@ impl WaveKan {
         output: usize,
         wavelet: Wavelet,
         with_bn: bool,
-    ) -> Result<WaveKan, String> {
+    ) -> Result<WaveKan, BuildError> {
         let get = |name: &str| store.array2(&format!("{prefix}.{name}"), output, input);
         // arange * (2π / (n - 1)), cos, * -0.46, + 0.54, in f32 (torch's order).
         let step = (2.0 * std::f64::consts::PI / (input as f64 - 1.0)) as f32;
@@ -366,7 +367,7 @@ impl WaveKan {
     }
 
     /// x [batch, in] -> [batch, out].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let (out, input) = self.weights.dim();
         check_width(&x, input, "wavelet KAN layer")?;
         let mut y = Array2::<f32>::zeros((x.nrows(), out));
@@ -380,7 +381,7 @@ impl WaveKan {
             if let Some(bn) = &self.bn {
                 let r = dst
                     .as_slice_mut()
-                    .ok_or("wavelet output is not contiguous")?;
+                    .ok_or_else(|| shape!("wavelet output is not contiguous"))?;
                 bn.forward_inplace(r)?;
             }
         }

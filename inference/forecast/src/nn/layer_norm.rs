@@ -3,6 +3,7 @@
 //! elementwise affine. `LayerNorm(d)` on [tokens, d] normalises each row;
 //! TSMixerx's `LayerNorm((h, c))` on one [h, c] window normalises all of it.
 
+use crate::forecaster::{shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{ArrayBase, DataMut, Dimension};
 
@@ -22,7 +23,7 @@ impl LayerNorm {
         store: &TensorStore,
         prefix: &str,
         normalized_shape: &[usize],
-    ) -> Result<LayerNorm, String> {
+    ) -> Result<LayerNorm, BuildError> {
         Ok(LayerNorm {
             weight: store
                 .get(&format!("{prefix}.weight"), normalized_shape)?
@@ -52,7 +53,7 @@ impl LayerNorm {
 
     /// Normalises `x` in place, run by run in row-major order. The element
     /// count must be a multiple of `len()`.
-    pub fn forward_inplace<S, D>(&self, x: &mut ArrayBase<S, D>) -> Result<(), String>
+    pub fn forward_inplace<S, D>(&self, x: &mut ArrayBase<S, D>) -> Result<(), ForwardError>
     where
         S: DataMut<Elem = f32>,
         D: Dimension,
@@ -61,9 +62,9 @@ impl LayerNorm {
         let n = x.len();
         let data = x
             .as_slice_mut()
-            .ok_or("layer norm input is not contiguous in row-major order")?;
+            .ok_or_else(|| shape!("layer norm input is not contiguous in row-major order"))?;
         if d == 0 || !n.is_multiple_of(d) {
-            return Err(format!(
+            return Err(shape!(
                 "layer norm over {d} values cannot split an input of {n}"
             ));
         }

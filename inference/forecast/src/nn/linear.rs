@@ -1,5 +1,6 @@
 //! `torch.nn.Linear`: y = x Wᵀ + b, with W stored [out, in] as PyTorch saves it.
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
@@ -18,7 +19,7 @@ impl Linear {
         in_features: usize,
         out_features: usize,
         bias: bool,
-    ) -> Result<Linear, String> {
+    ) -> Result<Linear, BuildError> {
         let w = store.array2(&format!("{prefix}.weight"), out_features, in_features)?;
         let b = if bias {
             Some(store.array1(&format!("{prefix}.bias"), out_features)?)
@@ -33,10 +34,13 @@ impl Linear {
 
     /// From a weight [out, in] and a bias [out] stored under other names
     /// (KAN's `base_weight`) or derived from stored tensors.
-    pub fn from_weight(weight: Array2<f32>, bias: Option<Array1<f32>>) -> Result<Linear, String> {
+    pub fn from_weight(
+        weight: Array2<f32>,
+        bias: Option<Array1<f32>>,
+    ) -> Result<Linear, BuildError> {
         if let Some(b) = &bias {
             if b.len() != weight.nrows() {
-                return Err(format!(
+                return Err(invalid!(
                     "bias of {} for a weight of {} outputs",
                     b.len(),
                     weight.nrows()
@@ -56,7 +60,7 @@ impl Linear {
         prefix: &str,
         in_channels: usize,
         out_channels: usize,
-    ) -> Result<Linear, String> {
+    ) -> Result<Linear, BuildError> {
         let w = store.array_dyn(&format!("{prefix}.weight"), &[out_channels, in_channels, 1])?;
         let w = Array2::from_shape_fn((in_channels, out_channels), |(i, o)| w[[o, i, 0]]);
         Ok(Linear {
@@ -74,9 +78,9 @@ impl Linear {
     }
 
     /// x: [batch, in] -> [batch, out]. A width mismatch is an error, never a panic.
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         if x.ncols() != self.in_features() {
-            return Err(format!(
+            return Err(shape!(
                 "linear layer expects {} inputs, got {}",
                 self.in_features(),
                 x.ncols()

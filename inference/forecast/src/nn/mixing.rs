@@ -5,6 +5,7 @@
 //! TSMixerx layer-normalises the residual sum over the whole window
 //! (`Norm::After`) and may project the residual to a new width.
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::nn::activation::relu_inplace;
 use crate::nn::batch_norm::BatchNorm1d;
 use crate::nn::layer_norm::LayerNorm;
@@ -26,7 +27,7 @@ pub enum Norm {
 impl Norm {
     /// The block's output from its residual sum: layer-normalised (TSMixerx)
     /// or as it is (TSMixer).
-    fn finish(&self, mut sum: Array2<f32>) -> Result<Array2<f32>, String> {
+    fn finish(&self, mut sum: Array2<f32>) -> Result<Array2<f32>, ForwardError> {
         if let Norm::After(ln) = self {
             ln.forward_inplace(&mut sum)?;
         }
@@ -48,7 +49,7 @@ impl Flavor {
         prefix: &str,
         time: usize,
         channels: usize,
-    ) -> Result<Norm, String> {
+    ) -> Result<Norm, BuildError> {
         Ok(match self {
             Flavor::TsMixer => Norm::Before(BatchNorm1d::load(
                 store,
@@ -62,9 +63,11 @@ impl Flavor {
 }
 
 /// Batch-normalises a copy of x, whose row-major flattening is torch's feature order.
-fn batch_normed(bn: &BatchNorm1d, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+fn batch_normed(bn: &BatchNorm1d, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
     let mut y = x.as_standard_layout().into_owned();
-    let flat = y.as_slice_mut().ok_or("mixing input is not contiguous")?;
+    let flat = y
+        .as_slice_mut()
+        .ok_or_else(|| shape!("mixing input is not contiguous"))?;
     bn.forward_inplace(flat)?;
     Ok(y)
 }
@@ -84,7 +87,7 @@ impl TemporalMixing {
         flavor: Flavor,
         time: usize,
         channels: usize,
-    ) -> Result<TemporalMixing, String> {
+    ) -> Result<TemporalMixing, BuildError> {
         Ok(TemporalMixing {
             norm: flavor.norm(store, &format!("{prefix}.temporal_norm"), time, channels)?,
             lin: Linear::load(store, &format!("{prefix}.temporal_lin"), time, time, true)?,
@@ -92,7 +95,7 @@ impl TemporalMixing {
     }
 
     /// x [time, channels] -> [time, channels].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         // The linear map runs over each channel's time series: rows of xᵀ.
         let series = match &self.norm {
             // TSMixer flattens [channels, time], so the statistics follow xᵀ.
@@ -127,14 +130,14 @@ impl FeatureMixing {
         channels: usize,
         ff_dim: usize,
         out_channels: usize,
-    ) -> Result<FeatureMixing, String> {
+    ) -> Result<FeatureMixing, BuildError> {
         let lin = |name: &str, i: usize, o: usize| {
             Linear::load(store, &format!("{prefix}.{name}"), i, o, true)
         };
         let (norm, project) = match flavor {
             Flavor::TsMixer => {
                 if channels != out_channels {
-                    return Err("TSMixer's feature mixing keeps its width".into());
+                    return Err(invalid!("TSMixer's feature mixing keeps its width"));
                 }
                 (
                     flavor.norm(store, &format!("{prefix}.feature_norm"), time, channels)?,
@@ -157,7 +160,7 @@ impl FeatureMixing {
     }
 
     /// x [time, channels] -> [time, out_channels].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut y = match &self.norm {
             // TSMixer flattens [time, channels]: x's own order.
             Norm::Before(bn) => self.lin1.forward(batch_normed(bn, x)?.view())?,
@@ -189,7 +192,7 @@ impl MixingLayer {
         channels: usize,
         ff_dim: usize,
         out_channels: usize,
-    ) -> Result<MixingLayer, String> {
+    ) -> Result<MixingLayer, BuildError> {
         Ok(MixingLayer {
             temporal: TemporalMixing::load(
                 store,
@@ -210,7 +213,7 @@ impl MixingLayer {
         })
     }
 
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let x = self.temporal.forward(x)?;
         self.feature.forward(x.view())
     }
@@ -234,7 +237,7 @@ impl ExogMixingLayer {
         time: usize,
         stat_width: usize,
         ff_dim: usize,
-    ) -> Result<ExogMixingLayer, String> {
+    ) -> Result<ExogMixingLayer, BuildError> {
         let flavor = Flavor::TsMixerx;
         let stat = (stat_width > 0)
             .then(|| {
@@ -261,16 +264,18 @@ impl ExogMixingLayer {
         &self,
         x: ArrayView2<f32>,
         stat: Option<ArrayView2<f32>>,
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         match (&self.stat, stat) {
             (None, _) => self.mix.forward(x),
             (Some(mixer), Some(stat)) => {
                 let s = mixer.forward(stat)?;
-                let joined = ndarray::concatenate(ndarray::Axis(1), &[x, s.view()])
-                    .map_err(|e| format!("static mixing inputs do not concatenate: {e}"))?;
+                let joined =
+                    ndarray::concatenate(ndarray::Axis(1), &[x, s.view()]).map_err(|e| {
+                        ForwardError::array("static mixing inputs do not concatenate", e)
+                    })?;
                 self.mix.forward(joined.view())
             }
-            (Some(_), None) => Err("this mixing layer needs the static features".into()),
+            (Some(_), None) => Err(shape!("this mixing layer needs the static features")),
         }
     }
 }

@@ -8,7 +8,7 @@ use super::activation::Activation;
 use super::exog::steps;
 use super::linear::Linear;
 use super::temporal::over_time;
-use crate::forecaster::BuildError;
+use crate::forecaster::{invalid, BuildError, ForwardError};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
@@ -39,15 +39,15 @@ impl MlpDecoder {
         in_features: usize,
         out_features: usize,
     ) -> Result<MlpDecoder, BuildError> {
-        Ok(MlpDecoder::load(
+        MlpDecoder::load(
             store,
             "mlp_decoder",
             in_features,
             out_features,
             shape.hidden_size,
             shape.layers,
-            Activation::parse(shape.activation).map_err(BuildError::Unsupported)?,
-        )?)
+            Activation::parse(shape.activation)?,
+        )
     }
 
     pub fn load(
@@ -58,9 +58,9 @@ impl MlpDecoder {
         hidden_size: usize,
         num_layers: usize,
         activation: Activation,
-    ) -> Result<MlpDecoder, String> {
+    ) -> Result<MlpDecoder, BuildError> {
         if num_layers == 0 {
-            return Err(format!("{prefix}: decoder_layers must be at least 1"));
+            return Err(invalid!("{prefix}: decoder_layers must be at least 1"));
         }
         if num_layers == 1 {
             return Ok(MlpDecoder {
@@ -107,7 +107,7 @@ impl MlpDecoder {
     }
 
     /// x [rows, in] -> [rows, out].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut cur: Option<Array2<f32>> = None;
         for layer in &self.hidden {
             let mut y = layer.forward(cur.as_ref().map_or(x, |a| a.view()))?;
@@ -124,11 +124,11 @@ pub fn decode_horizon(
     futr_h: Option<ArrayView3<f32>>,
     decoder: &MlpDecoder,
     outputs: usize,
-) -> Result<Array3<f32>, String> {
+) -> Result<Array3<f32>, ForwardError> {
     let (b, h, _) = hidden.dim();
     let joined = match futr_h {
         Some(f) => ndarray::concatenate(Axis(2), &[hidden.view(), f])
-            .map_err(|e| format!("future exogenous block does not join: {e}"))?,
+            .map_err(|e| ForwardError::array("future exogenous block does not join", e))?,
         None => hidden,
     };
     let width = joined.dim().2;
@@ -136,10 +136,10 @@ pub fn decode_horizon(
         .as_standard_layout()
         .into_owned()
         .into_shape_with_order((b * h, width))
-        .map_err(|e| format!("decoder input does not reshape: {e}"))?;
+        .map_err(|e| ForwardError::array("decoder input does not reshape", e))?;
     super::temporal::c_order(decoder.forward(rows.view())?)
         .into_shape_with_order((b, h, outputs))
-        .map_err(|e| format!("decoder output does not reshape: {e}"))
+        .map_err(|e| ForwardError::array("decoder output does not reshape", e))
 }
 
 /// TCN's and DilatedRNN's head: `context_adapter`, a Linear over time from
@@ -178,7 +178,7 @@ impl ContextDecoder {
         &self,
         x: ArrayView3<f32>,
         futr: Option<ArrayView3<f32>>,
-    ) -> Result<Array3<f32>, String> {
+    ) -> Result<Array3<f32>, ForwardError> {
         let l = x.dim().1;
         let context = over_time(x, &self.context_adapter)?;
         decode_horizon(

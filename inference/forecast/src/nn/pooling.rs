@@ -4,6 +4,7 @@
 //! (Informer's distilling `MaxPool1d(3, 2, padding=1)`; max pooling pads
 //! with -inf, average pooling counts the padding).
 
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,11 +17,11 @@ pub enum PoolKind {
 
 impl PoolKind {
     /// NeuralForecast's `pooling_mode` names.
-    pub fn parse(name: &str) -> Result<PoolKind, String> {
+    pub fn parse(name: &str) -> Result<PoolKind, BuildError> {
         match name {
             "MaxPool1d" => Ok(PoolKind::Max),
             "AvgPool1d" => Ok(PoolKind::Avg),
-            other => Err(format!(
+            other => Err(invalid!(
                 "pooling_mode '{other}' is not MaxPool1d or AvgPool1d"
             )),
         }
@@ -42,9 +43,9 @@ impl Pool1d {
         kernel: usize,
         stride: usize,
         ceil_mode: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         if kernel == 0 || stride == 0 {
-            return Err(format!(
+            return Err(invalid!(
                 "pooling kernel {kernel} and stride {stride} must be positive"
             ));
         }
@@ -58,9 +59,9 @@ impl Pool1d {
     }
 
     /// The same pooling with `padding` steps on each side (at most half the kernel, as torch requires).
-    pub fn with_padding(self, padding: usize) -> Result<Self, String> {
+    pub fn with_padding(self, padding: usize) -> Result<Self, BuildError> {
         if 2 * padding > self.kernel {
-            return Err(format!(
+            return Err(invalid!(
                 "pooling padding {padding} exceeds half the kernel {}",
                 self.kernel
             ));
@@ -70,7 +71,7 @@ impl Pool1d {
 
     /// Output length for an input of `len` (torch's `pooling_output_shape`
     /// without dilation), or an error where torch raises.
-    pub fn out_len(&self, len: usize) -> Result<usize, String> {
+    pub fn out_len(&self, len: usize) -> Result<usize, ForwardError> {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let round_up = if self.ceil_mode { s - 1 } else { 0 };
         let n = (len + 2 * p + round_up)
@@ -84,7 +85,7 @@ impl Pool1d {
             n
         };
         if n == 0 {
-            return Err(format!(
+            return Err(shape!(
                 "pooling window {k} does not fit an input of length {len}"
             ));
         }
@@ -122,7 +123,7 @@ impl Pool1d {
     }
 
     /// x: [batch, time] -> [batch, out_len(time)].
-    pub fn forward_rows(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward_rows(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let (b, t) = x.dim();
         let n = self.out_len(t)?;
         let mut y = Array2::<f32>::zeros((b, n));
@@ -134,7 +135,7 @@ impl Pool1d {
 
     /// x: [batch, time, channels] -> [batch, out_len(time), channels]: each
     /// channel pooled along time (torch's permute -> pool -> permute back).
-    pub fn forward_time_major(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, String> {
+    pub fn forward_time_major(&self, x: ArrayView3<f32>) -> Result<Array3<f32>, ForwardError> {
         let (b, t, c) = x.dim();
         let n = self.out_len(t)?;
         let mut y = Array3::<f32>::zeros((b, n, c));
@@ -182,10 +183,10 @@ mod tests {
     #[test]
     fn output_lengths() {
         let p = |k, s, c| Pool1d::new(PoolKind::Max, k, s, c).unwrap();
-        assert_eq!(p(2, 2, true).out_len(7), Ok(4));
-        assert_eq!(p(2, 2, false).out_len(7), Ok(3));
-        assert_eq!(p(3, 2, true).out_len(6), Ok(3)); // a 4th window would start at 6
-        assert_eq!(p(8, 8, true).out_len(7), Ok(1));
+        assert_eq!(p(2, 2, true).out_len(7).ok(), Some(4));
+        assert_eq!(p(2, 2, false).out_len(7).ok(), Some(3));
+        assert_eq!(p(3, 2, true).out_len(6).ok(), Some(3)); // a 4th window would start at 6
+        assert_eq!(p(8, 8, true).out_len(7).ok(), Some(1));
         assert!(p(8, 8, false).out_len(7).is_err());
         assert!(Pool1d::new(PoolKind::Avg, 0, 1, true).is_err());
         assert!(PoolKind::parse("LPPool1d").is_err());

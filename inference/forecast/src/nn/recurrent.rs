@@ -7,6 +7,7 @@
 
 use super::activation::sigmoid;
 use super::temporal::c_order;
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array1, Array2, Array3, ArrayView3, Axis};
 
@@ -68,9 +69,9 @@ impl RecurrentLayer {
         suffix: &str,
         kind: CellKind,
         shape: LayerShape,
-    ) -> Result<RecurrentLayer, String> {
+    ) -> Result<RecurrentLayer, BuildError> {
         if shape.proj > 0 && kind != CellKind::Lstm {
-            return Err("proj_size is an LSTM option".into());
+            return Err(invalid!("proj_size is an LSTM option"));
         }
         let g = kind.gates() * shape.hidden;
         let out = if shape.proj > 0 {
@@ -130,16 +131,20 @@ impl RecurrentLayer {
 
     /// x [batch, steps, in] -> outputs [batch, steps, out]; `state` is updated
     /// to the state after the last step.
-    pub fn run(&self, x: ArrayView3<f32>, state: &mut LayerState) -> Result<Array3<f32>, String> {
+    pub fn run(
+        &self,
+        x: ArrayView3<f32>,
+        state: &mut LayerState,
+    ) -> Result<Array3<f32>, ForwardError> {
         let (b, t, i) = x.dim();
         if i != self.in_features() {
-            return Err(format!(
+            return Err(shape!(
                 "recurrent layer expects {} inputs, got {i}",
                 self.in_features()
             ));
         }
         if state.h.dim() != (b, self.out_features()) {
-            return Err(format!(
+            return Err(shape!(
                 "recurrent state is {:?}, the batch needs {:?}",
                 state.h.dim(),
                 (b, self.out_features())
@@ -151,7 +156,7 @@ impl RecurrentLayer {
             .as_standard_layout()
             .into_owned()
             .into_shape_with_order((b * t, i))
-            .map_err(|e| format!("recurrent input does not flatten: {e}"))?;
+            .map_err(|e| ForwardError::array("recurrent input does not flatten", e))?;
         let mut xg = c_order(flat.dot(&self.w_ih_t));
         if let Some(bias) = &self.b_ih {
             xg += bias;
@@ -167,11 +172,11 @@ impl RecurrentLayer {
                 let xr = xg.row(r * t + step);
                 let hr = hg.row(r);
                 let (Some(xs), Some(hs)) = (xr.as_slice(), hr.as_slice()) else {
-                    return Err("recurrent gates are not contiguous".into());
+                    return Err(shape!("recurrent gates are not contiguous"));
                 };
                 let mut h_row = cell_h.row_mut(r);
                 let Some(hn) = h_row.as_slice_mut() else {
-                    return Err("recurrent state is not contiguous".into());
+                    return Err(shape!("recurrent state is not contiguous"));
                 };
                 match self.kind {
                     CellKind::RnnTanh => {
@@ -196,7 +201,7 @@ impl RecurrentLayer {
                     }
                     CellKind::Lstm => {
                         let Some(c) = state.c.as_mut() else {
-                            return Err("LSTM state has no cell".into());
+                            return Err(shape!("LSTM state has no cell"));
                         };
                         let mut c_row = c.row_mut(r);
                         for j in 0..hsz {
@@ -236,9 +241,9 @@ impl RecurrentStack {
         kind: CellKind,
         first: LayerShape,
         n_layers: usize,
-    ) -> Result<RecurrentStack, String> {
+    ) -> Result<RecurrentStack, BuildError> {
         if n_layers == 0 {
-            return Err("a recurrent encoder needs at least one layer".into());
+            return Err(invalid!("a recurrent encoder needs at least one layer"));
         }
         let out = if first.proj > 0 {
             first.proj
@@ -270,9 +275,9 @@ impl RecurrentStack {
         &self,
         x: ArrayView3<f32>,
         states: &mut [LayerState],
-    ) -> Result<Array3<f32>, String> {
+    ) -> Result<Array3<f32>, ForwardError> {
         if states.len() != self.layers.len() {
-            return Err("one recurrent state per layer is needed".into());
+            return Err(shape!("one recurrent state per layer is needed"));
         }
         let mut cur: Option<Array3<f32>> = None;
         for (layer, state) in self.layers.iter().zip(states.iter_mut()) {
@@ -283,7 +288,7 @@ impl RecurrentStack {
             let next = layer.run(input, state)?;
             cur = Some(next);
         }
-        cur.ok_or_else(|| "a recurrent encoder needs at least one layer".into())
+        cur.ok_or_else(|| shape!("a recurrent encoder needs at least one layer"))
     }
 }
 

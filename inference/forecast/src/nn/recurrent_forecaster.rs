@@ -23,7 +23,7 @@ use super::linear::Linear;
 use super::mlp_decoder::{decode_horizon, DecoderShape, MlpDecoder};
 use super::recurrent::{CellKind, LayerShape, RecurrentStack};
 use super::temporal::over_time;
-use crate::forecaster::{BuildError, Forecaster, WindowBatch};
+use crate::forecaster::{shape, BuildError, Forecaster, ForwardError, WindowBatch};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis, Slice};
@@ -159,7 +159,7 @@ impl RecurrentForecaster {
         futr: Option<ArrayView3<f32>>,
         decoder: &MlpDecoder,
         upsample: Option<&Linear>,
-    ) -> Result<Array3<f32>, String> {
+    ) -> Result<Array3<f32>, ForwardError> {
         let (b, l, _) = x.dim();
         let h = self.h;
         let mut state = self.encoder.zero_state(b);
@@ -167,7 +167,7 @@ impl RecurrentForecaster {
         let hidden = match upsample {
             Some(up) => over_time(enc.view(), up)?,
             None if l >= h => steps(enc.view(), l - h..).to_owned(),
-            None => return Err(format!("window of {l} steps is shorter than h = {h}")),
+            None => return Err(shape!("window of {l} steps is shorter than h = {h}")),
         };
         decode_horizon(hidden, futr.map(|f| steps(f, l..)), decoder, self.outputs)
     }
@@ -180,7 +180,7 @@ impl RecurrentForecaster {
         futr: Option<ArrayView3<f32>>,
         proj: Option<&Linear>,
         horizon: usize,
-    ) -> Result<Array3<f32>, String> {
+    ) -> Result<Array3<f32>, ForwardError> {
         let (b, l) = y.dim();
         // hist at t is the value of t + 1; the step after the window is a
         // zero (NeuralForecast zeroes hist exog past the window before it
@@ -194,7 +194,7 @@ impl RecurrentForecaster {
             Some(sh)
         });
         let hist_shifted = match hist_shifted {
-            Some(None) => return Err("hist padding does not fit the hist block".into()),
+            Some(None) => return Err(shape!("hist padding does not fit the hist block")),
             Some(Some(sh)) => Some(sh),
             None => None,
         };
@@ -211,7 +211,7 @@ impl RecurrentForecaster {
         let zeros_hist = self
             .hist_pad
             .broadcast((b, 1, self.exog.hist))
-            .ok_or("hist padding does not fit the hist block")?
+            .ok_or_else(|| shape!("hist padding does not fit the hist block"))?
             .to_owned();
         for tau in 0..horizon {
             let last = enc.index_axis(Axis(1), enc.dim().1 - 1);
@@ -220,7 +220,7 @@ impl RecurrentForecaster {
                 None => last.to_owned(),
             };
             if pred.ncols() != self.outputs {
-                return Err(format!(
+                return Err(shape!(
                     "recurrent head gives {} outputs, the loss has {}",
                     pred.ncols(),
                     self.outputs
@@ -230,12 +230,12 @@ impl RecurrentForecaster {
                 pred
             } else {
                 pred.mean_axis(Axis(1))
-                    .ok_or("empty output row")?
+                    .ok_or_else(|| shape!("empty output row"))?
                     .insert_axis(Axis(1))
             };
             out.index_axis_mut(Axis(1), tau).assign(
                 &fed.broadcast((b, self.outputs))
-                    .ok_or("output does not broadcast")?,
+                    .ok_or_else(|| shape!("output does not broadcast"))?,
             );
             if tau + 1 == horizon {
                 break;
@@ -254,7 +254,7 @@ impl RecurrentForecaster {
 }
 
 impl Forecaster for RecurrentForecaster {
-    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         self.forward_steps(batch, self.h)
     }
 
@@ -266,9 +266,9 @@ impl Forecaster for RecurrentForecaster {
         matches!(self.head, Head::Recurrent { .. })
     }
 
-    fn forward_rollout(&self, batch: &WindowBatch, h: usize) -> Result<Array3<f32>, String> {
+    fn forward_rollout(&self, batch: &WindowBatch, h: usize) -> Result<Array3<f32>, ForwardError> {
         if !self.rolls_out() {
-            return Err(format!(
+            return Err(shape!(
                 "the MLP decoder forecasts its trained horizon only, not {h} steps"
             ));
         }
@@ -277,7 +277,7 @@ impl Forecaster for RecurrentForecaster {
 }
 
 impl RecurrentForecaster {
-    fn forward_steps(&self, batch: &WindowBatch, h: usize) -> Result<Array3<f32>, String> {
+    fn forward_steps(&self, batch: &WindowBatch, h: usize) -> Result<Array3<f32>, ForwardError> {
         let inp = Inputs::check(batch, self.window, h, self.exog)?;
         let zeros;
         let y = if self.exclude_insample_y {

@@ -6,7 +6,7 @@
 use super::basis::Basis;
 use super::block_mlp::{BlockMlp, BlockMlpConfig};
 use super::pooling::Pool1d;
-use crate::forecaster::{insample_y, WindowBatch};
+use crate::forecaster::{insample_y, invalid, shape, BuildError, ForwardError, WindowBatch};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Slice};
@@ -41,7 +41,7 @@ impl Block {
         residuals: ArrayView2<f32>,
         batch: &WindowBatch,
         exog_basis: Option<ArrayView3<f32>>,
-    ) -> Result<(Array2<f32>, Array3<f32>), String> {
+    ) -> Result<(Array2<f32>, Array3<f32>), ForwardError> {
         let mut parts: Vec<Array2<f32>> = Vec::with_capacity(4);
         match &self.pool {
             Some(p) => {
@@ -71,7 +71,7 @@ impl Block {
         } else {
             let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
             ndarray::concatenate(Axis(1), &views)
-                .map_err(|e| format!("block inputs do not concatenate: {e}"))?
+                .map_err(|e| ForwardError::array("block inputs do not concatenate", e))?
         };
         let theta = self.mlp.forward(x.view())?;
         self.basis.forward(theta.view(), exog_basis)
@@ -95,9 +95,9 @@ impl ResidualStack {
         blocks: Vec<Block>,
         order: Vec<usize>,
         spec: &ModelSpec,
-    ) -> Result<ResidualStack, String> {
+    ) -> Result<ResidualStack, BuildError> {
         if order.is_empty() || order.iter().any(|&i| i >= blocks.len()) {
-            return Err("the model has no blocks (n_blocks)".into());
+            return Err(invalid!("the model has no blocks (n_blocks)"));
         }
         Ok(ResidualStack {
             blocks,
@@ -111,7 +111,7 @@ impl ResidualStack {
     }
 
     /// The batch has the shapes the blocks were built for.
-    fn check(&self, batch: &WindowBatch) -> Result<usize, String> {
+    fn check(&self, batch: &WindowBatch) -> Result<usize, ForwardError> {
         let (b, l) = batch.insample_y.dim();
         let ExogWidths { hist, futr, stat } = self.exog;
         let want = |name: &str, got: Option<Vec<usize>>, shape: Vec<usize>, used: bool| match (
@@ -119,7 +119,7 @@ impl ResidualStack {
         ) {
             (None, false) => Ok(()),
             (Some(g), true) if g == shape => Ok(()),
-            (g, _) => Err(format!("{name} has shape {g:?}, the model needs {shape:?}")),
+            (g, _) => Err(shape!("{name} has shape {g:?}, the model needs {shape:?}")),
         };
         want(
             "insample_y",
@@ -178,7 +178,7 @@ impl ResidualStack {
     }
 
     /// [batch, h, outputs] in the scaled space.
-    pub fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, String> {
+    pub fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
         let b = self.check(batch)?;
         let l = self.input_size;
         let y = insample_y(batch, self.exclude_insample_y);
@@ -197,7 +197,7 @@ impl ResidualStack {
                 exog_basis.as_ref().map(|x| x.view()),
             )?;
             if backcast.dim() != residuals.dim() {
-                return Err(format!(
+                return Err(shape!(
                     "block backcast {:?} does not match the window {:?}",
                     backcast.dim(),
                     residuals.dim()
@@ -208,7 +208,7 @@ impl ResidualStack {
             let bf = block_forecast
                 .broadcast(forecast.raw_dim())
                 .ok_or_else(|| {
-                    format!(
+                    shape!(
                         "block forecast {:?} does not fit {:?}",
                         block_forecast.dim(),
                         forecast.dim()
@@ -230,9 +230,9 @@ pub fn nbeats_stack(
     stack_types: &[String],
     n_blocks: &[usize],
     shared: bool,
-) -> Result<ResidualStack, String> {
+) -> Result<ResidualStack, BuildError> {
     if n_blocks.len() != stack_types.len() {
-        return Err(format!(
+        return Err(invalid!(
             "n_blocks has {} entries for {} stack types",
             n_blocks.len(),
             stack_types.len()

@@ -6,7 +6,7 @@
 //! `input_size` steps for the encoder, the last `label_len + h` for the decoder).
 //! `TransSeq2Seq` is what VanillaTransformer and Informer share around their encoders.
 
-use crate::forecaster::{insample_y, WindowBatch};
+use crate::forecaster::{insample_y, invalid, shape, BuildError, ForwardError, WindowBatch};
 use crate::nn::embedding::DataEmbedding;
 use crate::nn::transformer::{DecoderAttention, TransDecoder, TransDecoderLayer, TransShape};
 use crate::spec::ModelSpec;
@@ -35,12 +35,12 @@ pub struct Seq2Seq {
 
 impl Seq2Seq {
     /// `mult` is `decoder_input_size_multiplier` (NeuralForecast's default 0.5).
-    pub fn new(spec: &ModelSpec, mult: f64) -> Result<Seq2Seq, String> {
+    pub fn new(spec: &ModelSpec, mult: f64) -> Result<Seq2Seq, BuildError> {
         let key = "decoder_input_size_multiplier";
         let label_len = (spec.input_size as f64 * mult).ceil();
         // The models' own check: 0 < label_len < input_size.
         if !(label_len > 0.0 && label_len < spec.input_size as f64) {
-            return Err(format!(
+            return Err(invalid!(
                 "{key} {mult} gives a decoder window of {label_len} steps outside 1..{}",
                 spec.input_size
             ));
@@ -59,7 +59,7 @@ impl Seq2Seq {
         store: &TensorStore,
         hidden: usize,
         positional: bool,
-    ) -> Result<Embeddings, String> {
+    ) -> Result<Embeddings, BuildError> {
         // Encoder and decoder read at most input_size + h positions.
         let positions = positional.then_some(self.input_size + self.h);
         let emb = |p: &str| DataEmbedding::load(store, p, 1, self.n_futr, hidden, positions);
@@ -75,10 +75,13 @@ impl Seq2Seq {
     }
 
     /// The checked target window [batch, input_size].
-    pub fn insample<'a>(&self, batch: &'a WindowBatch) -> Result<ArrayView2<'a, f32>, String> {
+    pub fn insample<'a>(
+        &self,
+        batch: &'a WindowBatch,
+    ) -> Result<ArrayView2<'a, f32>, ForwardError> {
         let l = batch.insample_y.ncols();
         if l != self.input_size {
-            return Err(format!(
+            return Err(shape!(
                 "the model expects {} insample steps, got {l}",
                 self.input_size
             ));
@@ -88,7 +91,7 @@ impl Seq2Seq {
 
     /// The encoder's and decoder's marks, [batch, input_size, F] and
     /// [batch, label_len + h, F], when the model has future exog.
-    pub fn marks(&self, batch: &WindowBatch) -> Result<Option<Marks>, String> {
+    pub fn marks(&self, batch: &WindowBatch) -> Result<Option<Marks>, ForwardError> {
         if self.n_futr == 0 {
             return Ok(None);
         }
@@ -96,10 +99,10 @@ impl Seq2Seq {
         let fx = batch
             .futr_exog
             .as_ref()
-            .ok_or("the model needs futr_exog")?;
+            .ok_or_else(|| shape!("the model needs futr_exog"))?;
         let (b, steps, f) = fx.dim();
         if (steps, f) != (t, self.n_futr) || b != batch.insample_y.nrows() {
-            return Err(format!(
+            return Err(shape!(
                 "futr_exog is {:?}, the model needs [{}, {t}, {}]",
                 fx.dim(),
                 batch.insample_y.nrows(),
@@ -134,7 +137,7 @@ impl Seq2Seq {
         y: Array2<f32>,
         dec: Array2<f32>,
         embeddings: &Embeddings,
-    ) -> Result<(Array3<f32>, Array3<f32>), String> {
+    ) -> Result<(Array3<f32>, Array3<f32>), ForwardError> {
         let marks = self.marks(batch)?;
         let (enc_marks, dec_marks) = match &marks {
             Some((e, d)) => (Some(e.view()), Some(d.view())),
@@ -154,14 +157,14 @@ impl Seq2Seq {
         enc: &Array3<f32>,
         dec: &Array3<f32>,
         outputs: usize,
-        window: impl Fn(usize, ArrayView2<f32>, ArrayView2<f32>) -> Result<Array2<f32>, String>,
-    ) -> Result<Array3<f32>, String> {
+        window: impl Fn(usize, ArrayView2<f32>, ArrayView2<f32>) -> Result<Array2<f32>, ForwardError>,
+    ) -> Result<Array3<f32>, ForwardError> {
         let b = enc.dim().0;
         let mut out = Array3::<f32>::zeros((b, self.h, outputs));
         for i in 0..b {
             let y = window(i, enc.index_axis(Axis(0), i), dec.index_axis(Axis(0), i))?;
             if y.dim() != (self.decoder_len(), outputs) {
-                return Err(format!(
+                return Err(shape!(
                     "decoder output {:?} is not [{}, {outputs}]",
                     y.dim(),
                     self.decoder_len()
@@ -193,7 +196,7 @@ impl TransSeq2Seq {
         shape: TransShape,
         mode: DecoderAttention,
         decoder_layers: usize,
-    ) -> Result<TransSeq2Seq, String> {
+    ) -> Result<TransSeq2Seq, BuildError> {
         let TransShape {
             hidden,
             heads,
@@ -222,8 +225,8 @@ impl TransSeq2Seq {
     pub fn forward(
         &self,
         batch: &WindowBatch,
-        encode: impl Fn(ArrayView2<f32>) -> Result<Array2<f32>, String>,
-    ) -> Result<Array3<f32>, String> {
+        encode: impl Fn(ArrayView2<f32>) -> Result<Array2<f32>, ForwardError>,
+    ) -> Result<Array3<f32>, ForwardError> {
         self.seq.insample(batch)?;
         let y = insample_y(batch, self.exclude_insample_y);
         let dec = self.seq.label_then(y.view(), |_| 0.0);

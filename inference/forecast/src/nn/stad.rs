@@ -5,6 +5,7 @@
 //! MLP fuses each token with the core. SOFTSSharp's STADSharp is the same
 //! module reading its tokens shifted by a scaled positional table.
 
+use crate::forecaster::{invalid, BuildError, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::attention::softmax_inplace;
 use crate::nn::embedding::PositionalEmbedding;
@@ -31,7 +32,7 @@ impl Stad {
         prefix: &str,
         d_series: usize,
         d_core: usize,
-    ) -> Result<Stad, String> {
+    ) -> Result<Stad, BuildError> {
         let lin = |name: &str, i: usize, o: usize| {
             Linear::load(store, &format!("{prefix}.{name}"), i, o, true)
         };
@@ -55,7 +56,7 @@ impl Stad {
         d_core: usize,
         tokens: usize,
         pe_keep_prob: f32,
-    ) -> Result<Stad, String> {
+    ) -> Result<Stad, BuildError> {
         let table = PositionalEmbedding::load_table(
             store,
             &format!("{prefix}.positional_embedding.position_embedding"),
@@ -68,7 +69,7 @@ impl Stad {
             .iter()
             .next()
             .copied()
-            .ok_or_else(|| format!("tensor '{scale_name}' is empty"))?;
+            .ok_or_else(|| invalid!("tensor '{scale_name}' is empty"))?;
         Ok(Stad {
             positions: Some((table, pe_keep_prob * scale)),
             ..Self::load(store, prefix, d_series, d_core)?
@@ -77,7 +78,7 @@ impl Stad {
 }
 
 impl TokenMixer for Stad {
-    fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let shifted;
         let x = match &self.positions {
             None => x,

@@ -5,6 +5,7 @@
 //! channels of every step.
 
 use super::linear::Linear;
+use crate::forecaster::ForwardError;
 use ndarray::{Array, Array3, ArrayView3, Dimension};
 
 /// The array in row-major order: a GEMM may hand back a column-major result
@@ -19,35 +20,35 @@ pub fn c_order<D: Dimension>(a: Array<f32, D>) -> Array<f32, D> {
 }
 
 /// [B, L, C] -> Linear over time -> [B, h, C]: each channel's series mapped by `lin`.
-pub fn over_time(x: ArrayView3<f32>, lin: &Linear) -> Result<Array3<f32>, String> {
+pub fn over_time(x: ArrayView3<f32>, lin: &Linear) -> Result<Array3<f32>, ForwardError> {
     let (b, l, c) = x.dim();
     let rows = x
         .permuted_axes([0, 2, 1])
         .as_standard_layout()
         .into_owned()
         .into_shape_with_order((b * c, l))
-        .map_err(|e| format!("sequence does not reshape: {e}"))?;
+        .map_err(|e| ForwardError::array("sequence does not reshape", e))?;
     let y = lin.forward(rows.view())?;
     let h = y.ncols();
     Ok(c_order(y)
         .into_shape_with_order((b, c, h))
-        .map_err(|e| format!("sequence does not reshape: {e}"))?
+        .map_err(|e| ForwardError::array("sequence does not reshape", e))?
         .permuted_axes([0, 2, 1]))
 }
 
 /// [B, T, in] -> [B, T, out]: `lin` applied to every step.
-pub fn per_step(x: ArrayView3<f32>, lin: &Linear) -> Result<Array3<f32>, String> {
+pub fn per_step(x: ArrayView3<f32>, lin: &Linear) -> Result<Array3<f32>, ForwardError> {
     let (b, t, c) = x.dim();
     let rows = x
         .as_standard_layout()
         .into_owned()
         .into_shape_with_order((b * t, c))
-        .map_err(|e| format!("sequence does not reshape: {e}"))?;
+        .map_err(|e| ForwardError::array("sequence does not reshape", e))?;
     let y = lin.forward(rows.view())?;
     let out = y.ncols();
     c_order(y)
         .into_shape_with_order((b, t, out))
-        .map_err(|e| format!("sequence does not reshape: {e}"))
+        .map_err(|e| ForwardError::array("sequence does not reshape", e))
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! port of those routines (checked against torch on 20 000 tie-heavy
 //! vectors), since TimesNet's choice of periods depends on the indices.
 
+use crate::forecaster::{shape, ForwardError};
+
 type Elem = (f32, usize);
 
 /// `x` comes before `y`: larger first, NaN before numbers.
@@ -163,10 +165,10 @@ fn introselect(q: &mut [Elem], nth: usize, mut depth: u32) {
 }
 
 /// The indices of the `k` largest values, largest first, as torch orders them.
-pub fn topk_indices(x: &[f32], k: usize) -> Result<Vec<usize>, String> {
+pub fn topk_indices(x: &[f32], k: usize) -> Result<Vec<usize>, ForwardError> {
     let n = x.len();
     if k == 0 || k > n {
-        return Err(format!("topk of {k} from {n} values"));
+        return Err(shape!("topk of {k} from {n} values"));
     }
     let mut q: Vec<Elem> = x.iter().copied().zip(0..).collect();
     if k * 64 <= n {
@@ -178,7 +180,7 @@ pub fn topk_indices(x: &[f32], k: usize) -> Result<Vec<usize>, String> {
         }
         if k - 1 > 16 {
             // std::sort is a plain insertion sort only up to 16 elements.
-            return Err(format!("topk with k = {k} > 17 is not reproduced"));
+            return Err(shape!("topk with k = {k} > 17 is not reproduced"));
         }
         insertion_sort(&mut q[..k - 1]);
     }

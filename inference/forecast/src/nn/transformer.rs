@@ -6,6 +6,7 @@
 //! `TransDecoderLayer` / `TransDecoder` add cross-attention to the encoder
 //! output (VanillaTransformer, Informer).
 
+use crate::forecaster::{invalid, BuildError, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::attention::{HeadLayout, MultiHeadAttention};
 use crate::nn::layer_norm::LayerNorm;
@@ -14,11 +15,11 @@ use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2};
 
 /// `activation` of NeuralForecast's transformer layers: "relu" or "gelu".
-pub fn ff_activation(class: &str, activation: &str) -> Result<Activation, String> {
+pub fn ff_activation(class: &str, activation: &str) -> Result<Activation, BuildError> {
     match activation {
         "relu" => Ok(Activation::ReLU),
         "gelu" => Ok(Activation::GELU),
-        other => Err(format!("{class} activation '{other}' is not relu or gelu")),
+        other => Err(invalid!("{class} activation '{other}' is not relu or gelu")),
     }
 }
 
@@ -39,7 +40,7 @@ impl TransShape {
         heads: usize,
         ff_hidden: usize,
         activation: &str,
-    ) -> Result<TransShape, String> {
+    ) -> Result<TransShape, BuildError> {
         Ok(TransShape {
             hidden,
             heads,
@@ -52,11 +53,11 @@ impl TransShape {
 /// What mixes the tokens of an encoder layer (its `attention` module).
 pub trait TokenMixer {
     /// x [tokens, hidden] -> [tokens, hidden].
-    fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String>;
+    fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError>;
 }
 
 impl TokenMixer for MultiHeadAttention {
-    fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    fn mix(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         self.forward(x)
     }
 }
@@ -82,7 +83,7 @@ impl PositionwiseFeedForward {
         hidden: usize,
         ff_hidden: usize,
         activation: Activation,
-    ) -> Result<PositionwiseFeedForward, String> {
+    ) -> Result<PositionwiseFeedForward, BuildError> {
         Ok(PositionwiseFeedForward {
             conv1: Linear::load_conv1x1(store, &format!("{prefix}.conv1"), hidden, ff_hidden)?,
             conv2: Linear::load_conv1x1(store, &format!("{prefix}.conv2"), ff_hidden, hidden)?,
@@ -92,7 +93,7 @@ impl PositionwiseFeedForward {
     }
 
     /// x [tokens, hidden] -> [tokens, hidden].
-    pub fn forward(&self, x: Array2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: Array2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut y = self.conv1.forward(x.view())?;
         self.activation.apply_inplace(&mut y);
         let mut out = x + self.conv2.forward(y.view())?;
@@ -116,7 +117,7 @@ impl TransEncoderLayer {
         heads: usize,
         ff_hidden: usize,
         activation: Activation,
-    ) -> Result<TransEncoderLayer, String> {
+    ) -> Result<TransEncoderLayer, BuildError> {
         let attention =
             MultiHeadAttention::load(store, &format!("{prefix}.attention"), hidden, heads)?;
         TransEncoderLayer::with_mixer(store, prefix, attention, hidden, ff_hidden, activation)
@@ -132,7 +133,7 @@ impl<M: TokenMixer> TransEncoderLayer<M> {
         hidden: usize,
         ff_hidden: usize,
         activation: Activation,
-    ) -> Result<TransEncoderLayer<M>, String> {
+    ) -> Result<TransEncoderLayer<M>, BuildError> {
         Ok(TransEncoderLayer {
             attention: mixer,
             norm1: LayerNorm::load(store, &format!("{prefix}.norm1"), &[hidden])?,
@@ -143,7 +144,7 @@ impl<M: TokenMixer> TransEncoderLayer<M> {
     }
 
     /// x [tokens, hidden] -> [tokens, hidden].
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut x = &x + &self.attention.mix(x)?;
         self.norm1.forward_inplace(&mut x)?;
         self.ffn.forward(x)
@@ -163,14 +164,14 @@ impl<M: TokenMixer> TransEncoder<M> {
         prefix: &str,
         n_layers: usize,
         final_norm: bool,
-        layer: impl Fn(&str) -> Result<TransEncoderLayer<M>, String>,
-    ) -> Result<TransEncoder<M>, String> {
+        layer: impl Fn(&str) -> Result<TransEncoderLayer<M>, BuildError>,
+    ) -> Result<TransEncoder<M>, BuildError> {
         let layers = (0..n_layers)
             .map(|i| layer(&format!("{prefix}.attn_layers.{i}")))
             .collect::<Result<Vec<_>, _>>()?;
         let hidden = match layers.first() {
             Some(l) => l.norm1.len(),
-            None => return Err("an encoder needs at least one layer".into()),
+            None => return Err(invalid!("an encoder needs at least one layer")),
         };
         let norm = if final_norm {
             Some(LayerNorm::load(
@@ -184,7 +185,7 @@ impl<M: TokenMixer> TransEncoder<M> {
         Ok(TransEncoder { layers, norm })
     }
 
-    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>, ForwardError> {
         let mut x = x.to_owned();
         for layer in &self.layers {
             x = layer.forward(x.view())?;
@@ -228,7 +229,7 @@ impl TransDecoderLayer {
         ff_hidden: usize,
         activation: Activation,
         mode: DecoderAttention,
-    ) -> Result<TransDecoderLayer, String> {
+    ) -> Result<TransDecoderLayer, BuildError> {
         let attn = |name: &str| {
             MultiHeadAttention::load(store, &format!("{prefix}.{name}"), hidden, heads)
         };
@@ -250,7 +251,7 @@ impl TransDecoderLayer {
         &self,
         x: ArrayView2<f32>,
         memory: ArrayView2<f32>,
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         let DecoderAttention {
             causal_self,
             layout,
@@ -282,10 +283,10 @@ impl TransDecoder {
         n_layers: usize,
         hidden: usize,
         outputs: usize,
-        layer: impl Fn(&str) -> Result<TransDecoderLayer, String>,
-    ) -> Result<TransDecoder, String> {
+        layer: impl Fn(&str) -> Result<TransDecoderLayer, BuildError>,
+    ) -> Result<TransDecoder, BuildError> {
         if n_layers == 0 {
-            return Err("a decoder needs at least one layer".into());
+            return Err(invalid!("a decoder needs at least one layer"));
         }
         Ok(TransDecoder {
             layers: (0..n_layers)
@@ -307,7 +308,7 @@ impl TransDecoder {
         &self,
         x: ArrayView2<f32>,
         memory: ArrayView2<f32>,
-    ) -> Result<Array2<f32>, String> {
+    ) -> Result<Array2<f32>, ForwardError> {
         let mut x = x.to_owned();
         for layer in &self.layers {
             x = layer.forward(x.view(), memory)?;

@@ -15,6 +15,7 @@ use super::attention::{scaled_scores, softmax_rows};
 use super::batch_norm::BatchNorm1d;
 use super::feed_forward::FeedForward;
 use super::linear::Linear;
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView2, Axis, Slice};
 
@@ -49,11 +50,16 @@ pub type Scores = Vec<Array2<f32>>;
 
 impl TstEncoderLayer {
     /// `<prefix>.self_attn.{W_Q,W_K,W_V,to_out.0}`, `.norm_attn.1`, `.norm_ffn.1`, `.ff.{0,3}`.
-    pub fn load(store: &TensorStore, prefix: &str, s: TstShape) -> Result<TstEncoderLayer, String> {
+    pub fn load(
+        store: &TensorStore,
+        prefix: &str,
+        s: TstShape,
+    ) -> Result<TstEncoderLayer, BuildError> {
         if s.heads == 0 || !s.hidden.is_multiple_of(s.heads) {
-            return Err(format!(
+            return Err(invalid!(
                 "hidden_size {} is not divisible by n_heads {}",
-                s.hidden, s.heads
+                s.hidden,
+                s.heads
             ));
         }
         let lin = |name: &str, i: usize, o: usize| {
@@ -63,7 +69,11 @@ impl TstEncoderLayer {
             |name: &str| BatchNorm1d::load(store, &format!("{prefix}.{name}.1"), s.hidden, 1e-5);
         let res_scale = if s.res_attention {
             let t = store.get(&format!("{prefix}.self_attn.sdp_attn.scale"), &[])?;
-            Some(*t.data.first().ok_or("sdp_attn.scale is empty")?)
+            Some(
+                *t.data
+                    .first()
+                    .ok_or_else(|| invalid!("sdp_attn.scale is empty"))?,
+            )
         } else {
             None
         };
@@ -87,9 +97,12 @@ impl TstEncoderLayer {
         })
     }
 
-    fn norm(bn: &BatchNorm1d, x: &mut Array2<f32>) -> Result<(), String> {
+    fn norm(bn: &BatchNorm1d, x: &mut Array2<f32>) -> Result<(), ForwardError> {
         for mut row in x.axis_iter_mut(Axis(0)) {
-            bn.forward_inplace(row.as_slice_mut().ok_or("tokens are not contiguous")?)?;
+            bn.forward_inplace(
+                row.as_slice_mut()
+                    .ok_or_else(|| shape!("tokens are not contiguous"))?,
+            )?;
         }
         Ok(())
     }
@@ -100,7 +113,7 @@ impl TstEncoderLayer {
         x: ArrayView2<f32>,
         q_len: usize,
         prev: Option<&Scores>,
-    ) -> Result<(Array2<f32>, Scores), String> {
+    ) -> Result<(Array2<f32>, Scores), ForwardError> {
         let q = self.w_q.forward(x)?;
         let k = self.w_k.forward(x)?;
         let v = self.w_v.forward(x)?;
@@ -141,7 +154,7 @@ impl TstEncoderLayer {
         x: ArrayView2<f32>,
         q_len: usize,
         prev: Option<&Scores>,
-    ) -> Result<(Array2<f32>, Scores), String> {
+    ) -> Result<(Array2<f32>, Scores), ForwardError> {
         let mut src = x.to_owned();
         if self.pre_norm {
             Self::norm(&self.norm_attn, &mut src)?;
@@ -174,9 +187,9 @@ impl TstEncoder {
         prefix: &str,
         n_layers: usize,
         shape: TstShape,
-    ) -> Result<TstEncoder, String> {
+    ) -> Result<TstEncoder, BuildError> {
         if n_layers == 0 {
-            return Err("PatchTST needs at least one encoder layer".into());
+            return Err(invalid!("PatchTST needs at least one encoder layer"));
         }
         let layers = (0..n_layers)
             .map(|i| TstEncoderLayer::load(store, &format!("{prefix}.layers.{i}"), shape))
@@ -185,9 +198,9 @@ impl TstEncoder {
     }
 
     /// x [windows * q_len, hidden]: the patches of each window, consecutive.
-    pub fn forward(&self, x: ArrayView2<f32>, q_len: usize) -> Result<Array2<f32>, String> {
+    pub fn forward(&self, x: ArrayView2<f32>, q_len: usize) -> Result<Array2<f32>, ForwardError> {
         if q_len == 0 || !x.nrows().is_multiple_of(q_len) {
-            return Err(format!(
+            return Err(shape!(
                 "{} tokens are not whole windows of {q_len} patches",
                 x.nrows()
             ));

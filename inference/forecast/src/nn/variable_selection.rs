@@ -6,6 +6,7 @@
 use super::activation::Activation;
 use super::attention::softmax_inplace;
 use super::grn::{Context, Grn, GrnShape};
+use crate::forecaster::{invalid, shape, BuildError, ForwardError};
 use crate::tensors::TensorStore;
 use ndarray::{Array2, ArrayView3, Axis};
 
@@ -24,9 +25,9 @@ impl VariableSelection {
         hidden: usize,
         n_inputs: usize,
         activation: Activation,
-    ) -> Result<VariableSelection, String> {
+    ) -> Result<VariableSelection, BuildError> {
         if n_inputs == 0 {
-            return Err(format!("{prefix}: variable selection over no variables"));
+            return Err(invalid!("{prefix}: variable selection over no variables"));
         }
         let joint = Grn::load(
             store,
@@ -62,10 +63,14 @@ impl VariableSelection {
     }
 
     /// x [rows, n_inputs, hidden] -> [rows, hidden].
-    pub fn forward(&self, x: ArrayView3<f32>, c: Option<Context>) -> Result<Array2<f32>, String> {
+    pub fn forward(
+        &self,
+        x: ArrayView3<f32>,
+        c: Option<Context>,
+    ) -> Result<Array2<f32>, ForwardError> {
         let (rows, n, hidden) = x.dim();
         if n != self.vars.len() || hidden != self.hidden {
-            return Err(format!(
+            return Err(shape!(
                 "variable selection over {} variables of width {}, got {n} of {hidden}",
                 self.vars.len(),
                 self.hidden
@@ -75,12 +80,12 @@ impl VariableSelection {
             .as_standard_layout()
             .into_owned()
             .into_shape_with_order((rows, n * hidden))
-            .map_err(|e| format!("variable selection input does not flatten: {e}"))?;
+            .map_err(|e| ForwardError::array("variable selection input does not flatten", e))?;
         let mut weights = super::temporal::c_order(self.joint.forward(flat.view(), c)?);
         for mut row in weights.axis_iter_mut(Axis(0)) {
             let r = row
                 .as_slice_mut()
-                .ok_or("variable selection weights are not contiguous")?;
+                .ok_or_else(|| shape!("variable selection weights are not contiguous"))?;
             softmax_inplace(r);
         }
         let mut out = Array2::<f32>::zeros((rows, hidden));

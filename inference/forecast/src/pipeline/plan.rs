@@ -75,7 +75,9 @@ pub(super) fn check_intervals<'b>(
         Asked::Quantiles(_) => "quantiles",
     };
     let refuse = |why: String| ApiError::new(ErrorCode::InvalidLevel, format!("{what}: {why}"));
-    check_writer(b, what).map_err(refuse)?;
+    if let Some(why) = writer_refusal(b, what) {
+        return Err(refuse(why));
+    }
     let mut asks = Asks::default();
     let implicit = b.models.iter().any(|m| {
         m.spec
@@ -84,7 +86,7 @@ pub(super) fn check_intervals<'b>(
     });
     if implicit {
         let q = ImplicitQuantiles::of(&asked);
-        q.check().map_err(refuse)?;
+        q.check().map_err(|e| refuse(e.to_string()))?;
         asks.implicit = Some(q);
     }
     let Some(point) = b.models.iter().find(|m| conformal_point(m)) else {
@@ -108,30 +110,28 @@ pub(super) fn check_intervals<'b>(
     };
     let cuts = Cuts::conformal(&asked);
     cuts.check(conformal.style, conformal.method)
-        .map_err(refuse)?;
+        .map_err(|e| refuse(e.to_string()))?;
     asks.conformal = Some(IntervalPlan { cuts, conformal });
     Ok(asks)
 }
 
 /// NeuralForecast 1.x/2.x predict: `level` only, and only with the
 /// bundle's conformal intervals, whatever the models' losses.
-fn check_writer(b: &Bundle, what: &str) -> Result<(), String> {
-    let Some(writer) = b.writer_before_3() else {
-        return Ok(());
-    };
+fn writer_refusal(b: &Bundle, what: &str) -> Option<String> {
+    let writer = b.writer_before_3()?;
     if what == "quantiles" {
-        return Err(format!(
+        return Some(format!(
             "bundle '{}' was written by {writer}, whose predict takes no quantiles (ask for level)",
             b.name
         ));
     }
     if !b.intervals.is_some() {
-        return Err(format!(
+        return Some(format!(
             "bundle '{}' was written by {writer}, whose predict raises for level without prediction intervals (fit with prediction_intervals)",
             b.name
         ));
     }
-    Ok(())
+    None
 }
 
 /// Output columns in NeuralForecast's order: per model its outputs; after a

@@ -7,6 +7,7 @@ use super::panel::Panel;
 use super::plan::Asks;
 use crate::bundle::BundleModel;
 use crate::error::{ApiError, ErrorCode};
+use crate::forecaster::ForwardError;
 use crate::intervals::IQ_GRID;
 use crate::models::{Forecaster, Layout, WindowBatch};
 use crate::nn::implicit_quantile::ImplicitQuantileHead;
@@ -173,7 +174,7 @@ impl Forecasting<'_> {
         Ok(out)
     }
 
-    fn internal(&self, e: String) -> ApiError {
+    fn internal(&self, e: ForwardError) -> ApiError {
         ApiError::internal(format!("{}: {e}", self.model.name))
     }
 }
@@ -292,7 +293,7 @@ mod tests {
     #[test]
     fn a_model_without_a_forward_pass_is_an_internal_error() {
         let mut b = bundle("mlp_d_standard");
-        b.models[0].net = Err("no weights".into());
+        b.models[0].net = Err(crate::bundle::NotServed("no weights".into()));
         let body = frame(&b, &["a"], 20);
         let grid = Grid::new(b.h, b.h);
         let p = panel_of(&b, &body, grid.horizon(), 10).unwrap();

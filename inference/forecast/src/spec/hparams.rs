@@ -6,6 +6,7 @@
 //! A key whose value is `null` is read as absent (its default), as
 //! NeuralForecast's own `None` defaults mean.
 
+use super::SpecError;
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde_json::{Map, Value};
 
@@ -134,7 +135,7 @@ fn present(hp: &Value) -> Map<String, Value> {
 
 /// `T` from the hyperparameters, absent and `null` keys at `T`'s defaults.
 /// An ill-typed key is named: "hyperparameter 'hidden_size': invalid type ...".
-pub fn parse<T: DeserializeOwned + Default>(hp: &Value) -> Result<T, String> {
+pub fn parse<T: DeserializeOwned + Default>(hp: &Value) -> Result<T, SpecError> {
     let map = present(hp);
     match serde_json::from_value::<T>(Value::Object(map.clone())) {
         Ok(t) => Ok(t),
@@ -145,11 +146,14 @@ pub fn parse<T: DeserializeOwned + Default>(hp: &Value) -> Result<T, String> {
                     let mut one = Map::new();
                     one.insert((*key).to_string(), v.clone());
                     if let Err(e) = serde_json::from_value::<T>(Value::Object(one)) {
-                        return Err(format!("hyperparameter '{key}': {e}"));
+                        return Err(SpecError::Key {
+                            key: (*key).to_string(),
+                            source: e,
+                        });
                     }
                 }
             }
-            Err(format!("hyperparameters: {e}"))
+            Err(SpecError::Hparams(e))
         }
     }
 }
@@ -205,9 +209,13 @@ mod tests {
 
     #[test]
     fn an_ill_typed_key_is_named() {
-        let e = parse::<Example>(&json!({"hidden_size": 3, "units": [1, "a"]})).unwrap_err();
+        let e = parse::<Example>(&json!({"hidden_size": 3, "units": [1, "a"]}))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("hyperparameter 'units': "), "{e}");
-        let e = parse::<Example>(&json!({"hidden_size": -1})).unwrap_err();
+        let e = parse::<Example>(&json!({"hidden_size": -1}))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("hyperparameter 'hidden_size': "), "{e}");
     }
 

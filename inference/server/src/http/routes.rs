@@ -109,7 +109,7 @@ pub fn models(state: &AppState) -> serde_json::Value {
                 "columns": m.columns(),
                 "categorical": m.spec.as_ref().map(|s| s.categorical.list.clone()).unwrap_or_default(),
                 "supported": m.net.is_ok(),
-                "reason": m.net.as_ref().err(),
+                "reason": m.net.as_ref().err().map(|e| e.to_string()),
                 // Keys of its hyper_parameters nothing reads (Rust only).
                 "unknown_hyperparameters": m.unknown_hyperparameters,
             })).collect::<Vec<_>>(),
