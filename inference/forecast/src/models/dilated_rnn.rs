@@ -14,7 +14,7 @@
 use super::{BuildError, Forecaster, Model, WindowBatch};
 use crate::forecaster::{shape, ForwardError};
 use crate::nn::activation::sigmoid;
-use crate::nn::exog::{ExogWidths, Inputs};
+use crate::nn::exog::ExogWidths;
 use crate::nn::mlp_decoder::{ContextDecoder, DecoderShape};
 use crate::nn::recurrent::{CellKind, LayerShape, RecurrentLayer};
 use crate::spec::ModelSpec;
@@ -80,10 +80,6 @@ impl Default for DilatedRnnHparams {
 pub struct DilatedRnn {
     groups: Vec<Vec<DilatedLayer>>,
     head: ContextDecoder,
-    h: usize,
-    input_size: usize,
-    exog: ExogWidths,
-    exclude_insample_y: bool,
 }
 
 fn transposed(
@@ -316,18 +312,13 @@ impl Model for DilatedRnn {
                 },
                 hidden,
             )?,
-            h: spec.h,
-            input_size: spec.input_size,
-            exog,
-            exclude_insample_y: spec.exclude_insample_y,
         })
     }
 }
 
 impl Forecaster for DilatedRnn {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
-        let inp = Inputs::check(batch, self.input_size, self.h, self.exog)?;
-        let mut x = inp.window_steps(self.exclude_insample_y)?;
+        let (inp, mut x) = self.head.window(batch)?;
         for (g, group) in self.groups.iter().enumerate() {
             let mut out: Option<Array3<f32>> = None;
             for layer in group {

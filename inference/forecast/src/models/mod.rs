@@ -9,11 +9,9 @@ pub mod deepnpts;
 pub mod dilated_rnn;
 pub mod dlinear;
 pub mod fedformer;
-pub mod gru;
 pub mod informer;
 pub mod itransformer;
 pub mod kan;
-pub mod lstm;
 pub mod mlp;
 pub mod mlp_multivariate;
 pub mod nbeats;
@@ -21,8 +19,8 @@ pub mod nbeatsx;
 pub mod nhits;
 pub mod nlinear;
 pub mod patchtst;
+pub mod recurrent;
 pub mod rmok;
-pub mod rnn;
 pub mod softs;
 pub mod softssharp;
 pub mod stemgnn;
@@ -129,9 +127,9 @@ const REGISTRY: &[Entry] = &[
     entry::<tsmixer::TsMixer>(),
     entry::<tsmixerx::TsMixerx>(),
     entry::<itransformer::ITransformer>(),
-    entry::<rnn::Rnn>(),
-    entry::<lstm::Lstm>(),
-    entry::<gru::Gru>(),
+    entry::<recurrent::Recurrent<recurrent::Rnn>>(),
+    entry::<recurrent::Recurrent<recurrent::Lstm>>(),
+    entry::<recurrent::Recurrent<recurrent::Gru>>(),
     entry::<dilated_rnn::DilatedRnn>(),
     entry::<tcn::Tcn>(),
     entry::<bitcn::BiTcn>(),

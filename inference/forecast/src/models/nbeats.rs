@@ -41,6 +41,28 @@ impl Default for NBeatsHparams {
     }
 }
 
+impl NBeatsHparams {
+    /// The doubly residual stack these hyperparameters describe, read from
+    /// the file (NBEATS's, and NBEATSx's with its exogenous inputs).
+    pub(super) fn stack(
+        &self,
+        spec: &ModelSpec,
+        store: &TensorStore,
+    ) -> Result<NBeats, BuildError> {
+        Ok(NBeats {
+            stack: nbeats_stack(
+                spec,
+                store,
+                &BlockMlpConfig::new(&self.mlp_units, &self.activation, self.dropout_prob_theta)?,
+                &self.stack_types,
+                &self.n_blocks,
+                self.shared_weights,
+            )?,
+        })
+    }
+}
+
+/// The forward pass of NBEATS and NBEATSx: the stack over the window.
 pub struct NBeats {
     stack: ResidualStack,
 }
@@ -58,16 +80,7 @@ impl Model for NBeats {
         store: &TensorStore,
     ) -> Result<NBeats, BuildError> {
         require_no_exog(spec)?;
-        Ok(NBeats {
-            stack: nbeats_stack(
-                spec,
-                store,
-                &BlockMlpConfig::new(&hp.mlp_units, &hp.activation, hp.dropout_prob_theta)?,
-                &hp.stack_types,
-                &hp.n_blocks,
-                hp.shared_weights,
-            )?,
-        })
+        hp.stack(spec, store)
     }
 }
 

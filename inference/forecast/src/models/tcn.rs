@@ -7,7 +7,7 @@ use super::{BuildError, Forecaster, Model, WindowBatch};
 use crate::forecaster::ForwardError;
 use crate::nn::activation::Activation;
 use crate::nn::conv1d::{Conv1d, ConvShape};
-use crate::nn::exog::{ExogWidths, Inputs};
+use crate::nn::exog::ExogWidths;
 use crate::nn::mlp_decoder::{ContextDecoder, DecoderShape};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
@@ -46,10 +46,6 @@ pub struct Tcn {
     convs: Vec<Conv1d>,
     activation: Activation,
     head: ContextDecoder,
-    h: usize,
-    input_size: usize,
-    exog: ExogWidths,
-    exclude_insample_y: bool,
 }
 
 impl Model for Tcn {
@@ -99,18 +95,13 @@ impl Model for Tcn {
                 },
                 hidden,
             )?,
-            h: spec.h,
-            input_size: spec.input_size,
-            exog,
-            exclude_insample_y: spec.exclude_insample_y,
         })
     }
 }
 
 impl Forecaster for Tcn {
     fn forward(&self, batch: &WindowBatch) -> Result<Array3<f32>, ForwardError> {
-        let inp = Inputs::check(batch, self.input_size, self.h, self.exog)?;
-        let mut x = inp.window_steps(self.exclude_insample_y)?;
+        let (inp, mut x) = self.head.window(batch)?;
         for conv in &self.convs {
             x = conv.forward(x.view())?;
             self.activation.apply_inplace(&mut x);

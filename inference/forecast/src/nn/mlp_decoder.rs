@@ -5,10 +5,10 @@
 //! `ContextDecoder` is the head TCN and DilatedRNN put it in.
 
 use super::activation::Activation;
-use super::exog::steps;
+use super::exog::{steps, ExogWidths, Inputs};
 use super::linear::Linear;
 use super::temporal::over_time;
-use crate::forecaster::{invalid, BuildError, ForwardError};
+use crate::forecaster::{invalid, BuildError, ForwardError, WindowBatch};
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
@@ -144,12 +144,17 @@ pub fn decode_horizon(
 
 /// TCN's and DilatedRNN's head: `context_adapter`, a Linear over time from
 /// the `input_size` window to the `h` horizon steps, then the `mlp_decoder`
-/// on `[hidden | futr[L:]]` at each horizon step.
+/// on `[hidden | futr[L:]]` at each horizon step. It also knows the window
+/// those encoders read ([`ContextDecoder::window`]).
 #[derive(Debug, Clone)]
 pub struct ContextDecoder {
     context_adapter: Linear,
     decoder: MlpDecoder,
     outputs: usize,
+    h: usize,
+    input_size: usize,
+    exog: ExogWidths,
+    exclude_insample_y: bool,
 }
 
 impl ContextDecoder {
@@ -170,7 +175,22 @@ impl ContextDecoder {
                 outputs,
             )?,
             outputs,
+            h: spec.h,
+            input_size: spec.input_size,
+            exog: ExogWidths::of(spec),
+            exclude_insample_y: spec.exclude_insample_y,
         })
+    }
+
+    /// The batch checked against the model's window, and the encoder's input
+    /// over it, `[y | hist | stat | futr[:L]]` per step.
+    pub fn window<'b>(
+        &self,
+        batch: &'b WindowBatch,
+    ) -> Result<(Inputs<'b>, Array3<f32>), ForwardError> {
+        let inp = Inputs::check(batch, self.input_size, self.h, self.exog)?;
+        let x = inp.window_steps(self.exclude_insample_y)?;
+        Ok((inp, x))
     }
 
     /// The encoded window x [B, L, hidden] and futr [B, L + h, F] -> [B, h, outputs].
