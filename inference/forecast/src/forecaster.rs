@@ -183,11 +183,11 @@ pub(crate) fn flat_inputs(batch: &WindowBatch, exclude: bool) -> Result<Array2<f
 
 /// `n_series` of a multivariate model, which fixes its weight shapes.
 pub(crate) fn n_series(spec: &ModelSpec) -> Result<usize, BuildError> {
-    match spec.usize_param("n_series", 0)? {
-        0 => Err(BuildError::Invalid(format!(
+    match spec.n_series.unwrap_or(0) {
+        0 => Err(invalid!(
             "{} is multivariate but its hyperparameters have no n_series",
             spec.class
-        ))),
+        )),
         n => Ok(n),
     }
 }

@@ -33,8 +33,6 @@ pub enum SpecError {
     Hparams(#[source] serde_json::Error),
     #[error("hyper_parameters lack an integer '{0}'")]
     MissingInteger(&'static str),
-    #[error("hyperparameter '{0}' must be a non-negative integer")]
-    NotAnInteger(String),
     #[error("scaler_type '{0}' is not supported")]
     Scaler(String),
     /// The loss or the categorical settings are not ones this service serves.
@@ -110,6 +108,8 @@ pub struct ModelSpec {
     pub output_names: Vec<String>,
     /// IQLoss / HuberIQLoss: the quantile embedding's width (`cos_embedding_dim`).
     pub implicit_quantile: Option<usize>,
+    /// Multivariate models' series count (`n_series`).
+    pub n_series: Option<usize>,
     pub hparams: Value,
 }
 
@@ -219,6 +219,7 @@ impl ModelSpec {
             loss: loss_cls,
             output_names,
             implicit_quantile,
+            n_series: common.n_series,
             hparams: hp,
         })
     }
@@ -238,18 +239,6 @@ impl ModelSpec {
     /// Outputs per horizon step (the loss's `outputsize_multiplier`).
     pub fn n_outputs(&self) -> usize {
         self.output_names.len()
-    }
-
-    /// One integer hyperparameter by key (`forecaster::n_series` reads
-    /// `n_series`); models read their typed structs instead.
-    pub fn usize_param(&self, key: &str, default: usize) -> Result<usize, SpecError> {
-        match self.hparams.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_u64()
-                .map(|x| x as usize)
-                .ok_or_else(|| SpecError::NotAnInteger(key.to_string())),
-        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! only.
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::relu_inplace;
 use crate::nn::attention::softmax_inplace;
 use crate::nn::batch_norm::BatchNorm1d;
@@ -60,8 +60,8 @@ impl Model for DeepNpts {
         store: &TensorStore,
     ) -> Result<DeepNpts, BuildError> {
         if spec.n_outputs() != 1 || spec.exclude_insample_y {
-            return Err(BuildError::Invalid(
-                "DeepNPTS takes point losses and the insample y only".into(),
+            return Err(invalid!(
+                "DeepNPTS takes point losses and the insample y only"
             ));
         }
         let (l, h) = (spec.input_size, spec.h);
@@ -71,7 +71,7 @@ impl Model for DeepNpts {
         let batch_norm = hp.batch_norm;
         let dropout = hp.dropout;
         if n_layers == 0 {
-            return Err(BuildError::Invalid("n_layers must be at least 1".into()));
+            return Err(invalid!("n_layers must be at least 1"));
         }
         // nn.Sequential positions: Linear, ReLU, [BatchNorm1d], [Dropout] per layer.
         let stride = 2 + usize::from(batch_norm) + usize::from(dropout > 0.0);

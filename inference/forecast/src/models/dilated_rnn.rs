@@ -12,7 +12,7 @@
 //! in 3.3.0.
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::sigmoid;
 use crate::nn::exog::ExogWidths;
 use crate::nn::mlp_decoder::{ContextDecoder, DecoderShape};
@@ -255,8 +255,8 @@ impl DilatedLayer {
 
 fn dilation_groups(dilations: &[Vec<usize>]) -> Result<Vec<Vec<usize>>, BuildError> {
     if dilations.iter().flatten().any(|d| *d == 0) {
-        return Err(BuildError::Invalid(
-            "dilations must be a list of lists of positive integers".into(),
+        return Err(invalid!(
+            "dilations must be a list of lists of positive integers"
         ));
     }
     Ok(dilations.to_vec())
@@ -293,12 +293,12 @@ impl Model for DilatedRnn {
                 });
             }
             if layers.is_empty() {
-                return Err(BuildError::Invalid("an empty dilation group".into()));
+                return Err(invalid!("an empty dilation group"));
             }
             groups.push(layers);
         }
         if groups.is_empty() {
-            return Err(BuildError::Invalid("dilations list no layer".into()));
+            return Err(invalid!("dilations list no layer"));
         }
         Ok(DilatedRnn {
             groups,

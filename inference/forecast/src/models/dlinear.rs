@@ -2,7 +2,7 @@
 //! one linear map for the trend and one for the remainder, summed.
 
 use super::{require_no_exog, to_horizon, BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::ForwardError;
+use crate::forecaster::{invalid, ForwardError};
 use crate::nn::decomp::series_decomp;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
@@ -47,9 +47,7 @@ impl Model for DLinear {
         require_no_exog(spec)?;
         let kernel = hp.moving_avg_window;
         if kernel.is_multiple_of(2) || kernel == 0 {
-            return Err(BuildError::Invalid(format!(
-                "moving_avg_window {kernel} must be odd"
-            )));
+            return Err(invalid!("moving_avg_window {kernel} must be odd"));
         }
         let outputs = spec.n_outputs();
         let n_out = spec.h * outputs;

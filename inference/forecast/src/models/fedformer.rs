@@ -6,6 +6,7 @@
 //! random draw the saved model does not record, refused unless it is every mode.
 
 use super::{require_futr_exog_only, BuildError, Model};
+use crate::forecaster::invalid;
 use crate::nn::decomp_transformer::{moving_avg_window, DecompForecaster, DecompShape};
 use crate::nn::fourier_attention::{frequency_modes, FourierBlock, FourierCrossAttention};
 use crate::nn::seq2seq::Seq2Seq;
@@ -71,16 +72,16 @@ impl Model for FedFormer {
         require_futr_exog_only(spec)?;
         let version = hp.version.as_str();
         if version != "Fourier" {
-            return Err(BuildError::Invalid(format!(
+            return Err(invalid!(
                 "FEDformer version '{version}': 3.3.0 only builds 'Fourier'"
-            )));
+            ));
         }
         let heads = hp.n_head;
         let hidden = hp.hidden_size;
         if heads != 8 || !hidden.is_multiple_of(8) {
-            return Err(BuildError::Invalid(format!(
+            return Err(invalid!(
                 "FEDformer needs 8 heads and a hidden size divisible by 8, got {heads} and {hidden}"
-            )));
+            ));
         }
         let seq = Seq2Seq::new(spec, hp.decoder_input_size_multiplier)?;
         let shape = DecompShape {

@@ -13,7 +13,7 @@
 //! transpose (`HeadLayout::Stacked`).
 
 use super::{require_futr_exog_only, BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::attention::{HeadLayout, MultiHeadAttention};
 use crate::nn::batch_norm::BatchNorm1d;
@@ -158,9 +158,7 @@ impl Model for Informer {
         let factor = hp.factor;
         let n_enc = hp.encoder_layers;
         if n_enc == 0 {
-            return Err(BuildError::Invalid(
-                "Informer needs encoder_layers >= 1".into(),
-            ));
+            return Err(invalid!("Informer needs encoder_layers >= 1"));
         }
         let distil = if hp.distil {
             (0..n_enc - 1)

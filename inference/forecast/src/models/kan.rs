@@ -3,7 +3,7 @@
 //! Kolmogorov-Arnold layers (no activation between them) to `h * outputs`.
 
 use super::{flat_inputs, to_horizon, BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::ForwardError;
+use crate::forecaster::{invalid, ForwardError};
 use crate::nn::kan::KanLinear;
 use crate::spec::ModelSpec;
 use crate::tensors::TensorStore;
@@ -70,10 +70,10 @@ impl Model for Kan {
             Widths::Each(ws) => ws.clone(),
         };
         if hidden.len() != n_hidden {
-            return Err(BuildError::Invalid(format!(
+            return Err(invalid!(
                 "hidden_size lists {} widths for {n_hidden} hidden layers",
                 hidden.len()
-            )));
+            ));
         }
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
         let first = l

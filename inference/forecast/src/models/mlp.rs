@@ -2,7 +2,7 @@
 //! flattened, `num_layers` Linear+ReLU, then a linear head to the horizon.
 
 use super::{flat_inputs, to_horizon, BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::ForwardError;
+use crate::forecaster::{invalid, ForwardError};
 use crate::nn::activation::relu_inplace;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
@@ -46,7 +46,7 @@ impl Model for Mlp {
         let num_layers = hp.num_layers;
         let hidden = hp.hidden_size;
         if num_layers == 0 {
-            return Err(BuildError::Invalid("num_layers must be at least 1".into()));
+            return Err(invalid!("num_layers must be at least 1"));
         }
         let l = spec.input_size;
         let first_in = l

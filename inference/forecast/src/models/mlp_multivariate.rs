@@ -8,7 +8,7 @@ use super::{
     channels_first, check_series, insample_y, n_series, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::relu_inplace;
 use crate::nn::linear::Linear;
 use crate::spec::ModelSpec;
@@ -58,7 +58,7 @@ impl Model for MlpMultivariate {
         let num_layers = hp.num_layers;
         let hidden = hp.hidden_size;
         if num_layers == 0 {
-            return Err(BuildError::Invalid("num_layers must be at least 1".into()));
+            return Err(invalid!("num_layers must be at least 1"));
         }
         let (l, h) = (spec.input_size, spec.h);
         let first_in = n

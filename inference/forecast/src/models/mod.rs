@@ -227,11 +227,11 @@ impl Forecaster for Embedded {
 pub fn build(spec: &ModelSpec, store: &TensorStore) -> Result<Arc<dyn Forecaster>, BuildError> {
     if !spec.categorical.is_empty() {
         if !entry_of(&spec.class).is_some_and(|e| e.categorical) {
-            return Err(BuildError::Invalid(format!(
+            return Err(invalid!(
                 "{} takes no categorical exogenous variables, yet cat_exog_list names {}",
                 spec.class,
                 spec.categorical.names().collect::<Vec<_>>().join(", ")
-            )));
+            ));
         }
         let embeddings = CategoricalEmbeddings::load(spec, store)?;
         let net = build_net(spec, store)?;
@@ -277,10 +277,7 @@ pub fn revin_affine(store: &TensorStore) -> Result<Option<RevinAffine>, BuildErr
 /// Models that take no exogenous input refuse a spec that names some.
 pub(crate) fn require_no_exog(spec: &ModelSpec) -> Result<(), BuildError> {
     if !(spec.futr_exog.is_empty() && spec.hist_exog.is_empty() && spec.stat_exog.is_empty()) {
-        return Err(BuildError::Invalid(format!(
-            "{} takes no exogenous variables",
-            spec.class
-        )));
+        return Err(invalid!("{} takes no exogenous variables", spec.class));
     }
     Ok(())
 }
@@ -289,10 +286,10 @@ pub(crate) fn require_no_exog(spec: &ModelSpec) -> Result<(), BuildError> {
 /// historic or static ones.
 pub(crate) fn require_futr_exog_only(spec: &ModelSpec) -> Result<(), BuildError> {
     if !(spec.hist_exog.is_empty() && spec.stat_exog.is_empty()) {
-        return Err(BuildError::Invalid(format!(
+        return Err(invalid!(
             "{} takes future exogenous variables only",
             spec.class
-        )));
+        ));
     }
     Ok(())
 }

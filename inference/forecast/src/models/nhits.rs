@@ -5,7 +5,7 @@
 //! to the horizon (`interpolation_mode`: linear, nearest, cubic).
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::ForwardError;
+use crate::forecaster::{invalid, ForwardError};
 use crate::nn::basis::Basis;
 use crate::nn::block_mlp::{BlockMlp, BlockMlpConfig};
 use crate::nn::interpolate::{InterpMode, Resize};
@@ -67,15 +67,12 @@ impl Model for NHits {
         let downsample = &hp.n_freq_downsample;
         let n = stack_types.len();
         if [n_blocks.len(), kernels.len(), downsample.len()] != [n; 3] {
-            return Err(BuildError::Invalid(
+            return Err(invalid!(
                 "stack_types, n_blocks, n_pool_kernel_size and n_freq_downsample differ in length"
-                    .into(),
             ));
         }
         if let Some(t) = stack_types.iter().find(|t| *t != "identity") {
-            return Err(BuildError::Invalid(format!(
-                "NHITS stack type '{t}' is not identity"
-            )));
+            return Err(invalid!("NHITS stack type '{t}' is not identity"));
         }
         let pooling = PoolKind::parse(hp.pooling_mode.as_str())?;
         let mode = InterpMode::parse(hp.interpolation_mode.as_str())?;
@@ -91,9 +88,7 @@ impl Model for NHits {
         let mut blocks = Vec::new();
         for i in 0..n {
             if downsample[i] == 0 {
-                return Err(BuildError::Invalid(
-                    "n_freq_downsample must be positive".into(),
-                ));
+                return Err(invalid!("n_freq_downsample must be positive"));
             }
             let pool = Pool1d::new(pooling, kernels[i], kernels[i], true)?;
             let in_features = exog.block_input(pool.out_len(l)?, pool.out_len(l + h)?);

@@ -6,7 +6,7 @@
 //! over the patches) to `h * outputs`, RevIN undone on all of them.
 
 use super::{insample_y, require_no_exog, to_horizon, BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::instance_norm::InstanceNorm;
 use crate::nn::linear::Linear;
@@ -98,9 +98,9 @@ impl Model for PatchTst {
             "gelu" => Activation::GELU,
             "relu" => Activation::ReLU,
             other => {
-                return Err(BuildError::Invalid(format!(
+                return Err(invalid!(
                     "PatchTST activation '{other}' is not relu or gelu"
-                )))
+                ))
             }
         };
         let patching = Patching::new(patch_len, stride)?;

@@ -12,7 +12,7 @@ use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::{sigmoid, Activation};
 use crate::nn::attention::softmax_inplace;
 use crate::nn::feed_forward::FeedForward;
@@ -223,7 +223,7 @@ impl Model for StemGnn {
         let n = n_series(spec)?;
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());
         if hp.n_stacks != 2 {
-            return Err(BuildError::Invalid("StemGNN has exactly two stacks".into()));
+            return Err(invalid!("StemGNN has exactly two stacks"));
         }
         let multi = hp.multi_layer;
         let leaky_rate = hp.leaky_rate as f32;

@@ -4,7 +4,7 @@
 //! horizon (`context_adapter`), then the MLP decoder on `[hidden | futr[L:]]`.
 
 use super::{BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::ForwardError;
+use crate::forecaster::{invalid, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::conv1d::{Conv1d, ConvShape};
 use crate::nn::exog::ExogWidths;
@@ -59,15 +59,11 @@ impl Model for Tcn {
         let kernel = hp.kernel_size;
         if kernel < 2 {
             // Chomp1d(0) would cut the whole sequence: such a model cannot run in torch either.
-            return Err(BuildError::Invalid(
-                "TCN kernel_size must be at least 2".into(),
-            ));
+            return Err(invalid!("TCN kernel_size must be at least 2"));
         }
         let dilations = hp.dilations.clone();
         if dilations.contains(&0) {
-            return Err(BuildError::Invalid(
-                "dilations must be positive integers".into(),
-            ));
+            return Err(invalid!("dilations must be positive integers"));
         }
         let hidden = hp.encoder_hidden_size;
         let exog = ExogWidths::of(spec);

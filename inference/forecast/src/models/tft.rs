@@ -14,7 +14,7 @@
 //! `input_size + h` steps, as its single future input (as NeuralForecast does).
 
 use super::{insample_y, BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::grn::{grn_activation, Context, Glu, Grn, GrnShape, TFT_LN_EPS};
 use crate::nn::interpretable_attention::InterpretableAttention;
@@ -147,14 +147,10 @@ impl Model for Tft {
         let kind = match hp.rnn_type.as_str().to_lowercase().as_str() {
             "lstm" => CellKind::Lstm,
             "gru" => CellKind::Gru,
-            other => {
-                return Err(BuildError::Invalid(format!(
-                    "TFT rnn_type '{other}' is not lstm or gru"
-                )))
-            }
+            other => return Err(invalid!("TFT rnn_type '{other}' is not lstm or gru")),
         };
         if n_layers == 0 {
-            return Err(BuildError::Invalid("TFT needs n_rnn_layers >= 1".into()));
+            return Err(invalid!("TFT needs n_rnn_layers >= 1"));
         }
         let act = grn_activation(hp.grn_activation.as_str())?;
         let (n_futr, n_hist, n_stat) = (

@@ -5,7 +5,7 @@
 //! global skip from y is added at the end.
 
 use super::{insample_y, to_horizon, BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::relu_inplace;
 use crate::nn::layer_norm::LayerNorm;
 use crate::nn::linear::Linear;
@@ -121,8 +121,8 @@ impl Model for Tide {
         let n_dec = hp.num_decoder_layers;
         let layernorm = hp.layernorm;
         if n_enc == 0 || n_dec == 0 {
-            return Err(BuildError::Invalid(
-                "TiDE needs at least one encoder and one decoder layer".into(),
+            return Err(invalid!(
+                "TiDE needs at least one encoder and one decoder layer"
             ));
         }
         let (l, h, outputs) = (spec.input_size, spec.h, spec.n_outputs());

@@ -17,7 +17,7 @@ use super::{
     check_series, insample_y, n_series, require_no_exog, series_rows, BuildError, Forecaster,
     Layout, Model, WindowBatch,
 };
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::decomp::series_decomp;
 use crate::nn::embedding::TokenEmbedding;
@@ -238,11 +238,7 @@ impl Model for TimeMixer {
         let ci = match hp.channel_independence {
             0 => false,
             1 => true,
-            v => {
-                return Err(BuildError::Invalid(format!(
-                    "channel_independence must be 0 or 1, not {v}"
-                )))
-            }
+            v => return Err(invalid!("channel_independence must be 0 or 1, not {v}")),
         };
         let kind = match hp.down_sampling_method.as_str() {
             "avg" => PoolKind::Avg,
@@ -253,31 +249,31 @@ impl Model for TimeMixer {
                 ))
             }
             other => {
-                return Err(BuildError::Invalid(format!(
+                return Err(invalid!(
                     "down_sampling_method '{other}' is not avg, max or conv"
-                )))
+                ))
             }
         };
         let decomp = match hp.decomp_method.as_str() {
             "moving_avg" => Decomp::MovingAvg(moving_avg),
             "dft_decomp" => Decomp::Dft(hp.top_k),
             other => {
-                return Err(BuildError::Invalid(format!(
+                return Err(invalid!(
                     "decomp_method '{other}' is not moving_avg or dft_decomp"
-                )))
+                ))
             }
         };
         if moving_avg.is_multiple_of(2) || window < 1 {
-            return Err(BuildError::Invalid(format!(
+            return Err(invalid!(
                 "moving_avg {moving_avg} must be odd and down_sampling_window {window} positive"
-            )));
+            ));
         }
         // Scale lengths: input_size // window^i (the trend layers' ceil must agree).
         let lens: Vec<usize> = (0..=layers).map(|i| l / window.pow(i as u32)).collect();
         if lens.contains(&0) || (1..=layers).any(|i| l.div_ceil(window.pow(i as u32)) != lens[i]) {
-            return Err(BuildError::Invalid(format!(
+            return Err(invalid!(
                 "input_size {l} is not divisible into {layers} down-sampling steps of {window}"
-            )));
+            ));
         }
         let ff =
             |prefix: &str, dims| FeedForward::load(store, prefix, (0, 2), dims, Activation::GELU);

@@ -14,7 +14,7 @@
 //! `inference_windows_batch_size` windows; `topk` keeps torch's tie order.
 
 use super::{require_futr_exog_only, BuildError, Forecaster, Model, WindowBatch};
-use crate::forecaster::{shape, ForwardError};
+use crate::forecaster::{invalid, shape, ForwardError};
 use crate::nn::activation::Activation;
 use crate::nn::attention::softmax_inplace;
 use crate::nn::conv2d::Conv2d;
@@ -218,7 +218,7 @@ impl Model for TimesNet {
             _ => None,
         };
         if batch_series == 0 {
-            return Err(BuildError::Invalid("batch_size must be positive".into()));
+            return Err(invalid!("batch_size must be positive"));
         }
         let widths = ExogWidths::of(spec);
         Ok(TimesNet {

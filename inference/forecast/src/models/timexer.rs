@@ -153,8 +153,8 @@ impl Model for TimeXer {
         store: &TensorStore,
     ) -> Result<TimeXer, BuildError> {
         if !spec.futr_exog.is_empty() {
-            return Err(BuildError::Invalid(
-                "TimeXer takes historic and static exogenous variables only".into(),
+            return Err(invalid!(
+                "TimeXer takes historic and static exogenous variables only"
             ));
         }
         let n = n_series(spec)?;
@@ -165,9 +165,9 @@ impl Model for TimeXer {
         let e_layers = hp.e_layers;
         let d_ff = hp.d_ff;
         if patch_len == 0 || l < patch_len {
-            return Err(BuildError::Invalid(format!(
+            return Err(invalid!(
                 "patch_len {patch_len} does not fit input_size {l}"
-            )));
+            ));
         }
         let patches = l / patch_len;
         let glb = store.array_dyn("en_embedding.glb_token", &[1, n, 1, hidden])?;
