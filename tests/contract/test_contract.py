@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
 import json
 import math
+import re
 import struct
 from datetime import date, timedelta
 from pathlib import Path
@@ -115,8 +117,8 @@ def test_golden_case(service, case_file: Path):
     keys = lambda rows: [(r[idc], r[tc]) for r in rows]  # noqa: E731
     assert keys(got["predictions"]) == keys(want["predictions"])
     for g, w in zip(got["predictions"], want["predictions"]):
-        assert set(g) == set(w), (sorted(g), sorted(w))
-        assert list(g)[:2] == [idc, tc], list(g)
+        # nf.predict's column order: ids, then per model its outputs in order.
+        assert list(g) == list(w), (list(g), list(w))
         assert type(g[idc]) is type(w[idc]) and type(g[tc]) is type(w[tc])
         for col in set(w) - {idc, tc}:
             assert isinstance(g[col], (int, float)) and math.isfinite(g[col])
@@ -536,13 +538,54 @@ def test_ready(service):
     assert_documented(resp)
 
 
+def documented_metrics(kind: str) -> dict[str, str]:
+    """Metric name -> type as each service documents it: the Rust service's table in
+    docs/service.md ("## Metrics"), the Python reference's docstring of its metrics module."""
+    if kind == "rust":
+        section = (REPO / "docs" / "service.md").read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
+        out = {}
+        for line in section.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) < 2 or not cells[0].startswith("`"):
+                continue
+            for name in re.findall(r"`([^`]+)`", cells[0]):
+                out["neuro_divergent" + name if name.startswith("_") else name] = cells[1]
+        return out
+    module = REPO / "python" / "reference_service" / "metrics.py"
+    doc = ast.get_docstring(ast.parse(module.read_text())) or ""
+    return {m[1]: m[2] for m in re.finditer(r"^\s*(nd_\w+)(?:\{[^}]*\})?\s+(\w+)", doc, re.M)}
+
+
+def exposed_metrics(resp) -> dict[str, str]:
+    """Family name -> type of a /metrics answer, read with prometheus_client's parser for its
+    format (OpenMetrics names a counter's family without `_total`)."""
+    if resp.headers["content-type"].startswith("application/openmetrics-text"):
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    else:
+        from prometheus_client.parser import text_string_to_metric_families
+    return {f.name: f.type for f in text_string_to_metric_families(resp.text)}
+
+
 def test_metrics(service):
+    """Every metric the service documents is exposed with its type, after a prediction and
+    an error have been counted."""
     service.client.get("/health")
+    assert predict(service, {"df": []}).status_code == 422
+    assert predict(service, {"df": history()}).status_code == 200
     resp = service.client.get("/metrics")
     assert resp.status_code == 200
     # Prometheus text 0.0.4 (Python) or OpenMetrics text (Rust, prometheus-client).
     assert resp.headers["content-type"].startswith(("text/plain", "application/openmetrics-text"))
-    assert "# TYPE" in resp.text
+    documented = documented_metrics(service.kind)
+    assert len(documented) >= 6, documented
+
+    def families(metrics: dict[str, str]) -> dict[str, str]:
+        return {name.removesuffix("_total") if typ == "counter" else name: typ for name, typ in metrics.items()}
+
+    want, got = families(documented), families(exposed_metrics(resp))
+    assert got == want, (f"{service.kind}: undocumented {sorted(got.keys() - want.keys())}, "
+                         f"missing {sorted(want.keys() - got.keys())}, "
+                         f"types {[(k, want[k], got[k]) for k in want.keys() & got.keys() if want[k] != got[k]]}")
 
 
 def contract_hash(bundle: Path) -> str:

@@ -151,16 +151,23 @@ def test_status_difference_is_a_mismatch(filtered_envoy, upstreams):
 
 
 def test_slow_shadow_never_delays_the_client_and_times_out_as_error(filtered_envoy, upstreams):
+    """Each answer arrives while its own shadow is still in flight (the shadow sleeps 3 s and
+    times out after 1 s): the client never waits for the shadow. Asserted on the filter's
+    in-flight gauge, not on a clock."""
     py, rs = upstreams
-    rs.control(mode="sleep", delay=1.5)
-    envoy = filtered_envoy(rust_weight_bp=0, shadow=mirror(timeout_ms=500))
+    rs.control(mode="sleep", delay=3.0)
+    envoy = filtered_envoy(rust_weight_bp=0, shadow=mirror(timeout_ms=1000))
     direct = httpx.post(py.url + "/predict", json=PREDICT).content
-    with httpx.Client(timeout=5) as c:
-        for _ in range(3):
-            t = time.monotonic()
+    in_flight = []
+    with httpx.Client(timeout=10) as c:
+        for i in range(3):
+            envoy.wait_for(lambda: envoy.metric("nd_filter_shadow_in_flight") == 0 or None,
+                           what="the previous shadow to end")
             r = c.post(envoy.url + "/predict", json=PREDICT)
-            assert time.monotonic() - t < 1.0, "the 1.5 s shadow delayed the client"
+            in_flight.append(envoy.metric("nd_filter_shadow_in_flight"))
             assert r.content == direct and r.headers["x-upstream"] == "python"
+            wait_results(envoy, i + 1)
+    assert in_flight == [1, 1, 1], f"an answer waited for its shadow: in flight at the answers {in_flight}"
     assert wait_results(envoy, 3) == {"match": 0, "mismatch": 0, "error": 3}
 
 

@@ -541,7 +541,13 @@ def test_start_broken_bundle_is_reported_and_refused(case, started_with_broken, 
 
 # --- a bundle rewritten while it is being read -------------------------------------------
 
-RACE_S = 2.5
+# The rewriter writes in bursts of BURST writes (odd, so each burst leaves the other version
+# on disk), each followed by one of these pauses. The service reads a bundle once its files
+# have been still for SETTLE (1 s, cache.rs) and polls every RELOAD_INTERVAL_MS (200 ms): the
+# short pauses end while a read may be under way, the last one outlasts a whole reload, so
+# the race holds at least one reload whatever the timing.
+BURST = 3
+RACE_PAUSES_S = (1.0, 1.1, 1.2, 2.5)
 BIG_HIDDEN = 512  # mlp.1.weight is 512 x 512 f32 = 1 MiB: reading it takes long enough to race
 
 
@@ -567,37 +573,42 @@ def big_mlp(good: Files, scale: float) -> Files:
 
 
 class Rewriter(threading.Thread):
-    """Rewrites the model file of `live` alternately with two versions until stopped: 'rename'
-    (written aside, renamed over), 'truncate' (opened with O_TRUNC and rewritten, like cp) or
-    'inplace' (same size, overwritten without truncating, like rsync --inplace or dd conv=notrunc)."""
+    """Rewrites the model file of `live` alternately with two versions, BURST writes and then
+    one pause of `pauses`, until the pauses are used up or it is stopped: 'rename' (written
+    aside, renamed over), 'truncate' (opened with O_TRUNC and rewritten, like cp) or 'inplace'
+    (same size, overwritten without truncating, like rsync --inplace or dd conv=notrunc)."""
 
-    def __init__(self, live: Path, versions: list[bytes], staging: Path, how: str):
+    def __init__(self, live: Path, versions: list[bytes], staging: Path, how: str,
+                 pauses: tuple[float, ...]):
         super().__init__(daemon=True)
         self.live, self.versions, self.staging, self.how = live, versions, staging, how
+        self.pauses = pauses
         self.stop_event = threading.Event()
         self.writes = 0
         self.error: BaseException | None = None
 
+    def write(self, path: Path):
+        data = self.versions[self.writes % 2]
+        if self.how == "inplace":
+            with open(path, "r+b", buffering=0) as f:
+                f.write(data)
+        elif self.how == "rename":
+            tmp = self.staging / MODEL_FILE
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        else:
+            with open(path, "wb") as f:
+                f.write(data)
+        self.writes += 1
+
     def run(self):
         path = self.live / MODEL_FILE
         try:
-            if self.how == "inplace":
-                with open(path, "r+b", buffering=0) as f:
-                    while not self.stop_event.is_set():
-                        f.seek(0)
-                        f.write(self.versions[self.writes % 2])
-                        self.writes += 1
-                return
-            while not self.stop_event.is_set():
-                data = self.versions[self.writes % 2]
-                if self.how == "rename":
-                    tmp = self.staging / MODEL_FILE
-                    tmp.write_bytes(data)
-                    os.replace(tmp, path)
-                else:
-                    with open(path, "wb") as f:
-                        f.write(data)
-                self.writes += 1
+            for pause in self.pauses:
+                for _ in range(BURST):
+                    self.write(path)
+                if self.stop_event.wait(pause):
+                    return
         except BaseException as e:  # reported by the test
             self.error = e
 
@@ -635,12 +646,13 @@ def test_bundle_rewritten_while_read_never_serves_a_mix(how, tmp_path, start_ser
     answers = {contract_hash(v1): r1.json(), contract_hash(v2): r2.json()}
     loads0 = svc.loads("m")
 
-    writer = Rewriter(live, [v1[MODEL_FILE], v2[MODEL_FILE]], staging, how)
+    # v2 is served. BURST * len(RACE_PAUSES_S) writes, an even number, starting with v2 leave
+    # v1 on disk: the last, long pause ends in a reload unless one happened before.
+    writer = Rewriter(live, [v2[MODEL_FILE], v1[MODEL_FILE]], staging, how, RACE_PAUSES_S)
     writer.start()
     seen = {"answers": 0, "mixed_answers": 0, "other_status": 0, "hashes": 0, "mixed_hashes": 0}
     try:
-        deadline = time.monotonic() + RACE_S
-        while time.monotonic() < deadline:
+        while writer.is_alive():
             r = svc.predict("m", req)
             seen["answers"] += 1
             if r.status_code != 200:
@@ -653,10 +665,10 @@ def test_bundle_rewritten_while_read_never_serves_a_mix(how, tmp_path, start_ser
     finally:
         writer.stop()
     seen.update(writes=writer.writes, reloads=svc.loads("m") - loads0, refusals=svc.reload_failures("m"))
-    # The service reads a bundle only once its files have been still for a
-    # second (cache.rs SETTLE): while they keep changing it keeps serving the
-    # version it has, so reloads during the race may well be zero.
-    assert writer.writes > 10, seen
+    # Each pause ends a burst that left the other version on disk, and the last pause outlasts
+    # a reload: the service swapped versions while the files were being rewritten.
+    assert writer.writes == BURST * len(RACE_PAUSES_S), seen
+    assert seen["reloads"] >= 1, f"no reload happened during the rewrites: {seen}"
     assert seen["other_status"] == 0, f"requests failed while the bundle was rewritten: {seen}"
     assert seen["mixed_answers"] == 0 and seen["mixed_hashes"] == 0, f"served a mix of two versions: {seen}"
 

@@ -313,10 +313,10 @@ impl ModelCache {
                     true
                 });
                 self.refused.lock().remove(name);
-                self.metrics
-                    .cache_loads
-                    .get_or_create(&Metrics::bundle(name))
-                    .inc();
+                let labels = Metrics::bundle(name);
+                self.metrics.cache_loads.get_or_create(&labels).inc();
+                // At 0 from the first load, so its rate is defined before any refusal.
+                let _ = self.metrics.reload_failures.get_or_create(&labels);
                 tracing::info!(bundle = name, hash = %entry.bundle.content_hash, models = entry.bundle.models.len(), bytes = entry.bundle.memory_bytes, "bundle loaded");
                 Ok(entry)
             }
@@ -495,9 +495,12 @@ mod tests {
         let c = cache(dir.path(), 4);
         let a = c.load("m").unwrap().bundle.content_hash.clone();
         let stop = Arc::new(AtomicBool::new(false));
+        // The version each reader read last: every swap below waits until
+        // both readers have read the version it loaded.
+        let last: Arc<[Mutex<String>; 2]> = Arc::new(Default::default());
         let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let (c, stop) = (c.clone(), stop.clone());
+            .map(|i| {
+                let (c, stop, last) = (c.clone(), stop.clone(), last.clone());
                 std::thread::spawn(move || {
                     let mut seen = std::collections::BTreeSet::new();
                     while !stop.load(Ordering::Relaxed) {
@@ -505,23 +508,40 @@ mod tests {
                         // A whole version: hash and models belong together.
                         let class = b.bundle.models[0].class.clone();
                         let n_cols = b.bundle.output_columns().len();
+                        last[i].lock().clone_from(&b.bundle.content_hash);
                         seen.insert((b.bundle.content_hash.clone(), class, n_cols));
                     }
                     seen
                 })
             })
             .collect();
+        let mut serving = a.clone();
         for i in 0..20 {
-            let src = if i % 2 == 0 {
-                "nlinear_d_robust"
+            let (src, class) = if i % 2 == 0 {
+                ("nlinear_d_robust", "NLinear")
             } else {
-                "mlp_d_standard"
+                ("mlp_d_standard", "MLP")
             };
             let tmp = dir.path().join("next");
             copy_into(src, &tmp);
             std::fs::remove_dir_all(&m).unwrap();
             std::fs::rename(&tmp, &m).unwrap();
-            let _ = c.load("m");
+            let loaded = c.load("m").unwrap_or_else(|e| panic!("reload {i}: {e}"));
+            assert_eq!(loaded.bundle.models[0].class, class, "reload {i}");
+            assert_ne!(
+                loaded.bundle.content_hash, serving,
+                "reload {i} swapped nothing"
+            );
+            serving = loaded.bundle.content_hash.clone();
+            // A hang guard, not a speed bound: the readers spin without pause.
+            let give_up = std::time::Instant::now() + Duration::from_secs(120);
+            while last.iter().any(|l| *l.lock() != serving) {
+                assert!(
+                    std::time::Instant::now() < give_up,
+                    "a reader never read reload {i}"
+                );
+                std::thread::yield_now();
+            }
         }
         stop.store(true, Ordering::Relaxed);
         let mut versions = std::collections::BTreeSet::new();
@@ -533,6 +553,11 @@ mod tests {
             assert_eq!(class, expected, "hash {hash} paired with {class}");
             assert_eq!(*cols, 1);
         }
+        assert_eq!(
+            versions.len(),
+            2,
+            "the readers read both versions: {versions:?}"
+        );
     }
 
     /// Two first loads of different bundles: the one of `b` completes while
